@@ -1,0 +1,133 @@
+//! Parking messages a consumer cannot use on the dead-letter stream, with the reason.
+//!
+//! The original payload is kept byte for byte as the message body; who parked it and why
+//! travel in headers. The message id is `<consumer>:<sequence>`, so parking the same
+//! message again after a crash stores it once.
+
+use async_nats::HeaderMap;
+use async_nats::jetstream;
+use lifeline_events::{DEAD_LETTER_STREAM, dead_letter_subject};
+use serde::Serialize;
+
+use crate::metrics;
+use crate::publisher::PublishError;
+use crate::reader::{ReadError, StreamMessage, stream_head};
+
+const CONSUMER: &str = "Lifeline-Dead-Letter-Consumer";
+const REASON: &str = "Lifeline-Dead-Letter-Reason";
+const DETAIL: &str = "Lifeline-Dead-Letter-Detail";
+const ORIGINAL_SUBJECT: &str = "Lifeline-Original-Subject";
+const ORIGINAL_SEQUENCE: &str = "Lifeline-Original-Sequence";
+
+/// Parks messages for one consumer.
+#[derive(Clone)]
+pub struct DeadLetter {
+    jetstream: jetstream::Context,
+    consumer: String,
+}
+
+impl std::fmt::Debug for DeadLetter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadLetter").field("consumer", &self.consumer).finish()
+    }
+}
+
+/// A parked message as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetterRecord {
+    pub sequence: u64,
+    pub consumer: String,
+    pub reason: String,
+    pub detail: String,
+    pub original_subject: String,
+    pub original_sequence: u64,
+    /// The original payload, as text (invalid UTF-8 replaced).
+    pub payload: String,
+}
+
+impl DeadLetter {
+    pub fn new(jetstream: jetstream::Context, consumer: impl Into<String>) -> Self {
+        DeadLetter {
+            jetstream,
+            consumer: consumer.into(),
+        }
+    }
+
+    pub async fn park(&self, message: &StreamMessage, reason: &'static str, detail: &str) -> Result<(), PublishError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", format!("{}:{}", self.consumer, message.sequence).as_str());
+        headers.insert(CONSUMER, self.consumer.as_str());
+        headers.insert(REASON, reason);
+        // Header values are single-line.
+        let detail: String = detail.chars().map(|c| if c.is_control() { ' ' } else { c }).take(1024).collect();
+        headers.insert(DETAIL, detail.as_str());
+        headers.insert(ORIGINAL_SUBJECT, message.subject.as_str());
+        headers.insert(ORIGINAL_SEQUENCE, message.sequence.to_string().as_str());
+        let result = async {
+            self.jetstream
+                .publish_with_headers(dead_letter_subject(&self.consumer), headers, message.payload.clone())
+                .await?
+                .await
+        }
+        .await;
+        match result {
+            Ok(ack) => {
+                if !ack.duplicate {
+                    metrics::DEAD_LETTERS.with_label_values(&[&self.consumer, reason]).inc();
+                }
+                tracing::warn!(
+                    consumer = %self.consumer,
+                    reason,
+                    %detail,
+                    sequence = message.sequence,
+                    subject = %message.subject,
+                    "message parked on the dead-letter stream"
+                );
+                Ok(())
+            }
+            Err(error) => Err(PublishError::Unavailable {
+                attempts: 1,
+                message: error.to_string(),
+            }),
+        }
+    }
+}
+
+/// Every dead letter currently in the stream, oldest first (at most `limit`).
+pub async fn read_dead_letters(
+    jetstream: &jetstream::Context,
+    limit: usize,
+) -> Result<Vec<DeadLetterRecord>, ReadError> {
+    let head = stream_head(jetstream, DEAD_LETTER_STREAM).await?;
+    let mut records = Vec::new();
+    if head == 0 {
+        return Ok(records);
+    }
+    let mut reader = crate::EventReader::open(jetstream, DEAD_LETTER_STREAM, 0, 256).await?;
+    while let Some(batch) = reader.next_batch().await {
+        for message in batch? {
+            let header = |name: &str| {
+                message
+                    .headers
+                    .as_ref()
+                    .and_then(|headers| headers.get(name))
+                    .map(|value| value.as_str().to_owned())
+                    .unwrap_or_default()
+            };
+            records.push(DeadLetterRecord {
+                sequence: message.sequence,
+                consumer: header(CONSUMER),
+                reason: header(REASON),
+                detail: header(DETAIL),
+                original_subject: header(ORIGINAL_SUBJECT),
+                original_sequence: header(ORIGINAL_SEQUENCE).parse().unwrap_or(0),
+                payload: String::from_utf8_lossy(&message.payload).into_owned(),
+            });
+            if message.sequence >= head || records.len() >= limit {
+                return Ok(records);
+            }
+        }
+    }
+    Ok(records)
+}
+

@@ -1,0 +1,199 @@
+//! Publishing events to JetStream exactly once per event id.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::PublishErrorKind};
+use async_nats::header::HeaderMap;
+use lifeline_events::Envelope;
+
+use crate::metrics;
+
+const MAX_ATTEMPTS: u32 = 6;
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What JetStream said about a stored event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The event's stream sequence (the first one, for a duplicate).
+    pub sequence: u64,
+    /// True when an event with this id was already in the stream; nothing new was stored.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Another writer changed the aggregate first: re-read and decide again (HTTP 409).
+    #[error("stale write: the subject moved past the expected sequence")]
+    Conflict,
+    /// JetStream did not acknowledge after every retry: try again later (HTTP 503).
+    #[error("jetstream unavailable after {attempts} attempts: {message}")]
+    Unavailable { attempts: u32, message: String },
+    /// JetStream refused the message for good (no stream for the subject, too large).
+    #[error("jetstream rejected the message: {0}")]
+    Rejected(String),
+}
+
+impl PublishError {
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            PublishError::Conflict => "conflict",
+            PublishError::Unavailable { .. } => "unavailable",
+            PublishError::Rejected(_) => "rejected",
+        }
+    }
+}
+
+/// Publishes envelopes with `Nats-Msg-Id` set to the event id.
+#[derive(Clone)]
+pub struct Publisher {
+    jetstream: jetstream::Context,
+    name: String,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").field("name", &self.name).finish()
+    }
+}
+
+fn headers(envelope: &Envelope, expected_last_subject_sequence: Option<u64>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", envelope.id.to_string().as_str());
+    if let Some(sequence) = expected_last_subject_sequence {
+        headers.insert("Nats-Expected-Last-Subject-Sequence", sequence.to_string().as_str());
+    }
+    headers.insert("Lifeline-Type", envelope.event_type());
+    headers.insert("Lifeline-Correlation-Id", envelope.correlation_id.to_string().as_str());
+    headers.insert("traceparent", traceparent(envelope).as_str());
+    headers
+}
+
+/// A W3C trace context whose trace id is the correlation id and whose parent span id is
+/// derived from the event id, so logs of every consumer join on one trace.
+pub fn traceparent(envelope: &Envelope) -> String {
+    let span = &envelope.id.simple().to_string()[16..];
+    format!("00-{}-{}-01", envelope.correlation_id.simple(), span)
+}
+
+fn is_transient(kind: PublishErrorKind) -> bool {
+    matches!(
+        kind,
+        PublishErrorKind::TimedOut
+            | PublishErrorKind::BrokenPipe
+            | PublishErrorKind::MaxAckPending
+            | PublishErrorKind::Other
+    )
+}
+
+impl Publisher {
+    pub fn new(jetstream: jetstream::Context, name: impl Into<String>) -> Self {
+        Publisher {
+            jetstream,
+            name: name.into(),
+        }
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.jetstream
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Publishes one event. With `expected_last_subject_sequence`, JetStream stores it only
+    /// if the last message on its subject has that sequence (0: the subject is empty).
+    /// Transient failures are retried with the same message id, so a retry whose first
+    /// attempt was in fact stored comes back as a duplicate, not a second copy.
+    pub async fn publish(
+        &self,
+        envelope: &Envelope,
+        expected_last_subject_sequence: Option<u64>,
+    ) -> Result<Published, PublishError> {
+        let payload = bytes::Bytes::from(envelope.encode());
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let result = async {
+                let ack = self
+                    .jetstream
+                    .publish_with_headers(
+                        envelope.subject.clone(),
+                        headers(envelope, expected_last_subject_sequence),
+                        payload.clone(),
+                    )
+                    .await?;
+                ack.await
+            }
+            .await;
+            match result {
+                Ok(ack) => return Ok(self.record(ack.sequence, ack.duplicate)),
+                Err(error) => {
+                    let kind = error.kind();
+                    if kind == PublishErrorKind::WrongLastSequence {
+                        metrics::FAILURES.with_label_values(&[&self.name, "conflict"]).inc();
+                        return Err(PublishError::Conflict);
+                    }
+                    if !is_transient(kind) {
+                        metrics::FAILURES.with_label_values(&[&self.name, "rejected"]).inc();
+                        return Err(PublishError::Rejected(error.to_string()));
+                    }
+                    if attempt >= MAX_ATTEMPTS {
+                        metrics::FAILURES.with_label_values(&[&self.name, "unavailable"]).inc();
+                        return Err(PublishError::Unavailable {
+                            attempts: attempt,
+                            message: error.to_string(),
+                        });
+                    }
+                    tracing::warn!(event_id = %envelope.id, attempt, %error, "publish failed, retrying");
+                    metrics::RETRIES.with_label_values(&[&self.name]).inc();
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Publishes many events pipelined: every message is sent before any acknowledgement is
+    /// awaited, then each acknowledgement is checked in order and any failed one is retried
+    /// on its own (with the same id). Results are in input order.
+    pub async fn publish_all(&self, envelopes: &[Envelope]) -> Result<Vec<Published>, PublishError> {
+        let mut pending = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            let sent = self
+                .jetstream
+                .publish_with_headers(
+                    envelope.subject.clone(),
+                    headers(envelope, None),
+                    bytes::Bytes::from(envelope.encode()),
+                )
+                .await;
+            pending.push(sent);
+        }
+        let mut results = Vec::with_capacity(envelopes.len());
+        for (envelope, sent) in envelopes.iter().zip(pending) {
+            let acked = match sent {
+                Ok(future) => future.await.ok(),
+                Err(_) => None,
+            };
+            match acked {
+                Some(ack) => results.push(self.record(ack.sequence, ack.duplicate)),
+                None => {
+                    metrics::RETRIES.with_label_values(&[&self.name]).inc();
+                    results.push(self.publish(envelope, None).await?);
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    fn record(&self, sequence: u64, duplicate: bool) -> Published {
+        if duplicate {
+            metrics::DUPLICATES.with_label_values(&[&self.name]).inc();
+        } else {
+            metrics::PUBLISHED.with_label_values(&[&self.name]).inc();
+        }
+        Published { sequence, duplicate }
+    }
+}

@@ -1,0 +1,233 @@
+//! Starting consumers and the HTTP endpoint, stopping them on a signal, and replaying.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use lifeline_bus::async_nats::{self, jetstream};
+use lifeline_bus::{StreamSettings, provision};
+use lifeline_projection::{DriverConfig, ProjectionError, ProjectionStatus};
+use lifeline_store::ProjectionStore;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::Common;
+use crate::local_nats::{self, LocalNats};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Component {
+    Inventory,
+    Delivery,
+    Dispatch,
+}
+
+impl Component {
+    pub const ALL: [Component; 3] = [Component::Inventory, Component::Delivery, Component::Dispatch];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Inventory => lifeline_inventory::NAME,
+            Component::Delivery => lifeline_delivery::NAME,
+            Component::Dispatch => lifeline_dispatch::NAME,
+        }
+    }
+
+    pub fn open_store(self, directory: &Path) -> Result<Arc<ProjectionStore>, lifeline_store::StoreError> {
+        match self {
+            Component::Inventory => lifeline_inventory::open_store(directory),
+            Component::Delivery => lifeline_delivery::open_store(directory),
+            Component::Dispatch => lifeline_dispatch::open_store(directory),
+        }
+    }
+}
+
+/// A connected process: NATS client, JetStream context, the local server if we started one.
+pub struct Connection {
+    pub client: async_nats::Client,
+    pub jetstream: jetstream::Context,
+    _local: Option<LocalNats>,
+}
+
+pub async fn connect(common: &Common, client_name: &str) -> anyhow::Result<Connection> {
+    std::fs::create_dir_all(&common.data_dir)
+        .with_context(|| format!("cannot create data dir {}", common.data_dir.display()))?;
+    let (url, local) = local_nats::resolve(common.nats_url.as_deref(), &common.data_dir)?;
+    let client = lifeline_bus::connect(&url, client_name)
+        .await
+        .with_context(|| format!("cannot connect to {url}"))?;
+    let jetstream = jetstream::new(client.clone());
+    let settings = StreamSettings {
+        replicas: common.replicas,
+        ..StreamSettings::default()
+    };
+    provision(&jetstream, &settings)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot provision streams: {error}"))?;
+    Ok(Connection {
+        client,
+        jetstream,
+        _local: local,
+    })
+}
+
+/// A running consumer, as the rest of the process sees it.
+pub struct Running {
+    pub component: Component,
+    pub status: Arc<ProjectionStatus>,
+    pub store: Arc<ProjectionStore>,
+}
+
+/// Opens each component's store under `data_dir` and spawns its consumer.
+pub fn start_consumers(
+    jetstream: &jetstream::Context,
+    data_dir: &Path,
+    components: &[Component],
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<(Component, Result<(), ProjectionError>)>,
+) -> anyhow::Result<Vec<Running>> {
+    let mut running = Vec::new();
+    for component in components {
+        let component = *component;
+        let directory = data_dir.join(component.name());
+        let store = component
+            .open_store(&directory)
+            .with_context(|| format!("cannot open the {} store (is another process using it?)", component.name()))?;
+        let config = DriverConfig::default();
+        let shutdown = shutdown.clone();
+        let status = match component {
+            Component::Inventory => {
+                let projection = lifeline_inventory::projection(Arc::clone(&store), jetstream.clone(), config);
+                let status = projection.status();
+                tasks.spawn(async move { (component, projection.run(shutdown).await) });
+                status
+            }
+            Component::Delivery => {
+                let projection = lifeline_delivery::projection(Arc::clone(&store), jetstream.clone(), config);
+                let status = projection.status();
+                tasks.spawn(async move { (component, projection.run(shutdown).await) });
+                status
+            }
+            Component::Dispatch => {
+                let projection = lifeline_dispatch::projection(Arc::clone(&store), jetstream.clone(), config);
+                let status = projection.status();
+                tasks.spawn(async move { (component, projection.run(shutdown).await) });
+                status
+            }
+        };
+        running.push(Running { component, status, store });
+    }
+    Ok(running)
+}
+
+/// Turns the watch to `true` on SIGINT or SIGTERM.
+pub fn stop_on_signal(trigger: watch::Sender<bool>) {
+    tokio::spawn(async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = interrupt => {}
+            () = terminate => {}
+        }
+        tracing::info!("stopping: finishing the batches in flight");
+        let _ = trigger.send(true);
+    });
+}
+
+/// `lifeline up` and `lifeline run <component>`.
+pub async fn up(common: Common, http: SocketAddr, components: Vec<Component>) -> anyhow::Result<ExitCode> {
+    let connection = connect(&common, "lifeline").await?;
+    let (trigger, shutdown) = watch::channel(false);
+    stop_on_signal(trigger.clone());
+    let mut tasks = JoinSet::new();
+    let running = start_consumers(&connection.jetstream, &common.data_dir, &components, &shutdown, &mut tasks)?;
+    let state = lifeline_gateway::GatewayState {
+        nats: connection.client.clone(),
+        consumers: running.iter().map(|r| (r.component.name(), Arc::clone(&r.status))).collect(),
+    };
+    let mut http_shutdown = shutdown.clone();
+    let http_task = tokio::spawn(lifeline_gateway::serve(http, state, async move {
+        let _ = http_shutdown.wait_for(|stop| *stop).await;
+    }));
+    let mut failed = false;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((component, Ok(()))) => tracing::info!(component = component.name(), "consumer stopped"),
+            Ok((component, Err(error))) => {
+                tracing::error!(component = component.name(), %error, "consumer failed, stopping");
+                failed = true;
+                let _ = trigger.send(true);
+            }
+            Err(error) => {
+                tracing::error!(%error, "consumer task panicked, stopping");
+                failed = true;
+                let _ = trigger.send(true);
+            }
+        }
+    }
+    let _ = trigger.send(true);
+    match http_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::error!(%error, "http server failed");
+            failed = true;
+        }
+        Err(error) => {
+            tracing::error!(%error, "http task panicked");
+            failed = true;
+        }
+    }
+    connection.client.flush().await.ok();
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `lifeline replay <projection>`.
+pub async fn replay(common: Common, component: Component) -> anyhow::Result<ExitCode> {
+    let connection = connect(&common, "lifeline-replay").await?;
+    let live = common.data_dir.join(component.name());
+    if live.exists() {
+        // Fails while a consumer holds the store: replaying under a running consumer would
+        // swap its files away.
+        let store = component
+            .open_store(&live)
+            .with_context(|| format!("cannot open {}; stop the {} consumer first", live.display(), component.name()))?;
+        drop(store);
+    }
+    let fresh = common.data_dir.join(format!("{}.replay", component.name()));
+    if fresh.exists() {
+        std::fs::remove_dir_all(&fresh).with_context(|| format!("cannot clear {}", fresh.display()))?;
+    }
+    let store = component.open_store(&fresh)?;
+    let config = DriverConfig::default();
+    let started = std::time::Instant::now();
+    let head = match component {
+        Component::Inventory => lifeline_inventory::projection(Arc::clone(&store), connection.jetstream.clone(), config).replay().await?,
+        Component::Delivery => lifeline_delivery::projection(Arc::clone(&store), connection.jetstream.clone(), config).replay().await?,
+        Component::Dispatch => lifeline_dispatch::projection(Arc::clone(&store), connection.jetstream.clone(), config).replay().await?,
+    };
+    let digest = store.digest()?;
+    drop(store);
+    lifeline_store::swap_in(&fresh, &live)?;
+    println!(
+        "replayed {} to stream sequence {head} in {:.2}s; digest {digest}; swapped into {}",
+        component.name(),
+        started.elapsed().as_secs_f64(),
+        live.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,109 @@
+//! The `lifeline` command: `up` runs every component in one process, `run <component>`
+//! runs one, `demo` plays a lockdown day, `replay <projection>` rebuilds a projection.
+
+mod components;
+mod demo;
+mod local_nats;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use components::Component;
+
+#[derive(Debug, Parser)]
+#[command(name = "lifeline", version, about = "Deliveries for sealed communities, as an event-sourced pipeline on NATS JetStream")]
+pub struct Cli {
+    /// Log format: human-readable text or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// NATS server URL. Without it, a local nats-server is used or started.
+    #[arg(long, env = "LIFELINE_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Directory for the RocksDB projections (and a local nats-server's store).
+    #[arg(long, env = "LIFELINE_DATA_DIR", default_value = "lifeline-data")]
+    pub data_dir: PathBuf,
+    /// JetStream replicas for the streams (3 on a 3-node cluster).
+    #[arg(long, env = "LIFELINE_REPLICAS", default_value_t = 1)]
+    pub replicas: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every component in one process.
+    Up {
+        #[command(flatten)]
+        common: Common,
+        /// Address for /healthz, /readyz and /metrics.
+        #[arg(long, env = "LIFELINE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+    },
+    /// Run one component (to spread components over machines).
+    Run {
+        component: Component,
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, env = "LIFELINE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+    },
+    /// Load the seed data and play one lockdown day on a simulated clock.
+    Demo {
+        #[command(flatten)]
+        common: Common,
+        /// How many Tianlun Jincheng households take part (all 3,314 by default).
+        #[arg(long, default_value_t = 3314)]
+        households: usize,
+        /// Seed of the simulation's random choices.
+        #[arg(long, default_value_t = 20200613)]
+        seed: u64,
+        /// Give up (exit 1) after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+    },
+    /// Rebuild a projection from the stream into a fresh directory and swap it in.
+    Replay {
+        projection: Component,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// `RUST_LOG` filters (default `info`); `--log-format json` for machines.
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Up { common, http } => components::up(common, http, Component::ALL.to_vec()).await,
+        Command::Run { component, common, http } => components::up(common, http, vec![component]).await,
+        Command::Demo {
+            common,
+            households,
+            seed,
+            timeout_secs,
+        } => demo::run(common, households, seed, timeout_secs).await,
+        Command::Replay { projection, common } => components::replay(common, projection).await,
+    }
+}

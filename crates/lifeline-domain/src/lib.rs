@@ -1,0 +1,41 @@
+//! Pure domain rules of lifeline: the order state machine, the inventory rules, the
+//! delivery-status projection and the dispatch planner. Nothing here does I/O: a handler
+//! reads and writes its state through [`StateTx`] and returns follow-up events, and the
+//! projection driver (in `lifeline-projection`) maps that onto RocksDB and JetStream.
+
+pub mod delivery;
+pub mod dispatch;
+pub mod inventory;
+pub mod order;
+mod state;
+
+pub use state::{MemoryState, Rejection, Savepoint, StateTx, StateTxExt, apply_atomically};
+
+use lifeline_events::Envelope;
+
+/// What applying one event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The event changed this projection's state.
+    Changed,
+    /// The event is not one this projection cares about.
+    Ignored,
+}
+
+/// A pure event handler: given the state (through a transaction) and one event, change the
+/// state and push any follow-up events. An `Err` means the event is impossible for this
+/// projection; the driver then discards every write and emit of that event and parks it.
+pub trait Handler: Send + Sync + 'static {
+    /// Consumer name: also the store directory, the metric label and the dead-letter subject.
+    fn name(&self) -> &'static str;
+
+    /// Column families this handler writes.
+    fn tables(&self) -> &'static [&'static str];
+
+    fn apply(
+        &self,
+        state: &mut dyn StateTx,
+        envelope: &Envelope,
+        emit: &mut Vec<Envelope>,
+    ) -> Result<Applied, Rejection>;
+}

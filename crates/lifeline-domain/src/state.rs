@@ -1,0 +1,131 @@
+//! The state interface handlers see: keyed JSON rows in named tables.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Why an event cannot be applied. `reason` is a short fixed code (a metric label and the
+/// dead-letter reason); `detail` says what exactly was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {detail}")]
+pub struct Rejection {
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+impl Rejection {
+    pub fn new(reason: &'static str, detail: impl Into<String>) -> Self {
+        Rejection {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Read-your-writes access to a projection's tables for the duration of one event.
+pub trait StateTx {
+    fn get(&self, table: &'static str, key: &str) -> Option<Vec<u8>>;
+    fn put(&mut self, table: &'static str, key: &str, value: Vec<u8>);
+    fn delete(&mut self, table: &'static str, key: &str);
+}
+
+/// Typed JSON helpers on top of [`StateTx`].
+pub trait StateTxExt: StateTx {
+    /// A stored row that does not decode is a bug in this crate, not bad input: it is
+    /// reported as a rejection so the event is parked rather than the process crashing.
+    fn get_json<T: DeserializeOwned>(
+        &self,
+        table: &'static str,
+        key: &str,
+    ) -> Result<Option<T>, Rejection> {
+        match self.get(table, key) {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|error| {
+                Rejection::new("corrupt_state", format!("{table}/{key}: {error}"))
+            }),
+        }
+    }
+
+    fn put_json<T: Serialize>(&mut self, table: &'static str, key: &str, value: &T) {
+        let bytes = serde_json::to_vec(value).expect("state rows serialize to json");
+        self.put(table, key, bytes);
+    }
+}
+
+impl<T: StateTx + ?Sized> StateTxExt for T {}
+
+/// An in-memory state, for tests and for property checks of the pure rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryState {
+    pub rows: BTreeMap<(String, String), Vec<u8>>,
+}
+
+impl StateTx for MemoryState {
+    fn get(&self, table: &'static str, key: &str) -> Option<Vec<u8>> {
+        self.rows.get(&(table.to_owned(), key.to_owned())).cloned()
+    }
+
+    fn put(&mut self, table: &'static str, key: &str, value: Vec<u8>) {
+        self.rows.insert((table.to_owned(), key.to_owned()), value);
+    }
+
+    fn delete(&mut self, table: &'static str, key: &str) {
+        self.rows.remove(&(table.to_owned(), key.to_owned()));
+    }
+}
+
+/// A write layer over another state: reads fall through, writes stay here until
+/// [`Savepoint::into_writes`]. The driver uses one per event so a rejected event leaves no
+/// trace.
+pub struct Savepoint<'a> {
+    base: &'a dyn StateTx,
+    pub writes: BTreeMap<(&'static str, String), Option<Vec<u8>>>,
+}
+
+impl<'a> Savepoint<'a> {
+    pub fn new(base: &'a dyn StateTx) -> Self {
+        Savepoint {
+            base,
+            writes: BTreeMap::new(),
+        }
+    }
+}
+
+impl StateTx for Savepoint<'_> {
+    fn get(&self, table: &'static str, key: &str) -> Option<Vec<u8>> {
+        match self.writes.get(&(table, key.to_owned())) {
+            Some(value) => value.clone(),
+            None => self.base.get(table, key),
+        }
+    }
+
+    fn put(&mut self, table: &'static str, key: &str, value: Vec<u8>) {
+        self.writes.insert((table, key.to_owned()), Some(value));
+    }
+
+    fn delete(&mut self, table: &'static str, key: &str) {
+        self.writes.insert((table, key.to_owned()), None);
+    }
+}
+
+/// Applies one event to `state` all-or-nothing: on rejection neither writes nor emits stay.
+pub fn apply_atomically<S: StateTx>(
+    handler: &dyn crate::Handler,
+    state: &mut S,
+    envelope: &lifeline_events::Envelope,
+    emit: &mut Vec<lifeline_events::Envelope>,
+) -> Result<crate::Applied, Rejection> {
+    let mut savepoint = Savepoint::new(state);
+    let mut emitted = Vec::new();
+    let applied = handler.apply(&mut savepoint, envelope, &mut emitted)?;
+    let writes = std::mem::take(&mut savepoint.writes);
+    for ((table, key), value) in writes {
+        match value {
+            Some(value) => state.put(table, &key, value),
+            None => state.delete(table, &key),
+        }
+    }
+    emit.extend(emitted);
+    Ok(applied)
+}

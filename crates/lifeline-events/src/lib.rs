@@ -1,0 +1,16 @@
+//! The lifeline event catalogue: one envelope for every fact, the typed payloads of every
+//! event type, and the NATS subject scheme. Pure: no I/O, no clock, no randomness that the
+//! caller does not pass in.
+
+mod envelope;
+mod ids;
+mod payload;
+mod subject;
+
+pub use envelope::{Actor, ActorKind, DecodeError, Envelope, EventMeta};
+pub use ids::{deterministic_event_id, is_token, new_event_id};
+pub use payload::*;
+pub use subject::{
+    DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECT_PREFIX, EVENT_STREAM, EVENT_STREAM_SUBJECTS,
+    dead_letter_subject, subject_for,
+};

@@ -1,0 +1,83 @@
+//! The HTTP edge served by every lifeline process: `/healthz` (the process is up),
+//! `/readyz` (NATS is connected and every consumer in the process is reading) and
+//! `/metrics` (Prometheus text format).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use lifeline_bus::async_nats;
+use lifeline_projection::ProjectionStatus;
+use serde_json::json;
+
+/// What the health endpoints look at.
+#[derive(Clone)]
+pub struct GatewayState {
+    pub nats: async_nats::Client,
+    pub consumers: Vec<(&'static str, Arc<ProjectionStatus>)>,
+}
+
+pub fn router(state: GatewayState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(Arc::new(state))
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<Arc<GatewayState>>) -> Response {
+    let connected = state.nats.connection_state() == async_nats::connection::State::Connected;
+    let consumers: serde_json::Map<String, serde_json::Value> = state
+        .consumers
+        .iter()
+        .map(|(name, status)| {
+            (
+                (*name).to_owned(),
+                json!({
+                    "ready": status.ready.load(Ordering::Relaxed),
+                    "position": status.position.load(Ordering::Relaxed),
+                }),
+            )
+        })
+        .collect();
+    let ready = connected
+        && state
+            .consumers
+            .iter()
+            .all(|(_, status)| status.ready.load(Ordering::Relaxed));
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, axum::Json(json!({"ready": ready, "nats_connected": connected, "consumers": consumers}))).into_response()
+}
+
+async fn metrics() -> Response {
+    let families = prometheus::gather();
+    match prometheus::TextEncoder::new().encode_to_string(&families) {
+        Ok(text) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot encode metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    address: SocketAddr,
+    state: GatewayState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    tracing::info!(%address, "http listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,60 @@
+//! The inventory consumer: per partner and item, stock on hand, reserved and available.
+//! The rules are in `lifeline_domain::inventory`; this crate wires them to the stream and a
+//! RocksDB store, and reads the projection for the API and the demo.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use lifeline_bus::async_nats::jetstream;
+use lifeline_domain::inventory::{Inventory, RESERVATIONS, Reservation, STOCK, StockLevel};
+use lifeline_domain::Handler;
+use lifeline_projection::{DriverConfig, Projection};
+use lifeline_store::{ProjectionStore, StoreError};
+
+pub use lifeline_domain::inventory::NAME;
+
+pub fn open_store(directory: &Path) -> Result<Arc<ProjectionStore>, StoreError> {
+    ProjectionStore::open(directory, Inventory.tables()).map(Arc::new)
+}
+
+pub fn projection(store: Arc<ProjectionStore>, jetstream: jetstream::Context, config: DriverConfig) -> Projection<Inventory> {
+    Projection::new(Inventory, store, jetstream, config)
+}
+
+/// One row of the stock table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StockRow {
+    pub partner: String,
+    pub item: String,
+    pub on_hand: u64,
+    pub reserved: u64,
+    pub available: u64,
+}
+
+/// Stock of one partner (or every partner, with an empty prefix).
+pub fn stock(store: &ProjectionStore, partner: Option<&str>) -> Result<Vec<StockRow>, StoreError> {
+    let prefix = partner.map(|partner| format!("{partner}/")).unwrap_or_default();
+    let mut rows = Vec::new();
+    for (key, value) in store.scan_prefix(STOCK, &prefix)? {
+        let Ok(level) = serde_json::from_slice::<StockLevel>(&value) else {
+            tracing::error!(key, "undecodable stock row");
+            continue;
+        };
+        let (partner, item) = key.split_once('/').unwrap_or((key.as_str(), ""));
+        rows.push(StockRow {
+            partner: partner.to_owned(),
+            item: item.to_owned(),
+            on_hand: level.on_hand,
+            reserved: level.reserved,
+            available: level.available(),
+        });
+    }
+    Ok(rows)
+}
+
+/// What an order holds, or held, of its partner's stock.
+pub fn reservation(store: &ProjectionStore, order: &str) -> Result<Option<Reservation>, StoreError> {
+    Ok(store
+        .get(RESERVATIONS, order)?
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+}

@@ -1,0 +1,337 @@
+//! The projection driver every consumer shares.
+//!
+//! One loop: read a batch from the event stream after the stored position; apply each event
+//! with the consumer's pure handler, all-or-nothing per event; publish the follow-up events
+//! (deterministic ids) and park the rejected ones on the dead-letter stream; then commit the
+//! state changes and the batch's last sequence in one RocksDB write. A crash anywhere before
+//! the commit re-runs the batch: the publishes come back as JetStream duplicates and the
+//! state was never written. A crash after the commit resumes after it.
+
+pub mod metrics;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use lifeline_bus::async_nats::jetstream;
+use lifeline_bus::{DeadLetter, EventReader, PublishError, Publisher, ReadError, StreamMessage, stream_head};
+use lifeline_domain::{Applied, Handler, Rejection, StateTx, apply_atomically};
+use lifeline_events::{EVENT_STREAM, Envelope, subject_for};
+use lifeline_store::{Batch, ProjectionStore, StoreError, Writes};
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The store failed: the batch was not committed; the consumer stops and its
+    /// supervisor decides.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("blocking task failed: {0}")]
+    Join(String),
+}
+
+/// Whether the driver publishes what the handler emits (live) or only rebuilds state
+/// (replay: the follow-ups and dead letters of the past are already in their streams).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Live,
+    Replay,
+}
+
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    pub max_batch: usize,
+    /// Pause before re-opening the stream after NATS trouble.
+    pub retry_pause: Duration,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            max_batch: 512,
+            retry_pause: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What a running consumer shows to health checks and to the demo.
+#[derive(Debug, Default)]
+pub struct ProjectionStatus {
+    pub position: AtomicU64,
+    pub ready: AtomicBool,
+}
+
+/// Stops the driver between batches.
+pub type Shutdown = watch::Receiver<bool>;
+
+/// A consumer: one handler, its store and its connections.
+pub struct Projection<H: Handler> {
+    handler: Arc<H>,
+    store: Arc<ProjectionStore>,
+    jetstream: jetstream::Context,
+    publisher: Publisher,
+    dead_letter: DeadLetter,
+    config: DriverConfig,
+    status: Arc<ProjectionStatus>,
+}
+
+impl<H: Handler> std::fmt::Debug for Projection<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Projection").field("name", &self.handler.name()).finish()
+    }
+}
+
+/// The outcome of applying one batch, before anything is published or committed.
+struct AppliedBatch {
+    writes: Writes,
+    emitted: Vec<Envelope>,
+    rejected: Vec<(usize, &'static str, String)>,
+    applied_types: Vec<&'static str>,
+    ignored: u64,
+}
+
+/// Adapts a store batch to the handler's state interface. A read error is remembered and
+/// fails the whole batch afterwards (the handler never sees it as missing data).
+struct StoreTx<'a> {
+    batch: Batch<'a>,
+    error: std::cell::RefCell<Option<StoreError>>,
+}
+
+impl StateTx for StoreTx<'_> {
+    fn get(&self, table: &'static str, key: &str) -> Option<Vec<u8>> {
+        match self.batch.get(table, key) {
+            Ok(value) => value,
+            Err(error) => {
+                self.error.borrow_mut().get_or_insert(error);
+                None
+            }
+        }
+    }
+
+    fn put(&mut self, table: &'static str, key: &str, value: Vec<u8>) {
+        self.batch.put(table, key, value);
+    }
+
+    fn delete(&mut self, table: &'static str, key: &str) {
+        self.batch.delete(table, key);
+    }
+}
+
+/// Decodes a message and checks it arrived on the subject its content belongs on (a
+/// partner may not publish another partner's pick on its own subject).
+fn decode(message: &StreamMessage) -> Result<Envelope, Rejection> {
+    let envelope = Envelope::decode(&message.payload)
+        .map_err(|error| Rejection::new(error.reason_code(), error.to_string()))?;
+    let expected = subject_for(&envelope.event);
+    if expected != message.subject {
+        return Err(Rejection::new(
+            "subject_mismatch",
+            format!("{} belongs on {expected}, arrived on {}", envelope.event_type(), message.subject),
+        ));
+    }
+    Ok(envelope)
+}
+
+fn apply_batch<H: Handler>(handler: &H, store: &ProjectionStore, messages: &[StreamMessage]) -> Result<AppliedBatch, StoreError> {
+    let mut tx = StoreTx {
+        batch: store.batch(),
+        error: std::cell::RefCell::new(None),
+    };
+    let mut outcome = AppliedBatch {
+        writes: Writes::default(),
+        emitted: Vec::new(),
+        rejected: Vec::new(),
+        applied_types: Vec::new(),
+        ignored: 0,
+    };
+    for (index, message) in messages.iter().enumerate() {
+        let result = decode(message).and_then(|envelope| {
+            let _span = tracing::debug_span!(
+                "apply",
+                consumer = handler.name(),
+                sequence = message.sequence,
+                event_id = %envelope.id,
+                correlation_id = %envelope.correlation_id,
+                r#type = envelope.event_type(),
+            )
+            .entered();
+            apply_atomically(handler, &mut tx, &envelope, &mut outcome.emitted).map(|applied| (applied, envelope.event_type()))
+        });
+        match result {
+            Ok((Applied::Changed, event_type)) => outcome.applied_types.push(event_type),
+            Ok((Applied::Ignored, _)) => outcome.ignored += 1,
+            Err(rejection) => outcome.rejected.push((index, rejection.reason, rejection.detail)),
+        }
+        if let Some(error) = tx.error.borrow_mut().take() {
+            return Err(error);
+        }
+    }
+    outcome.writes = tx.batch.into_writes();
+    Ok(outcome)
+}
+
+impl<H: Handler> Projection<H> {
+    pub fn new(handler: H, store: Arc<ProjectionStore>, jetstream: jetstream::Context, config: DriverConfig) -> Self {
+        let name = handler.name();
+        Projection {
+            publisher: Publisher::new(jetstream.clone(), name),
+            dead_letter: DeadLetter::new(jetstream.clone(), name),
+            handler: Arc::new(handler),
+            store,
+            jetstream,
+            config,
+            status: Arc::new(ProjectionStatus::default()),
+        }
+    }
+
+    pub fn status(&self) -> Arc<ProjectionStatus> {
+        Arc::clone(&self.status)
+    }
+
+    pub fn store(&self) -> Arc<ProjectionStore> {
+        Arc::clone(&self.store)
+    }
+
+    /// Runs live until `shutdown` turns true. A batch in flight is finished and committed
+    /// first. NATS trouble is retried; a store failure ends the run with an error.
+    pub async fn run(self, mut shutdown: Shutdown) -> Result<(), ProjectionError> {
+        let name = self.handler.name();
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            match self.run_until_error(Mode::Live, None, &mut shutdown).await {
+                Ok(()) => return Ok(()),
+                Err(ProjectionError::Read(error)) => {
+                    tracing::warn!(consumer = name, %error, "event stream unavailable, retrying");
+                }
+                Err(ProjectionError::Publish(error)) => {
+                    tracing::warn!(consumer = name, %error, "publishing follow-ups failed, retrying the batch");
+                }
+                Err(error) => return Err(error),
+            }
+            self.status.ready.store(false, Ordering::Relaxed);
+            tokio::select! {
+                _ = shutdown.changed() => return Ok(()),
+                () = tokio::time::sleep(self.config.retry_pause) => {}
+            }
+        }
+    }
+
+    /// Rebuilds the store from the stream up to its current head, publishing nothing.
+    pub async fn replay(self) -> Result<u64, ProjectionError> {
+        let head = stream_head(&self.jetstream, EVENT_STREAM).await?;
+        let (_keep, mut shutdown) = watch::channel(false);
+        if head > self.store.position()? {
+            self.run_until_error(Mode::Replay, Some(head), &mut shutdown).await?;
+        }
+        Ok(head)
+    }
+
+    async fn run_until_error(&self, mode: Mode, until: Option<u64>, shutdown: &mut Shutdown) -> Result<(), ProjectionError> {
+        let name = self.handler.name();
+        let mut position = self.store.position()?;
+        self.status.position.store(position, Ordering::Relaxed);
+        metrics::POSITION.with_label_values(&[name]).set(i64::try_from(position).unwrap_or(i64::MAX));
+        let mut reader = EventReader::open(&self.jetstream, EVENT_STREAM, position, self.config.max_batch).await?;
+        self.status.ready.store(true, Ordering::Relaxed);
+        tracing::info!(consumer = name, position, ?mode, "consumer reading");
+        loop {
+            if until.is_some_and(|until| position >= until) {
+                return Ok(());
+            }
+            let batch = tokio::select! {
+                _ = shutdown.changed() => return Ok(()),
+                batch = reader.next_batch() => batch,
+            };
+            let Some(batch) = batch else {
+                return Err(ReadError::Unavailable { stream: EVENT_STREAM.into(), message: "consumer ended".into() }.into());
+            };
+            let mut messages = batch?;
+            if let Some(until) = until {
+                messages.retain(|message| message.sequence <= until);
+            }
+            position = self.ingest(mode, messages).await?;
+        }
+    }
+
+    /// Applies a batch as it was delivered: possibly redelivered, duplicated or out of
+    /// order within the batch. Messages are sorted by stream sequence, duplicates and
+    /// everything at or below the stored position are skipped (already applied), the rest
+    /// is applied in order. Returns the new position. The ordered reader never delivers
+    /// across batches out of stream order, so a sequence below the position is always one
+    /// that was applied.
+    pub async fn ingest(&self, mode: Mode, mut messages: Vec<StreamMessage>) -> Result<u64, ProjectionError> {
+        let name = self.handler.name();
+        let store = Arc::clone(&self.store);
+        let position = tokio::task::spawn_blocking(move || store.position())
+            .await
+            .map_err(|error| ProjectionError::Join(error.to_string()))??;
+        let delivered = messages.len();
+        messages.sort_by_key(|message| message.sequence);
+        messages.dedup_by_key(|message| message.sequence);
+        messages.retain(|message| message.sequence > position);
+        let skipped = delivered - messages.len();
+        if skipped > 0 && mode == Mode::Live {
+            metrics::REDELIVERED.with_label_values(&[name]).inc_by(skipped as u64);
+        }
+        if messages.is_empty() {
+            return Ok(position);
+        }
+        self.process(mode, messages).await
+    }
+
+    /// Applies, publishes, parks and commits one batch; returns the new position.
+    async fn process(&self, mode: Mode, messages: Vec<StreamMessage>) -> Result<u64, ProjectionError> {
+        let name = self.handler.name();
+        let started = Instant::now();
+        let handler = Arc::clone(&self.handler);
+        let store = Arc::clone(&self.store);
+        let (messages, applied) = tokio::task::spawn_blocking(move || {
+            let applied = apply_batch(handler.as_ref(), &store, &messages);
+            (messages, applied)
+        })
+        .await
+        .map_err(|error| ProjectionError::Join(error.to_string()))?;
+        let applied = applied?;
+        let last = messages.last().expect("batch is not empty");
+        let new_position = last.sequence;
+
+        if mode == Mode::Live {
+            if !applied.emitted.is_empty() {
+                self.publisher.publish_all(&applied.emitted).await?;
+                metrics::EMITTED.with_label_values(&[name]).inc_by(applied.emitted.len() as u64);
+            }
+            for (index, reason, detail) in &applied.rejected {
+                self.dead_letter.park(&messages[*index], reason, detail).await?;
+            }
+        }
+
+        let store = Arc::clone(&self.store);
+        let writes = applied.writes;
+        tokio::task::spawn_blocking(move || store.commit(writes, new_position))
+            .await
+            .map_err(|error| ProjectionError::Join(error.to_string()))??;
+
+        self.status.position.store(new_position, Ordering::Relaxed);
+        for event_type in &applied.applied_types {
+            metrics::APPLIED.with_label_values(&[name, event_type]).inc();
+        }
+        metrics::IGNORED.with_label_values(&[name]).inc_by(applied.ignored);
+        for (_, reason, _) in &applied.rejected {
+            metrics::REJECTED.with_label_values(&[name, reason]).inc();
+        }
+        metrics::BATCH_SIZE.with_label_values(&[name]).observe(messages.len() as f64);
+        metrics::BATCH_SECONDS.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
+        metrics::POSITION.with_label_values(&[name]).set(i64::try_from(new_position).unwrap_or(i64::MAX));
+        metrics::LAG_EVENTS.with_label_values(&[name]).set(i64::try_from(last.pending).unwrap_or(i64::MAX));
+        let now = time::OffsetDateTime::now_utc();
+        metrics::LAG_SECONDS.with_label_values(&[name]).set((now - last.published).as_seconds_f64().max(0.0));
+        metrics::LAST_COMMIT.with_label_values(&[name]).set(now.unix_timestamp() as f64);
+        Ok(new_position)
+    }
+}

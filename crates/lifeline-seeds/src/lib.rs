@@ -1,0 +1,310 @@
+//! Seed data: the two communities of the source story (buildings, units, households with
+//! head counts and vulnerabilities), the catalogue, the partners and their stock, tricycles
+//! and volunteers. Loaded from the JSON files in `seeds/` and turned into registry events.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use lifeline_events::{
+    Actor, BuildingRegistered, CommunityRegistered, Envelope, Event, EventMeta, HouseholdRegistered,
+    ItemKind, ItemRegistered, StockReceived, TricycleRegistered, UnitRegistered, VolunteerRegistered,
+    Vulnerability, deterministic_event_id, is_token,
+};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("cannot read seed file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("seed file {path} is invalid: {source}")]
+    Parse { path: PathBuf, source: serde_json::Error },
+    #[error("seed data is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Checkpoint {
+    pub name: String,
+    pub x_m: i32,
+    pub y_m: i32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Community {
+    pub community: String,
+    pub name: String,
+    pub households: u32,
+    pub residents: u32,
+    pub sealed_at: String,
+    pub checkpoint: Checkpoint,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Building {
+    pub community: String,
+    pub building: String,
+    pub name: String,
+    pub x_m: i32,
+    pub y_m: i32,
+    pub units: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Household {
+    pub household: String,
+    pub community: String,
+    pub building: String,
+    pub unit: String,
+    pub door: String,
+    pub head_count: u32,
+    #[serde(default)]
+    pub vulnerabilities: Vec<Vulnerability>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CatalogueItem {
+    pub item: String,
+    pub name: String,
+    pub kind: ItemKind,
+    pub weight_g: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Partner {
+    pub partner: String,
+    pub name: String,
+    pub communities: Vec<String>,
+    pub stock: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tricycle {
+    pub tricycle: String,
+    pub community: String,
+    pub capacity_g: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Volunteer {
+    pub volunteer: String,
+    pub community: String,
+    pub name: String,
+    pub group: String,
+}
+
+/// Everything in `seeds/`.
+#[derive(Debug, Clone)]
+pub struct Seeds {
+    pub communities: Vec<Community>,
+    pub buildings: Vec<Building>,
+    pub households: Vec<Household>,
+    pub catalogue: Vec<CatalogueItem>,
+    pub partners: Vec<Partner>,
+    pub tricycles: Vec<Tricycle>,
+    pub volunteers: Vec<Volunteer>,
+}
+
+fn read<T: serde::de::DeserializeOwned>(directory: &Path, name: &str) -> Result<T, SeedError> {
+    let path = directory.join(name);
+    let text = std::fs::read(&path).map_err(|source| SeedError::Read { path: path.clone(), source })?;
+    serde_json::from_slice(&text).map_err(|source| SeedError::Parse { path, source })
+}
+
+/// Where the seed files are: `$LIFELINE_SEEDS_DIR`, else `seeds/` under the current
+/// directory or the workspace this binary was built from.
+pub fn default_directory() -> PathBuf {
+    if let Some(directory) = std::env::var_os("LIFELINE_SEEDS_DIR") {
+        return PathBuf::from(directory);
+    }
+    let local = PathBuf::from("seeds");
+    if local.join("communities.json").exists() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../seeds")
+}
+
+impl Seeds {
+    pub fn load(directory: &Path) -> Result<Seeds, SeedError> {
+        let seeds = Seeds {
+            communities: read(directory, "communities.json")?,
+            buildings: read(directory, "buildings.json")?,
+            households: read(directory, "households.json")?,
+            catalogue: read(directory, "catalogue.json")?,
+            partners: read(directory, "partners.json")?,
+            tricycles: read(directory, "tricycles.json")?,
+            volunteers: read(directory, "volunteers.json")?,
+        };
+        seeds.check()?;
+        Ok(seeds)
+    }
+
+    /// Every id is a subject token and every reference resolves.
+    fn check(&self) -> Result<(), SeedError> {
+        let bad = |what: &str, id: &str| SeedError::Inconsistent(format!("{what} id {id:?} is not a subject token"));
+        let items: std::collections::BTreeSet<&str> = self.catalogue.iter().map(|item| item.item.as_str()).collect();
+        for item in &self.catalogue {
+            if !is_token(&item.item) {
+                return Err(bad("item", &item.item));
+            }
+        }
+        for household in &self.households {
+            if !is_token(&household.household) || !is_token(&household.community) {
+                return Err(bad("household", &household.household));
+            }
+        }
+        for partner in &self.partners {
+            if !is_token(&partner.partner) {
+                return Err(bad("partner", &partner.partner));
+            }
+            if let Some(item) = partner.stock.keys().find(|item| !items.contains(item.as_str())) {
+                return Err(SeedError::Inconsistent(format!("partner {} stocks unknown item {item}", partner.partner)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps only `community`, and at most `households` of its households.
+    pub fn restrict(&mut self, community: &str, households: Option<usize>) {
+        self.communities.retain(|c| c.community == community);
+        self.buildings.retain(|b| b.community == community);
+        self.households.retain(|h| h.community == community);
+        if let Some(limit) = households {
+            self.households.truncate(limit);
+        }
+        self.tricycles.retain(|t| t.community == community);
+        self.volunteers.retain(|v| v.community == community);
+    }
+
+    pub fn item(&self, item: &str) -> Option<&CatalogueItem> {
+        self.catalogue.iter().find(|entry| entry.item == item)
+    }
+
+    /// The registry, catalogue and opening-stock events for this seed data. Ids are
+    /// derived from the content, so loading the same seeds twice publishes nothing new
+    /// (within JetStream's duplicate window).
+    pub fn events(&self, time: OffsetDateTime) -> Vec<Envelope> {
+        let correlation_id = deterministic_event_id(0, "seed", &["load"]);
+        let make = |event: Event, key: &[&str]| {
+            let id = deterministic_event_id(0, "seed", key);
+            let meta = EventMeta {
+                time,
+                source: "lifeline-seeds".to_owned(),
+                actor: Actor::system("seeds"),
+                correlation_id,
+                causation_id: None,
+            };
+            Envelope::with_id(id, event, meta)
+        };
+        let mut events = Vec::new();
+        for item in &self.catalogue {
+            events.push(make(
+                Event::ItemRegistered(ItemRegistered {
+                    item: item.item.clone(),
+                    name: item.name.clone(),
+                    kind: item.kind,
+                    weight_g: item.weight_g,
+                }),
+                &["item", &item.item],
+            ));
+        }
+        for community in &self.communities {
+            events.push(make(
+                Event::CommunityRegistered(CommunityRegistered {
+                    community: community.community.clone(),
+                    name: community.name.clone(),
+                    checkpoint: community.checkpoint.name.clone(),
+                }),
+                &["community", &community.community],
+            ));
+        }
+        for building in &self.buildings {
+            events.push(make(
+                Event::BuildingRegistered(BuildingRegistered {
+                    community: building.community.clone(),
+                    building: building.building.clone(),
+                    name: building.name.clone(),
+                    x_m: building.x_m,
+                    y_m: building.y_m,
+                }),
+                &["building", &building.building],
+            ));
+            for unit in &building.units {
+                events.push(make(
+                    Event::UnitRegistered(UnitRegistered {
+                        community: building.community.clone(),
+                        building: building.building.clone(),
+                        unit: unit.clone(),
+                    }),
+                    &["unit", unit],
+                ));
+            }
+        }
+        for household in &self.households {
+            events.push(make(
+                Event::HouseholdRegistered(HouseholdRegistered {
+                    community: household.community.clone(),
+                    building: household.building.clone(),
+                    unit: household.unit.clone(),
+                    household: household.household.clone(),
+                    door: household.door.clone(),
+                    head_count: household.head_count,
+                    vulnerabilities: household.vulnerabilities.clone(),
+                }),
+                &["household", &household.household],
+            ));
+        }
+        for tricycle in &self.tricycles {
+            events.push(make(
+                Event::TricycleRegistered(TricycleRegistered {
+                    community: tricycle.community.clone(),
+                    tricycle: tricycle.tricycle.clone(),
+                    capacity_g: tricycle.capacity_g,
+                }),
+                &["tricycle", &tricycle.tricycle],
+            ));
+        }
+        for volunteer in &self.volunteers {
+            events.push(make(
+                Event::VolunteerRegistered(VolunteerRegistered {
+                    community: volunteer.community.clone(),
+                    volunteer: volunteer.volunteer.clone(),
+                    name: volunteer.name.clone(),
+                    group: volunteer.group.clone(),
+                }),
+                &["volunteer", &volunteer.volunteer],
+            ));
+        }
+        for partner in &self.partners {
+            for (item, quantity) in &partner.stock {
+                events.push(make(
+                    Event::StockReceived(StockReceived {
+                        partner: partner.partner.clone(),
+                        item: item.clone(),
+                        quantity: *quantity,
+                    }),
+                    &["stock", &partner.partner, item],
+                ));
+            }
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_seeds_load_and_match_the_story() {
+        let seeds = Seeds::load(&default_directory()).expect("seeds load");
+        let tianlun: Vec<&Household> = seeds.households.iter().filter(|h| h.community == "tianlun").collect();
+        assert_eq!(tianlun.len(), 3314);
+        assert_eq!(tianlun.iter().map(|h| h.head_count).sum::<u32>(), 9779);
+        assert_eq!(seeds.tricycles.len(), 20);
+        assert!(seeds.buildings.iter().any(|b| b.units.iter().any(|u| u == "tianlun-b07-u8")));
+        let events = seeds.events(OffsetDateTime::UNIX_EPOCH);
+        let ids: std::collections::BTreeSet<_> = events.iter().map(|e| e.id).collect();
+        assert_eq!(ids.len(), events.len(), "seed event ids are unique");
+    }
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Plays one lockdown day in Tianlun Jincheng (3,314 households) on a simulated clock.
+# Starts a local nats-server when none listens on 127.0.0.1:4222. Extra arguments go to
+# `lifeline demo`, for example: scripts/demo.sh --households 500
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lifeline-target}"
+bash scripts/setup.sh
+cargo run --quiet --locked -p lifeline-cli --bin lifeline -- demo "$@"

@@ -1,0 +1,265 @@
+//! Shared test fixtures: a real nats-server, real RocksDB stores in a temp dir, consumers
+//! started and stopped like `lifeline up` does, and small event builders.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use lifeline_bus::async_nats::jetstream;
+use lifeline_bus::{Publisher, StreamSettings, provision};
+use lifeline_events::*;
+use lifeline_projection::{DriverConfig, ProjectionError, ProjectionStatus};
+use lifeline_store::ProjectionStore;
+use lifeline_testkit::{NatsServer, eventually};
+use tokio::sync::watch;
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub struct Harness {
+    pub server: NatsServer,
+    pub client: lifeline_bus::async_nats::Client,
+    pub jetstream: jetstream::Context,
+    pub publisher: Publisher,
+    pub data: tempfile::TempDir,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        let server = NatsServer::start();
+        let client = lifeline_bus::connect(server.url(), "test").await.expect("connect");
+        let jetstream = jetstream::new(client.clone());
+        provision(&jetstream, &StreamSettings::default()).await.expect("provision");
+        let publisher = Publisher::new(jetstream.clone(), "test");
+        Harness {
+            server,
+            client,
+            jetstream,
+            publisher,
+            data: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub async fn publish(&self, events: &[Envelope]) {
+        self.publisher.publish_all(events).await.expect("publish");
+    }
+
+    pub async fn head(&self) -> u64 {
+        lifeline_bus::stream_head(&self.jetstream, EVENT_STREAM).await.expect("head")
+    }
+
+    pub fn store_dir(&self, name: &str) -> std::path::PathBuf {
+        self.data.path().join(name)
+    }
+}
+
+/// A consumer task started like `lifeline up` starts it.
+pub struct Consumer {
+    pub store: Arc<ProjectionStore>,
+    pub status: Arc<ProjectionStatus>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), ProjectionError>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Inventory,
+    Delivery,
+    Dispatch,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Inventory => "inventory",
+            Kind::Delivery => "delivery",
+            Kind::Dispatch => "dispatch",
+        }
+    }
+}
+
+pub fn open_store(kind: Kind, directory: &std::path::Path) -> Arc<ProjectionStore> {
+    match kind {
+        Kind::Inventory => lifeline_inventory::open_store(directory),
+        Kind::Delivery => lifeline_delivery::open_store(directory),
+        Kind::Dispatch => lifeline_dispatch::open_store(directory),
+    }
+    .expect("open store")
+}
+
+pub fn start_consumer(harness: &Harness, kind: Kind, directory: &std::path::Path) -> Consumer {
+    start_consumer_with(harness, kind, open_store(kind, directory), DriverConfig::default())
+}
+
+pub fn start_consumer_with(harness: &Harness, kind: Kind, store: Arc<ProjectionStore>, config: DriverConfig) -> Consumer {
+    let (stop, shutdown) = watch::channel(false);
+    let js = harness.jetstream.clone();
+    let (status, task) = match kind {
+        Kind::Inventory => {
+            let p = lifeline_inventory::projection(Arc::clone(&store), js, config);
+            (p.status(), tokio::spawn(p.run(shutdown)))
+        }
+        Kind::Delivery => {
+            let p = lifeline_delivery::projection(Arc::clone(&store), js, config);
+            (p.status(), tokio::spawn(p.run(shutdown)))
+        }
+        Kind::Dispatch => {
+            let p = lifeline_dispatch::projection(Arc::clone(&store), js, config);
+            (p.status(), tokio::spawn(p.run(shutdown)))
+        }
+    };
+    Consumer { store, status, stop, task }
+}
+
+impl Consumer {
+    pub fn position(&self) -> u64 {
+        self.status.position.load(Ordering::Relaxed)
+    }
+
+    pub async fn wait_for(&self, sequence: u64) {
+        assert!(
+            eventually(WAIT, || async { self.position() >= sequence }).await,
+            "consumer stuck at {} waiting for {sequence}",
+            self.position()
+        );
+    }
+
+    /// Stops between batches and waits for the task; returns the store.
+    pub async fn stop(self) -> Arc<ProjectionStore> {
+        let _ = self.stop.send(true);
+        self.task.await.expect("consumer task").expect("consumer ran cleanly");
+        self.store
+    }
+}
+
+pub fn meta(actor: Actor) -> EventMeta {
+    EventMeta {
+        time: time::OffsetDateTime::now_utc(),
+        source: "test".to_owned(),
+        actor,
+        correlation_id: new_event_id(),
+        causation_id: None,
+    }
+}
+
+pub fn system(event: Event) -> Envelope {
+    Envelope::new(event, meta(Actor::system("test")))
+}
+
+pub const COMMUNITY: &str = "tianlun";
+
+pub fn stock(partner: &str, item: &str, quantity: u32) -> Envelope {
+    system(Event::StockReceived(StockReceived {
+        partner: partner.into(),
+        item: item.into(),
+        quantity,
+    }))
+}
+
+pub fn tricycle(id: &str, capacity_g: u32) -> Envelope {
+    system(Event::TricycleRegistered(TricycleRegistered {
+        community: COMMUNITY.into(),
+        tricycle: id.into(),
+        capacity_g,
+    }))
+}
+
+/// An order of `lines` (item, quantity) for household `n` in building `building`.
+pub fn order(order: &str, household: usize, building: usize, partner: &str, lines: &[(&str, u32)], priority: Priority) -> Envelope {
+    let lines: Vec<OrderLine> = lines
+        .iter()
+        .map(|(item, quantity)| OrderLine { item: (*item).into(), quantity: *quantity })
+        .collect();
+    Envelope::new(
+        Event::OrderPlaced(OrderPlaced {
+            order: order.into(),
+            community: COMMUNITY.into(),
+            building: format!("tianlun-b{building:02}"),
+            unit: format!("tianlun-b{building:02}-u1"),
+            household: format!("tianlun-b{building:02}-u1-{household:04}"),
+            partner: partner.into(),
+            weight_g: 5_000 * lines.iter().map(|l| l.quantity).sum::<u32>(),
+            lines,
+            priority,
+            on_behalf_by: None,
+        }),
+        meta(Actor::new(ActorKind::Resident, format!("h{household}"))),
+    )
+}
+
+pub fn pick(order: &str, partner: &str, lines: Vec<PickLine>) -> Envelope {
+    Envelope::new(
+        Event::OrderPicked(OrderPicked {
+            order: order.into(),
+            community: COMMUNITY.into(),
+            partner: partner.into(),
+            lines,
+        }),
+        meta(Actor::new(ActorKind::Partner, partner)),
+    )
+}
+
+pub fn picked_in_full(item: &str, quantity: u32) -> PickLine {
+    PickLine { item: item.into(), ordered: quantity, outcome: PickOutcome::Picked, picked: quantity, substitute: None }
+}
+
+pub fn arrival(partner: &str, orders: &[&str]) -> Envelope {
+    system(Event::ArrivedAtCheckpoint(ArrivedAtCheckpoint {
+        arrival: new_event_id().to_string(),
+        community: COMMUNITY.into(),
+        partner: partner.into(),
+        orders: orders.iter().map(|o| (*o).to_owned()).collect(),
+    }))
+}
+
+pub fn delivered(order: &str, run: &str, household: &str) -> Envelope {
+    Envelope::new(
+        Event::DropDelivered(DropDelivered {
+            order: order.into(),
+            run: run.into(),
+            community: COMMUNITY.into(),
+            household: household.into(),
+            proof: Proof { photo_sha256: None, code: Some("1234".into()) },
+        }),
+        meta(Actor::new(ActorKind::Courier, "vol-1")),
+    )
+}
+
+pub fn departed(run: &str, tricycle: &str) -> Envelope {
+    system(Event::RunDeparted(RunDeparted {
+        run: run.into(),
+        community: COMMUNITY.into(),
+        tricycle: tricycle.into(),
+        courier: "vol-1".into(),
+    }))
+}
+
+pub fn returned(run: &str, tricycle: &str) -> Envelope {
+    system(Event::RunReturned(RunReturned { run: run.into(), community: COMMUNITY.into(), tricycle: tricycle.into() }))
+}
+
+/// Every `run.planned` event in the stream.
+pub async fn planned_runs(harness: &Harness) -> Vec<(u64, RunPlanned)> {
+    let head = harness.head().await;
+    let mut runs = Vec::new();
+    if head == 0 {
+        return runs;
+    }
+    let mut reader = lifeline_bus::EventReader::open(&harness.jetstream, EVENT_STREAM, 0, 512).await.expect("reader");
+    loop {
+        let batch = reader.next_batch().await.expect("stream open").expect("batch");
+        let mut last = 0;
+        for message in batch {
+            last = message.sequence;
+            if let Ok(envelope) = Envelope::decode(&message.payload)
+                && let Event::RunPlanned(run) = envelope.event
+            {
+                runs.push((message.sequence, run));
+            }
+        }
+        if last >= head {
+            return runs;
+        }
+    }
+}
