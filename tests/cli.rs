@@ -14,7 +14,11 @@ use lifeline_testkit::eventually;
 const LIFELINE: &str = env!("CARGO_BIN_EXE_lifeline");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 struct Up {
@@ -33,7 +37,10 @@ impl Up {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start lifeline up");
-        Up { child, http: format!("http://{address}") }
+        Up {
+            child,
+            http: format!("http://{address}"),
+        }
     }
 
     async fn get(&self, path: &str) -> Option<(u16, String)> {
@@ -44,14 +51,20 @@ impl Up {
 
     /// SIGTERM, then the exit code.
     fn terminate(mut self) -> i32 {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
         assert!(status.success());
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status.code().unwrap_or(-1);
             }
-            assert!(Instant::now() < deadline, "lifeline up did not stop on SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "lifeline up did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -70,7 +83,12 @@ async fn up_serves_health_readiness_metrics_and_replay_matches_the_live_projecti
     let data = tempfile::tempdir().expect("tempdir");
     let up = Up::start(&harness, data.path());
     assert!(
-        eventually(WAIT, || async { up.get("/readyz").await.is_some_and(|(status, _)| status == 200) }).await,
+        eventually(WAIT, || async {
+            up.get("/readyz")
+                .await
+                .is_some_and(|(status, _)| status == 200)
+        })
+        .await,
         "lifeline up became ready"
     );
     assert_eq!(up.get("/healthz").await.expect("healthz").0, 200);
@@ -84,7 +102,9 @@ async fn up_serves_health_readiness_metrics_and_replay_matches_the_live_projecti
         .await;
     let head = harness.head().await;
     let caught_up = eventually(WAIT, || async {
-        let Some((_, body)) = up.get("/readyz").await else { return false };
+        let Some((_, body)) = up.get("/readyz").await else {
+            return false;
+        };
         let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         ["inventory", "delivery", "dispatch"]
             .iter()
@@ -94,8 +114,15 @@ async fn up_serves_health_readiness_metrics_and_replay_matches_the_live_projecti
     assert!(caught_up, "every consumer reached the stream head");
     let (status, metrics) = up.get("/metrics").await.expect("metrics");
     assert_eq!(status, 200);
-    assert!(metrics.contains(&format!("lifeline_consumer_position{{consumer=\"delivery\"}} {head}")), "{metrics}");
-    assert!(metrics.contains("lifeline_consumer_events_applied_total{consumer=\"inventory\",type=\"order.placed.v1\"} 2"));
+    assert!(
+        metrics.contains(&format!(
+            "lifeline_consumer_position{{consumer=\"delivery\"}} {head}"
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "lifeline_consumer_events_applied_total{consumer=\"inventory\",type=\"order.placed.v1\"} 2"
+    ));
 
     assert_eq!(up.terminate(), 0, "SIGTERM is a clean stop");
 
@@ -109,12 +136,22 @@ async fn up_serves_health_readiness_metrics_and_replay_matches_the_live_projecti
         .arg(data.path())
         .output()
         .expect("run replay");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains(&live_digest), "replay digest equals the live one: {stdout} vs {live_digest}");
+    assert!(
+        stdout.contains(&live_digest),
+        "replay digest equals the live one: {stdout} vs {live_digest}"
+    );
     let swapped = open_store(Kind::Delivery, &data.path().join("delivery"));
     assert_eq!(swapped.digest().expect("digest"), live_digest);
-    assert!(!data.path().join("delivery.replay").exists(), "the fresh directory was swapped in");
+    assert!(
+        !data.path().join("delivery.replay").exists(),
+        "the fresh directory was swapped in"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +163,15 @@ async fn demo_plays_a_small_lockdown_day_to_the_end() {
         let data = data.path().to_owned();
         move || {
             Command::new(LIFELINE)
-                .args(["demo", "--households", "150", "--timeout-secs", "120", "--nats-url", &url])
+                .args([
+                    "demo",
+                    "--households",
+                    "150",
+                    "--timeout-secs",
+                    "120",
+                    "--nats-url",
+                    &url,
+                ])
                 .arg("--data-dir")
                 .arg(&data)
                 .output()
@@ -136,8 +181,15 @@ async fn demo_plays_a_small_lockdown_day_to_the_end() {
     .await
     .expect("join");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("every order reached a final stage"), "{stdout}");
+    assert!(
+        output.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("every order reached a final stage"),
+        "{stdout}"
+    );
     assert!(stdout.contains("delivered"), "{stdout}");
     assert!(stdout.contains("tricycle runs"), "{stdout}");
 }

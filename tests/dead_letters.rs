@@ -17,33 +17,93 @@ async fn bad_messages_are_parked_with_a_reason_and_the_consumer_carries_on() {
     let js = &harness.jetstream;
 
     // 1. Bytes that are not an event at all.
-    js.publish("lifeline.orders.tianlun.garbage", "\u{0}\u{1}not json".into()).await.expect("send").await.expect("ack");
+    js.publish(
+        "lifeline.orders.tianlun.garbage",
+        "\u{0}\u{1}not json".into(),
+    )
+    .await
+    .expect("send")
+    .await
+    .expect("ack");
     // 2. A well-formed envelope of a type nobody knows.
-    let mut unknown: serde_json::Value = serde_json::from_slice(&order("u1", 1, 1, "yonghui", &[("veg-pack", 1)], Priority::Routine).encode()).expect("json");
+    let mut unknown: serde_json::Value = serde_json::from_slice(
+        &order("u1", 1, 1, "yonghui", &[("veg-pack", 1)], Priority::Routine).encode(),
+    )
+    .expect("json");
     unknown["type"] = "order.teleported.v1".into();
-    js.publish("lifeline.orders.tianlun.u1", serde_json::to_vec(&unknown).expect("json").into()).await.expect("send").await.expect("ack");
+    js.publish(
+        "lifeline.orders.tianlun.u1",
+        serde_json::to_vec(&unknown).expect("json").into(),
+    )
+    .await
+    .expect("send")
+    .await
+    .expect("ack");
     // 3. A drop for an order that was never picked.
-    let placed = order("never-picked", 2, 1, "yonghui", &[("veg-pack", 1)], Priority::Routine);
+    let placed = order(
+        "never-picked",
+        2,
+        1,
+        "yonghui",
+        &[("veg-pack", 1)],
+        Priority::Routine,
+    );
     harness.publish(&[placed]).await;
-    harness.publish(&[delivered("never-picked", "run-x", "tianlun-b01-u1-0002")]).await;
+    harness
+        .publish(&[delivered("never-picked", "run-x", "tianlun-b01-u1-0002")])
+        .await;
     // 4. A pick published on another partner's subject.
-    let spoofed = pick("never-picked", "yonghui", vec![picked_in_full("veg-pack", 1)]);
-    js.publish("lifeline.picks.tianlun.shuocheng.never-picked", spoofed.encode().into()).await.expect("send").await.expect("ack");
+    let spoofed = pick(
+        "never-picked",
+        "yonghui",
+        vec![picked_in_full("veg-pack", 1)],
+    );
+    js.publish(
+        "lifeline.picks.tianlun.shuocheng.never-picked",
+        spoofed.encode().into(),
+    )
+    .await
+    .expect("send")
+    .await
+    .expect("ack");
     // 5. A good order after all of that.
-    harness.publish(&[order("good", 3, 1, "yonghui", &[("veg-pack", 1)], Priority::Routine)]).await;
+    harness
+        .publish(&[order(
+            "good",
+            3,
+            1,
+            "yonghui",
+            &[("veg-pack", 1)],
+            Priority::Routine,
+        )])
+        .await;
 
     delivery.wait_for(harness.head().await).await;
-    let good = lifeline_delivery::order(&delivery.store, "good").expect("read").expect("applied after the bad ones");
+    let good = lifeline_delivery::order(&delivery.store, "good")
+        .expect("read")
+        .expect("applied after the bad ones");
     assert_eq!(good.status.stage, Stage::Placed);
-    let untouched = lifeline_delivery::order(&delivery.store, "never-picked").expect("read").expect("placed");
-    assert_eq!(untouched.status.stage, Stage::Placed, "the impossible drop was not applied");
+    let untouched = lifeline_delivery::order(&delivery.store, "never-picked")
+        .expect("read")
+        .expect("placed");
+    assert_eq!(
+        untouched.status.stage,
+        Stage::Placed,
+        "the impossible drop was not applied"
+    );
 
     assert!(
-        eventually(WAIT, || async { read_dead_letters(js, 100).await.expect("read").len() >= 4 }).await,
+        eventually(WAIT, || async {
+            read_dead_letters(js, 100).await.expect("read").len() >= 4
+        })
+        .await,
         "four dead letters arrive"
     );
     let letters = read_dead_letters(js, 100).await.expect("read");
-    let reasons: Vec<(&str, &str)> = letters.iter().map(|l| (l.consumer.as_str(), l.reason.as_str())).collect();
+    let reasons: Vec<(&str, &str)> = letters
+        .iter()
+        .map(|l| (l.consumer.as_str(), l.reason.as_str()))
+        .collect();
     assert_eq!(
         reasons,
         [
@@ -53,8 +113,18 @@ async fn bad_messages_are_parked_with_a_reason_and_the_consumer_carries_on() {
             ("delivery", "subject_mismatch"),
         ]
     );
-    assert_eq!(letters[0].original_subject, "lifeline.orders.tianlun.garbage");
-    assert!(letters[0].payload.contains("not json"), "original payload kept");
-    assert!(letters[2].detail.contains("never-picked"), "{}", letters[2].detail);
+    assert_eq!(
+        letters[0].original_subject,
+        "lifeline.orders.tianlun.garbage"
+    );
+    assert!(
+        letters[0].payload.contains("not json"),
+        "original payload kept"
+    );
+    assert!(
+        letters[2].detail.contains("never-picked"),
+        "{}",
+        letters[2].detail
+    );
     delivery.stop().await;
 }

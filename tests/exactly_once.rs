@@ -11,26 +11,56 @@ use lifeline_projection::{DriverConfig, Mode};
 
 /// A workload touching every rule: stock, orders (some short), cancels, picks, arrivals.
 fn workload() -> Vec<Envelope> {
-    let mut events = vec![stock("yonghui", "veg-pack", 40), stock("yonghui", "eggs", 7), tricycle("tri-13", 30_000), tricycle("tri-14", 20_000)];
+    let mut events = vec![
+        stock("yonghui", "veg-pack", 40),
+        stock("yonghui", "eggs", 7),
+        tricycle("tri-13", 30_000),
+        tricycle("tri-14", 20_000),
+    ];
     for n in 0..30 {
         let id = format!("w{n}");
-        events.push(order(&id, n, n % 4, "yonghui", &[("veg-pack", 1), ("eggs", 1)], Priority::ALL[n % 3]));
+        events.push(order(
+            &id,
+            n,
+            n % 4,
+            "yonghui",
+            &[("veg-pack", 1), ("eggs", 1)],
+            Priority::ALL[n % 3],
+        ));
     }
     for n in 0..30 {
         let id = format!("w{n}");
         if n % 7 == 0 {
-            events.push(system(lifeline_events::Event::OrderCancelled(lifeline_events::OrderCancelled {
-                order: id,
-                community: COMMUNITY.into(),
-                reason: "changed mind".into(),
-            })));
+            events.push(system(lifeline_events::Event::OrderCancelled(
+                lifeline_events::OrderCancelled {
+                    order: id,
+                    community: COMMUNITY.into(),
+                    reason: "changed mind".into(),
+                },
+            )));
         } else {
-            let eggs = if n < 10 { picked_in_full("eggs", 1) } else { lifeline_events::PickLine {
-                item: "eggs".into(), ordered: 1, outcome: lifeline_events::PickOutcome::Short, picked: 0, substitute: None } };
-            events.push(pick(&id, "yonghui", vec![picked_in_full("veg-pack", 1), eggs]));
+            let eggs = if n < 10 {
+                picked_in_full("eggs", 1)
+            } else {
+                lifeline_events::PickLine {
+                    item: "eggs".into(),
+                    ordered: 1,
+                    outcome: lifeline_events::PickOutcome::Short,
+                    picked: 0,
+                    substitute: None,
+                }
+            };
+            events.push(pick(
+                &id,
+                "yonghui",
+                vec![picked_in_full("veg-pack", 1), eggs],
+            ));
         }
     }
-    let arrived: Vec<String> = (0..30).filter(|n| n % 7 != 0).map(|n| format!("w{n}")).collect();
+    let arrived: Vec<String> = (0..30)
+        .filter(|n| n % 7 != 0)
+        .map(|n| format!("w{n}"))
+        .collect();
     let arrived: Vec<&str> = arrived.iter().map(String::as_str).collect();
     events.push(arrival("yonghui", &arrived[..12]));
     events.push(arrival("yonghui", &arrived[12..]));
@@ -42,8 +72,16 @@ async fn publishing_the_same_event_twice_changes_nothing() {
     let harness = Harness::start().await;
     let inventory = start_consumer(&harness, Kind::Inventory, &harness.store_dir("inventory"));
     let received = stock("yonghui", "veg-pack", 10);
-    let first = harness.publisher.publish(&received, None).await.expect("publish");
-    let second = harness.publisher.publish(&received, None).await.expect("publish");
+    let first = harness
+        .publisher
+        .publish(&received, None)
+        .await
+        .expect("publish");
+    let second = harness
+        .publisher
+        .publish(&received, None)
+        .await
+        .expect("publish");
     assert!(!first.duplicate);
     assert!(second.duplicate, "jetstream recognised the event id");
     assert_eq!(first.sequence, second.sequence);
@@ -54,12 +92,29 @@ async fn publishing_the_same_event_twice_changes_nothing() {
 
     // Optimistic concurrency: a writer that expected an older subject sequence loses.
     let order = order("c1", 1, 1, "yonghui", &[("veg-pack", 1)], Priority::Routine);
-    harness.publisher.publish(&order, Some(0)).await.expect("first write on the subject");
-    let stale = common::order("c1-again", 1, 1, "yonghui", &[("veg-pack", 1)], Priority::Routine);
+    harness
+        .publisher
+        .publish(&order, Some(0))
+        .await
+        .expect("first write on the subject");
+    let stale = common::order(
+        "c1-again",
+        1,
+        1,
+        "yonghui",
+        &[("veg-pack", 1)],
+        Priority::Routine,
+    );
     let mut stale_same_subject = stale.clone();
     stale_same_subject.subject = order.subject.clone();
-    let result = harness.publisher.publish(&stale_same_subject, Some(0)).await;
-    assert!(matches!(result, Err(lifeline_bus::PublishError::Conflict)), "{result:?}");
+    let result = harness
+        .publisher
+        .publish(&stale_same_subject, Some(0))
+        .await;
+    assert!(
+        matches!(result, Err(lifeline_bus::PublishError::Conflict)),
+        "{result:?}"
+    );
     inventory.stop().await;
 }
 
@@ -72,14 +127,26 @@ async fn stopped_and_restarted_consumer_ends_like_a_straight_run_and_replay_matc
     // The straight run: every consumer reads everything once.
     let straight: Vec<Consumer> = [Kind::Inventory, Kind::Delivery, Kind::Dispatch]
         .iter()
-        .map(|kind| start_consumer(&harness, *kind, &harness.store_dir(&format!("straight-{}", kind.name()))))
+        .map(|kind| {
+            start_consumer(
+                &harness,
+                *kind,
+                &harness.store_dir(&format!("straight-{}", kind.name())),
+            )
+        })
         .collect();
     // The interrupted run: small batches, stopped in the middle, restarted on the same store.
-    let small = DriverConfig { max_batch: 3, ..DriverConfig::default() };
+    let small = DriverConfig {
+        max_batch: 3,
+        ..DriverConfig::default()
+    };
     let interrupted: Vec<Consumer> = [Kind::Inventory, Kind::Delivery, Kind::Dispatch]
         .iter()
         .map(|kind| {
-            let store = open_store(*kind, &harness.store_dir(&format!("interrupted-{}", kind.name())));
+            let store = open_store(
+                *kind,
+                &harness.store_dir(&format!("interrupted-{}", kind.name())),
+            );
             start_consumer_with(&harness, *kind, store, small.clone())
         })
         .collect();
@@ -115,24 +182,62 @@ async fn stopped_and_restarted_consumer_ends_like_a_straight_run_and_replay_matc
     }
     let runs = planned_runs(&harness).await;
     assert!(!runs.is_empty(), "dispatch planned runs");
-    let run_ids: std::collections::BTreeSet<&str> = runs.iter().map(|(_, run)| run.run.as_str()).collect();
+    let run_ids: std::collections::BTreeSet<&str> =
+        runs.iter().map(|(_, run)| run.run.as_str()).collect();
     assert_eq!(run_ids.len(), runs.len(), "no run was published twice");
 
     for (kind, (a, b)) in kinds.iter().zip(straight.iter().zip(restarted.iter())) {
-        assert_eq!(a.store.digest().expect("digest"), b.store.digest().expect("digest"), "{}", kind.name());
+        assert_eq!(
+            a.store.digest().expect("digest"),
+            b.store.digest().expect("digest"),
+            "{}",
+            kind.name()
+        );
     }
 
     // Replay each projection into a fresh store: equal to the live one.
     for (kind, live) in kinds.iter().zip(straight.iter()) {
-        let fresh = open_store(*kind, &harness.store_dir(&format!("replay-{}", kind.name())));
+        let fresh = open_store(
+            *kind,
+            &harness.store_dir(&format!("replay-{}", kind.name())),
+        );
         let replayed_head = match kind {
-            Kind::Inventory => lifeline_inventory::projection(fresh.clone(), harness.jetstream.clone(), DriverConfig::default()).replay().await,
-            Kind::Delivery => lifeline_delivery::projection(fresh.clone(), harness.jetstream.clone(), DriverConfig::default()).replay().await,
-            Kind::Dispatch => lifeline_dispatch::projection(fresh.clone(), harness.jetstream.clone(), DriverConfig::default()).replay().await,
+            Kind::Inventory => {
+                lifeline_inventory::projection(
+                    fresh.clone(),
+                    harness.jetstream.clone(),
+                    DriverConfig::default(),
+                )
+                .replay()
+                .await
+            }
+            Kind::Delivery => {
+                lifeline_delivery::projection(
+                    fresh.clone(),
+                    harness.jetstream.clone(),
+                    DriverConfig::default(),
+                )
+                .replay()
+                .await
+            }
+            Kind::Dispatch => {
+                lifeline_dispatch::projection(
+                    fresh.clone(),
+                    harness.jetstream.clone(),
+                    DriverConfig::default(),
+                )
+                .replay()
+                .await
+            }
         }
         .expect("replay");
         assert_eq!(replayed_head, head);
-        assert_eq!(fresh.digest().expect("digest"), live.store.digest().expect("digest"), "replayed {}", kind.name());
+        assert_eq!(
+            fresh.digest().expect("digest"),
+            live.store.digest().expect("digest"),
+            "replayed {}",
+            kind.name()
+        );
     }
     assert_eq!(harness.head().await, head, "replay published nothing");
     for consumer in straight.into_iter().chain(restarted) {
@@ -147,40 +252,80 @@ async fn out_of_order_redelivery_neither_skips_nor_double_applies() {
     let head = harness.head().await;
 
     // Read the raw messages once.
-    let mut reader = EventReader::open(&harness.jetstream, EVENT_STREAM, 0, 1000).await.expect("reader");
+    let mut reader = EventReader::open(&harness.jetstream, EVENT_STREAM, 0, 1000)
+        .await
+        .expect("reader");
     let mut messages = Vec::new();
     while messages.len() < head as usize {
         messages.extend(reader.next_batch().await.expect("open").expect("batch"));
     }
 
     for kind in [Kind::Inventory, Kind::Delivery] {
-        let in_order = open_store(kind, &harness.store_dir(&format!("ordered-{}", kind.name())));
-        let shuffled = open_store(kind, &harness.store_dir(&format!("shuffled-{}", kind.name())));
+        let in_order = open_store(
+            kind,
+            &harness.store_dir(&format!("ordered-{}", kind.name())),
+        );
+        let shuffled = open_store(
+            kind,
+            &harness.store_dir(&format!("shuffled-{}", kind.name())),
+        );
         let (ordered_projection, shuffled_projection) = match kind {
             Kind::Inventory => (
-                lifeline_inventory::projection(in_order.clone(), harness.jetstream.clone(), DriverConfig::default()),
-                lifeline_inventory::projection(shuffled.clone(), harness.jetstream.clone(), DriverConfig::default()),
+                lifeline_inventory::projection(
+                    in_order.clone(),
+                    harness.jetstream.clone(),
+                    DriverConfig::default(),
+                ),
+                lifeline_inventory::projection(
+                    shuffled.clone(),
+                    harness.jetstream.clone(),
+                    DriverConfig::default(),
+                ),
             ),
             _ => {
                 // Delivery has a different handler type; run it through the same steps below.
-                let a = lifeline_delivery::projection(in_order.clone(), harness.jetstream.clone(), DriverConfig::default());
-                let b = lifeline_delivery::projection(shuffled.clone(), harness.jetstream.clone(), DriverConfig::default());
-                a.ingest(Mode::Replay, messages.clone()).await.expect("ingest");
+                let a = lifeline_delivery::projection(
+                    in_order.clone(),
+                    harness.jetstream.clone(),
+                    DriverConfig::default(),
+                );
+                let b = lifeline_delivery::projection(
+                    shuffled.clone(),
+                    harness.jetstream.clone(),
+                    DriverConfig::default(),
+                );
+                a.ingest(Mode::Replay, messages.clone())
+                    .await
+                    .expect("ingest");
                 redeliver_shuffled(&b, &messages).await;
-                assert_eq!(in_order.digest().expect("digest"), shuffled.digest().expect("digest"), "delivery");
+                assert_eq!(
+                    in_order.digest().expect("digest"),
+                    shuffled.digest().expect("digest"),
+                    "delivery"
+                );
                 continue;
             }
         };
-        ordered_projection.ingest(Mode::Replay, messages.clone()).await.expect("ingest");
+        ordered_projection
+            .ingest(Mode::Replay, messages.clone())
+            .await
+            .expect("ingest");
         redeliver_shuffled(&shuffled_projection, &messages).await;
         assert_eq!(in_order.position().expect("position"), head);
-        assert_eq!(in_order.digest().expect("digest"), shuffled.digest().expect("digest"), "inventory");
+        assert_eq!(
+            in_order.digest().expect("digest"),
+            shuffled.digest().expect("digest"),
+            "inventory"
+        );
     }
 }
 
 /// Delivers `messages` in overlapping, internally reversed chunks, with every chunk's
 /// messages also delivered again later, as a redelivering consumer might.
-async fn redeliver_shuffled<H: lifeline_domain::Handler>(projection: &lifeline_projection::Projection<H>, messages: &[lifeline_bus::StreamMessage]) {
+async fn redeliver_shuffled<H: lifeline_domain::Handler>(
+    projection: &lifeline_projection::Projection<H>,
+    messages: &[lifeline_bus::StreamMessage],
+) {
     let mut start = 0;
     while start < messages.len() {
         let end = (start + 7).min(messages.len());
@@ -189,7 +334,10 @@ async fn redeliver_shuffled<H: lifeline_domain::Handler>(projection: &lifeline_p
         let mut chunk: Vec<_> = messages[from..end].to_vec();
         chunk.reverse();
         chunk.extend(messages[from..end].iter().cloned());
-        let position = projection.ingest(Mode::Replay, chunk).await.expect("ingest");
+        let position = projection
+            .ingest(Mode::Replay, chunk)
+            .await
+            .expect("ingest");
         assert_eq!(position, messages[end - 1].sequence, "nothing skipped");
         start = end;
     }

@@ -21,14 +21,23 @@ async fn orders_flow_through_all_four_stages() {
             stock("yonghui", "watermelon", 5),
             tricycle("tri-13", 100_000),
             order("o1", 1, 7, "yonghui", &[("veg-pack", 2)], Priority::Routine),
-            order("o2", 2, 7, "yonghui", &[("veg-pack", 1), ("eggs", 2)], Priority::Priority),
+            order(
+                "o2",
+                2,
+                7,
+                "yonghui",
+                &[("veg-pack", 1), ("eggs", 2)],
+                Priority::Priority,
+            ),
             order("o3", 3, 8, "yonghui", &[("veg-pack", 1)], Priority::Urgent),
         ])
         .await;
     inventory.wait_for(harness.head().await).await;
 
     // o2 asked for two eggs; only one was there to reserve.
-    let reservation = lifeline_inventory::reservation(&inventory.store, "o2").expect("read").expect("reserved");
+    let reservation = lifeline_inventory::reservation(&inventory.store, "o2")
+        .expect("read")
+        .expect("reserved");
     assert_eq!(reservation.lines[1].reserved, 1);
     assert!(reservation.is_short());
 
@@ -40,7 +49,13 @@ async fn orders_flow_through_all_four_stages() {
                 "yonghui",
                 vec![
                     picked_in_full("veg-pack", 1),
-                    PickLine { item: "eggs".into(), ordered: 2, outcome: PickOutcome::Short, picked: 1, substitute: None },
+                    PickLine {
+                        item: "eggs".into(),
+                        ordered: 2,
+                        outcome: PickOutcome::Short,
+                        picked: 1,
+                        substitute: None,
+                    },
                 ],
             ),
             pick(
@@ -51,7 +66,10 @@ async fn orders_flow_through_all_four_stages() {
                     ordered: 1,
                     outcome: PickOutcome::Substituted,
                     picked: 0,
-                    substitute: Some(Substitute { item: "watermelon".into(), quantity: 1 }),
+                    substitute: Some(Substitute {
+                        item: "watermelon".into(),
+                        quantity: 1,
+                    }),
                 }],
             ),
             arrival("yonghui", &["o1", "o2", "o3"]),
@@ -66,7 +84,11 @@ async fn orders_flow_through_all_four_stages() {
     let run = runs[0].1.clone();
     assert_eq!(run.tricycle, "tri-13");
     let first_stop = &run.stops[0];
-    assert_eq!(first_stop.orders, vec!["o3".to_owned()], "urgent order is the first stop");
+    assert_eq!(
+        first_stop.orders,
+        vec!["o3".to_owned()],
+        "urgent order is the first stop"
+    );
     assert_eq!(run.orders().count(), 3);
 
     let mut drops = vec![departed(&run.run, "tri-13")];
@@ -82,20 +104,37 @@ async fn orders_flow_through_all_four_stages() {
     inventory.wait_for(head).await;
 
     for order in ["o1", "o2", "o3"] {
-        let record = lifeline_delivery::order(&delivery.store, order).expect("read").expect("known");
+        let record = lifeline_delivery::order(&delivery.store, order)
+            .expect("read")
+            .expect("known");
         assert_eq!(record.status.stage, Stage::Delivered, "{order}");
         assert!(record.is_final);
         let stages: Vec<Stage> = record.history.iter().map(|t| t.stage).collect();
         assert_eq!(
             stages,
-            [Stage::Placed, Stage::Picked, Stage::AtCheckpoint, Stage::OnRun, Stage::Delivered],
+            [
+                Stage::Placed,
+                Stage::Picked,
+                Stage::AtCheckpoint,
+                Stage::OnRun,
+                Stage::Delivered
+            ],
             "{order}"
         );
     }
-    let by_household = lifeline_delivery::orders_of_household(&delivery.store, "tianlun-b07-u1-0002").expect("read");
+    let by_household =
+        lifeline_delivery::orders_of_household(&delivery.store, "tianlun-b07-u1-0002")
+            .expect("read");
     assert_eq!(by_household.len(), 1);
-    assert_eq!(lifeline_delivery::orders_in_building(&delivery.store, "tianlun-b07").expect("read").len(), 2);
-    let run_record = lifeline_delivery::run(&delivery.store, &run.run).expect("read").expect("run");
+    assert_eq!(
+        lifeline_delivery::orders_in_building(&delivery.store, "tianlun-b07")
+            .expect("read")
+            .len(),
+        2
+    );
+    let run_record = lifeline_delivery::run(&delivery.store, &run.run)
+        .expect("read")
+        .expect("run");
     assert_eq!(run_record.orders.len(), 3);
 
     // veg-pack: 10 - 2 (o1) - 1 (o2) = 7, o3's veg-pack reservation released for a
@@ -125,7 +164,14 @@ async fn concurrent_orders_never_drive_available_below_zero() {
     for n in 0..20 {
         let publisher = harness.publisher.clone();
         tasks.push(tokio::spawn(async move {
-            let placed = order(&format!("insulin-{n}"), n, 1, "yonghui", &[("med-insulin", 1)], Priority::Urgent);
+            let placed = order(
+                &format!("insulin-{n}"),
+                n,
+                1,
+                "yonghui",
+                &[("med-insulin", 1)],
+                Priority::Urgent,
+            );
             publisher.publish(&placed, None).await.expect("publish");
         }));
     }
@@ -136,17 +182,27 @@ async fn concurrent_orders_never_drive_available_below_zero() {
 
     let stock = lifeline_inventory::stock(&inventory.store, Some("yonghui")).expect("read");
     assert_eq!(stock.len(), 1);
-    assert_eq!((stock[0].on_hand, stock[0].reserved, stock[0].available), (5, 5, 0));
+    assert_eq!(
+        (stock[0].on_hand, stock[0].reserved, stock[0].available),
+        (5, 5, 0)
+    );
     let mut short = 0;
     let mut held = 0;
     for n in 0..20 {
-        let reservation = lifeline_inventory::reservation(&inventory.store, &format!("insulin-{n}")).expect("read").expect("recorded");
+        let reservation =
+            lifeline_inventory::reservation(&inventory.store, &format!("insulin-{n}"))
+                .expect("read")
+                .expect("recorded");
         if reservation.is_short() {
             short += 1;
         } else {
             held += 1;
         }
     }
-    assert_eq!((held, short), (5, 15), "every order is recorded, the unreservable ones as short");
+    assert_eq!(
+        (held, short),
+        (5, 15),
+        "every order is recorded, the unreservable ones as short"
+    );
     inventory.stop().await;
 }

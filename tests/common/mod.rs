@@ -28,9 +28,13 @@ pub struct Harness {
 impl Harness {
     pub async fn start() -> Harness {
         let server = NatsServer::start();
-        let client = lifeline_bus::connect(server.url(), "test").await.expect("connect");
+        let client = lifeline_bus::connect(server.url(), "test")
+            .await
+            .expect("connect");
         let jetstream = jetstream::new(client.clone());
-        provision(&jetstream, &StreamSettings::default()).await.expect("provision");
+        provision(&jetstream, &StreamSettings::default())
+            .await
+            .expect("provision");
         let publisher = Publisher::new(jetstream.clone(), "test");
         Harness {
             server,
@@ -46,7 +50,9 @@ impl Harness {
     }
 
     pub async fn head(&self) -> u64 {
-        lifeline_bus::stream_head(&self.jetstream, EVENT_STREAM).await.expect("head")
+        lifeline_bus::stream_head(&self.jetstream, EVENT_STREAM)
+            .await
+            .expect("head")
     }
 
     pub fn store_dir(&self, name: &str) -> std::path::PathBuf {
@@ -89,10 +95,20 @@ pub fn open_store(kind: Kind, directory: &std::path::Path) -> Arc<ProjectionStor
 }
 
 pub fn start_consumer(harness: &Harness, kind: Kind, directory: &std::path::Path) -> Consumer {
-    start_consumer_with(harness, kind, open_store(kind, directory), DriverConfig::default())
+    start_consumer_with(
+        harness,
+        kind,
+        open_store(kind, directory),
+        DriverConfig::default(),
+    )
 }
 
-pub fn start_consumer_with(harness: &Harness, kind: Kind, store: Arc<ProjectionStore>, config: DriverConfig) -> Consumer {
+pub fn start_consumer_with(
+    harness: &Harness,
+    kind: Kind,
+    store: Arc<ProjectionStore>,
+    config: DriverConfig,
+) -> Consumer {
     let (stop, shutdown) = watch::channel(false);
     let js = harness.jetstream.clone();
     let (status, task) = match kind {
@@ -109,7 +125,12 @@ pub fn start_consumer_with(harness: &Harness, kind: Kind, store: Arc<ProjectionS
             (p.status(), tokio::spawn(p.run(shutdown)))
         }
     };
-    Consumer { store, status, stop, task }
+    Consumer {
+        store,
+        status,
+        stop,
+        task,
+    }
 }
 
 impl Consumer {
@@ -128,7 +149,10 @@ impl Consumer {
     /// Stops between batches and waits for the task; returns the store.
     pub async fn stop(self) -> Arc<ProjectionStore> {
         let _ = self.stop.send(true);
-        self.task.await.expect("consumer task").expect("consumer ran cleanly");
+        self.task
+            .await
+            .expect("consumer task")
+            .expect("consumer ran cleanly");
         self.store
     }
 }
@@ -166,10 +190,20 @@ pub fn tricycle(id: &str, capacity_g: u32) -> Envelope {
 }
 
 /// An order of `lines` (item, quantity) for household `n` in building `building`.
-pub fn order(order: &str, household: usize, building: usize, partner: &str, lines: &[(&str, u32)], priority: Priority) -> Envelope {
+pub fn order(
+    order: &str,
+    household: usize,
+    building: usize,
+    partner: &str,
+    lines: &[(&str, u32)],
+    priority: Priority,
+) -> Envelope {
     let lines: Vec<OrderLine> = lines
         .iter()
-        .map(|(item, quantity)| OrderLine { item: (*item).into(), quantity: *quantity })
+        .map(|(item, quantity)| OrderLine {
+            item: (*item).into(),
+            quantity: *quantity,
+        })
         .collect();
     Envelope::new(
         Event::OrderPlaced(OrderPlaced {
@@ -201,7 +235,13 @@ pub fn pick(order: &str, partner: &str, lines: Vec<PickLine>) -> Envelope {
 }
 
 pub fn picked_in_full(item: &str, quantity: u32) -> PickLine {
-    PickLine { item: item.into(), ordered: quantity, outcome: PickOutcome::Picked, picked: quantity, substitute: None }
+    PickLine {
+        item: item.into(),
+        ordered: quantity,
+        outcome: PickOutcome::Picked,
+        picked: quantity,
+        substitute: None,
+    }
 }
 
 pub fn arrival(partner: &str, orders: &[&str]) -> Envelope {
@@ -220,7 +260,10 @@ pub fn delivered(order: &str, run: &str, household: &str) -> Envelope {
             run: run.into(),
             community: COMMUNITY.into(),
             household: household.into(),
-            proof: Proof { photo_sha256: None, code: Some("1234".into()) },
+            proof: Proof {
+                photo_sha256: None,
+                code: Some("1234".into()),
+            },
         }),
         meta(Actor::new(ActorKind::Courier, "vol-1")),
     )
@@ -236,7 +279,11 @@ pub fn departed(run: &str, tricycle: &str) -> Envelope {
 }
 
 pub fn returned(run: &str, tricycle: &str) -> Envelope {
-    system(Event::RunReturned(RunReturned { run: run.into(), community: COMMUNITY.into(), tricycle: tricycle.into() }))
+    system(Event::RunReturned(RunReturned {
+        run: run.into(),
+        community: COMMUNITY.into(),
+        tricycle: tricycle.into(),
+    }))
 }
 
 /// Every `run.planned` event in the stream.
@@ -246,9 +293,15 @@ pub async fn planned_runs(harness: &Harness) -> Vec<(u64, RunPlanned)> {
     if head == 0 {
         return runs;
     }
-    let mut reader = lifeline_bus::EventReader::open(&harness.jetstream, EVENT_STREAM, 0, 512).await.expect("reader");
+    let mut reader = lifeline_bus::EventReader::open(&harness.jetstream, EVENT_STREAM, 0, 512)
+        .await
+        .expect("reader");
     loop {
-        let batch = reader.next_batch().await.expect("stream open").expect("batch");
+        let batch = reader
+            .next_batch()
+            .await
+            .expect("stream open")
+            .expect("batch");
         let mut last = 0;
         for message in batch {
             last = message.sequence;

@@ -28,7 +28,9 @@ pub struct DeadLetter {
 
 impl std::fmt::Debug for DeadLetter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeadLetter").field("consumer", &self.consumer).finish()
+        f.debug_struct("DeadLetter")
+            .field("consumer", &self.consumer)
+            .finish()
     }
 }
 
@@ -53,19 +55,35 @@ impl DeadLetter {
         }
     }
 
-    pub async fn park(&self, message: &StreamMessage, reason: &'static str, detail: &str) -> Result<(), PublishError> {
+    pub async fn park(
+        &self,
+        message: &StreamMessage,
+        reason: &'static str,
+        detail: &str,
+    ) -> Result<(), PublishError> {
         let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", format!("{}:{}", self.consumer, message.sequence).as_str());
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{}:{}", self.consumer, message.sequence).as_str(),
+        );
         headers.insert(CONSUMER, self.consumer.as_str());
         headers.insert(REASON, reason);
         // Header values are single-line.
-        let detail: String = detail.chars().map(|c| if c.is_control() { ' ' } else { c }).take(1024).collect();
+        let detail: String = detail
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(1024)
+            .collect();
         headers.insert(DETAIL, detail.as_str());
         headers.insert(ORIGINAL_SUBJECT, message.subject.as_str());
         headers.insert(ORIGINAL_SEQUENCE, message.sequence.to_string().as_str());
         let result = async {
             self.jetstream
-                .publish_with_headers(dead_letter_subject(&self.consumer), headers, message.payload.clone())
+                .publish_with_headers(
+                    dead_letter_subject(&self.consumer),
+                    headers,
+                    message.payload.clone(),
+                )
                 .await?
                 .await
         }
@@ -73,7 +91,9 @@ impl DeadLetter {
         match result {
             Ok(ack) => {
                 if !ack.duplicate {
-                    metrics::DEAD_LETTERS.with_label_values(&[&self.consumer, reason]).inc();
+                    metrics::DEAD_LETTERS
+                        .with_label_values(&[&self.consumer, reason])
+                        .inc();
                 }
                 tracing::warn!(
                     consumer = %self.consumer,
@@ -130,4 +150,3 @@ pub async fn read_dead_letters(
     }
     Ok(records)
 }
-

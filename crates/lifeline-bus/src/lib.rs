@@ -16,7 +16,10 @@ pub use reader::{EventReader, ReadError, StreamMessage, stream_head};
 pub use async_nats;
 
 /// Connects to NATS with a name that shows in the server's connection list.
-pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+pub async fn connect(
+    url: &str,
+    name: &str,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
     async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-use lifeline_events::{DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECT_PREFIX, EVENT_STREAM, EVENT_STREAM_SUBJECTS};
+use lifeline_events::{
+    DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECT_PREFIX, EVENT_STREAM, EVENT_STREAM_SUBJECTS,
+};
 
 /// How the streams are created. Replicas above 1 need a JetStream cluster.
 #[derive(Debug, Clone)]
@@ -32,9 +34,15 @@ pub async fn provision(
     for (name, subjects) in [
         (
             EVENT_STREAM,
-            EVENT_STREAM_SUBJECTS.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+            EVENT_STREAM_SUBJECTS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect::<Vec<_>>(),
         ),
-        (DEAD_LETTER_STREAM, vec![format!("{DEAD_LETTER_SUBJECT_PREFIX}.>")]),
+        (
+            DEAD_LETTER_STREAM,
+            vec![format!("{DEAD_LETTER_SUBJECT_PREFIX}.>")],
+        ),
     ] {
         let config = stream::Config {
             name: name.to_owned(),

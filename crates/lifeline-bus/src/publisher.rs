@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, context::PublishErrorKind};
 use async_nats::header::HeaderMap;
+use async_nats::jetstream::{self, context::PublishErrorKind};
 use lifeline_events::Envelope;
 
 use crate::metrics;
@@ -52,7 +52,9 @@ pub struct Publisher {
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("name", &self.name).finish()
+        f.debug_struct("Publisher")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -60,10 +62,16 @@ fn headers(envelope: &Envelope, expected_last_subject_sequence: Option<u64>) -> 
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", envelope.id.to_string().as_str());
     if let Some(sequence) = expected_last_subject_sequence {
-        headers.insert("Nats-Expected-Last-Subject-Sequence", sequence.to_string().as_str());
+        headers.insert(
+            "Nats-Expected-Last-Subject-Sequence",
+            sequence.to_string().as_str(),
+        );
     }
     headers.insert("Lifeline-Type", envelope.event_type());
-    headers.insert("Lifeline-Correlation-Id", envelope.correlation_id.to_string().as_str());
+    headers.insert(
+        "Lifeline-Correlation-Id",
+        envelope.correlation_id.to_string().as_str(),
+    );
     headers.insert("traceparent", traceparent(envelope).as_str());
     headers
 }
@@ -131,15 +139,21 @@ impl Publisher {
                 Err(error) => {
                     let kind = error.kind();
                     if kind == PublishErrorKind::WrongLastSequence {
-                        metrics::FAILURES.with_label_values(&[&self.name, "conflict"]).inc();
+                        metrics::FAILURES
+                            .with_label_values(&[&self.name, "conflict"])
+                            .inc();
                         return Err(PublishError::Conflict);
                     }
                     if !is_transient(kind) {
-                        metrics::FAILURES.with_label_values(&[&self.name, "rejected"]).inc();
+                        metrics::FAILURES
+                            .with_label_values(&[&self.name, "rejected"])
+                            .inc();
                         return Err(PublishError::Rejected(error.to_string()));
                     }
                     if attempt >= MAX_ATTEMPTS {
-                        metrics::FAILURES.with_label_values(&[&self.name, "unavailable"]).inc();
+                        metrics::FAILURES
+                            .with_label_values(&[&self.name, "unavailable"])
+                            .inc();
                         return Err(PublishError::Unavailable {
                             attempts: attempt,
                             message: error.to_string(),
@@ -158,7 +172,10 @@ impl Publisher {
     /// Publishes many events pipelined: every message is sent before any acknowledgement is
     /// awaited, then each acknowledgement is checked in order and any failed one is retried
     /// on its own (with the same id). Results are in input order.
-    pub async fn publish_all(&self, envelopes: &[Envelope]) -> Result<Vec<Published>, PublishError> {
+    pub async fn publish_all(
+        &self,
+        envelopes: &[Envelope],
+    ) -> Result<Vec<Published>, PublishError> {
         let mut pending = Vec::with_capacity(envelopes.len());
         for envelope in envelopes {
             let sent = self
@@ -194,6 +211,9 @@ impl Publisher {
         } else {
             metrics::PUBLISHED.with_label_values(&[&self.name]).inc();
         }
-        Published { sequence, duplicate }
+        Published {
+            sequence,
+            duplicate,
+        }
     }
 }

@@ -34,7 +34,9 @@ pub struct EventReader {
 
 impl std::fmt::Debug for EventReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventReader").field("stream", &self.stream).finish()
+        f.debug_struct("EventReader")
+            .field("stream", &self.stream)
+            .finish()
     }
 }
 
@@ -54,7 +56,10 @@ impl EventReader {
         position: u64,
         max_batch: usize,
     ) -> Result<Self, ReadError> {
-        let handle = jetstream.get_stream(stream).await.map_err(|e| unavailable(stream, e))?;
+        let handle = jetstream
+            .get_stream(stream)
+            .await
+            .map_err(|e| unavailable(stream, e))?;
         let deliver_policy = if position == 0 {
             consumer::DeliverPolicy::All
         } else {
@@ -69,7 +74,10 @@ impl EventReader {
             })
             .await
             .map_err(|e| unavailable(stream, e))?;
-        let messages = ordered.messages().await.map_err(|e| unavailable(stream, e))?;
+        let messages = ordered
+            .messages()
+            .await
+            .map_err(|e| unavailable(stream, e))?;
         Ok(EventReader {
             messages: messages.ready_chunks(max_batch.max(1)),
             stream: stream.to_owned(),
@@ -105,7 +113,10 @@ impl EventReader {
 
 /// The sequence of the last message in `stream` (0 when empty).
 pub async fn stream_head(jetstream: &jetstream::Context, stream: &str) -> Result<u64, ReadError> {
-    let mut handle = jetstream.get_stream(stream).await.map_err(|e| unavailable(stream, e))?;
+    let mut handle = jetstream
+        .get_stream(stream)
+        .await
+        .map_err(|e| unavailable(stream, e))?;
     let info = handle.info().await.map_err(|e| unavailable(stream, e))?;
     Ok(info.state.last_sequence)
 }

@@ -25,7 +25,11 @@ pub enum Component {
 }
 
 impl Component {
-    pub const ALL: [Component; 3] = [Component::Inventory, Component::Delivery, Component::Dispatch];
+    pub const ALL: [Component; 3] = [
+        Component::Inventory,
+        Component::Delivery,
+        Component::Dispatch,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -35,7 +39,10 @@ impl Component {
         }
     }
 
-    pub fn open_store(self, directory: &Path) -> Result<Arc<ProjectionStore>, lifeline_store::StoreError> {
+    pub fn open_store(
+        self,
+        directory: &Path,
+    ) -> Result<Arc<ProjectionStore>, lifeline_store::StoreError> {
         match self {
             Component::Inventory => lifeline_inventory::open_store(directory),
             Component::Delivery => lifeline_delivery::open_store(directory),
@@ -92,32 +99,42 @@ pub fn start_consumers(
     for component in components {
         let component = *component;
         let directory = data_dir.join(component.name());
-        let store = component
-            .open_store(&directory)
-            .with_context(|| format!("cannot open the {} store (is another process using it?)", component.name()))?;
+        let store = component.open_store(&directory).with_context(|| {
+            format!(
+                "cannot open the {} store (is another process using it?)",
+                component.name()
+            )
+        })?;
         let config = DriverConfig::default();
         let shutdown = shutdown.clone();
         let status = match component {
             Component::Inventory => {
-                let projection = lifeline_inventory::projection(Arc::clone(&store), jetstream.clone(), config);
+                let projection =
+                    lifeline_inventory::projection(Arc::clone(&store), jetstream.clone(), config);
                 let status = projection.status();
                 tasks.spawn(async move { (component, projection.run(shutdown).await) });
                 status
             }
             Component::Delivery => {
-                let projection = lifeline_delivery::projection(Arc::clone(&store), jetstream.clone(), config);
+                let projection =
+                    lifeline_delivery::projection(Arc::clone(&store), jetstream.clone(), config);
                 let status = projection.status();
                 tasks.spawn(async move { (component, projection.run(shutdown).await) });
                 status
             }
             Component::Dispatch => {
-                let projection = lifeline_dispatch::projection(Arc::clone(&store), jetstream.clone(), config);
+                let projection =
+                    lifeline_dispatch::projection(Arc::clone(&store), jetstream.clone(), config);
                 let status = projection.status();
                 tasks.spawn(async move { (component, projection.run(shutdown).await) });
                 status
             }
         };
-        running.push(Running { component, status, store });
+        running.push(Running {
+            component,
+            status,
+            store,
+        });
     }
     Ok(running)
 }
@@ -150,15 +167,28 @@ pub fn stop_on_signal(trigger: watch::Sender<bool>) {
 }
 
 /// `lifeline up` and `lifeline run <component>`.
-pub async fn up(common: Common, http: SocketAddr, components: Vec<Component>) -> anyhow::Result<ExitCode> {
+pub async fn up(
+    common: Common,
+    http: SocketAddr,
+    components: Vec<Component>,
+) -> anyhow::Result<ExitCode> {
     let connection = connect(&common, "lifeline").await?;
     let (trigger, shutdown) = watch::channel(false);
     stop_on_signal(trigger.clone());
     let mut tasks = JoinSet::new();
-    let running = start_consumers(&connection.jetstream, &common.data_dir, &components, &shutdown, &mut tasks)?;
+    let running = start_consumers(
+        &connection.jetstream,
+        &common.data_dir,
+        &components,
+        &shutdown,
+        &mut tasks,
+    )?;
     let state = lifeline_gateway::GatewayState {
         nats: connection.client.clone(),
-        consumers: running.iter().map(|r| (r.component.name(), Arc::clone(&r.status))).collect(),
+        consumers: running
+            .iter()
+            .map(|r| (r.component.name(), Arc::clone(&r.status)))
+            .collect(),
     };
     let mut http_shutdown = shutdown.clone();
     let http_task = tokio::spawn(lifeline_gateway::serve(http, state, async move {
@@ -167,7 +197,9 @@ pub async fn up(common: Common, http: SocketAddr, components: Vec<Component>) ->
     let mut failed = false;
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((component, Ok(()))) => tracing::info!(component = component.name(), "consumer stopped"),
+            Ok((component, Ok(()))) => {
+                tracing::info!(component = component.name(), "consumer stopped")
+            }
             Ok((component, Err(error))) => {
                 tracing::error!(component = component.name(), %error, "consumer failed, stopping");
                 failed = true;
@@ -193,7 +225,11 @@ pub async fn up(common: Common, http: SocketAddr, components: Vec<Component>) ->
         }
     }
     connection.client.flush().await.ok();
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `lifeline replay <projection>`.
@@ -203,22 +239,39 @@ pub async fn replay(common: Common, component: Component) -> anyhow::Result<Exit
     if live.exists() {
         // Fails while a consumer holds the store: replaying under a running consumer would
         // swap its files away.
-        let store = component
-            .open_store(&live)
-            .with_context(|| format!("cannot open {}; stop the {} consumer first", live.display(), component.name()))?;
+        let store = component.open_store(&live).with_context(|| {
+            format!(
+                "cannot open {}; stop the {} consumer first",
+                live.display(),
+                component.name()
+            )
+        })?;
         drop(store);
     }
     let fresh = common.data_dir.join(format!("{}.replay", component.name()));
     if fresh.exists() {
-        std::fs::remove_dir_all(&fresh).with_context(|| format!("cannot clear {}", fresh.display()))?;
+        std::fs::remove_dir_all(&fresh)
+            .with_context(|| format!("cannot clear {}", fresh.display()))?;
     }
     let store = component.open_store(&fresh)?;
     let config = DriverConfig::default();
     let started = std::time::Instant::now();
     let head = match component {
-        Component::Inventory => lifeline_inventory::projection(Arc::clone(&store), connection.jetstream.clone(), config).replay().await?,
-        Component::Delivery => lifeline_delivery::projection(Arc::clone(&store), connection.jetstream.clone(), config).replay().await?,
-        Component::Dispatch => lifeline_dispatch::projection(Arc::clone(&store), connection.jetstream.clone(), config).replay().await?,
+        Component::Inventory => {
+            lifeline_inventory::projection(Arc::clone(&store), connection.jetstream.clone(), config)
+                .replay()
+                .await?
+        }
+        Component::Delivery => {
+            lifeline_delivery::projection(Arc::clone(&store), connection.jetstream.clone(), config)
+                .replay()
+                .await?
+        }
+        Component::Dispatch => {
+            lifeline_dispatch::projection(Arc::clone(&store), connection.jetstream.clone(), config)
+                .replay()
+                .await?
+        }
     };
     let digest = store.digest()?;
     drop(store);

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -17,9 +18,10 @@ use lifeline_bus::async_nats::jetstream;
 use lifeline_bus::{EventReader, Publisher, read_dead_letters, stream_head};
 use lifeline_domain::inventory::Reservation;
 use lifeline_events::{
-    Actor, ActorKind, ArrivedAtCheckpoint, DropDelivered, DropFailed, DropFailure, EVENT_STREAM, Envelope, Event,
-    EventMeta, ItemKind, OrderCancelled, OrderLine, OrderPicked, OrderPlaced, PickLine, PickOutcome, Priority,
-    Proof, RunDeparted, RunPlanned, RunReturned, Substitute, Vulnerability, new_event_id,
+    Actor, ActorKind, ArrivedAtCheckpoint, DropDelivered, DropFailed, DropFailure, EVENT_STREAM,
+    Envelope, Event, EventMeta, ItemKind, OrderCancelled, OrderLine, OrderPicked, OrderPlaced,
+    PickLine, PickOutcome, Priority, Proof, RunDeparted, RunPlanned, RunReturned, Substitute,
+    Vulnerability, new_event_id,
 };
 use lifeline_seeds::{Household, Seeds};
 use lifeline_store::ProjectionStore;
@@ -32,8 +34,6 @@ use crate::Common;
 use crate::components::{Component, Running, connect, start_consumers};
 
 const COMMUNITY: &str = "tianlun";
-/// Simulated seconds per real second: a day's work in a couple of real minutes.
-const CLOCK_SPEED: f64 = 600.0;
 const VEHICLE_LOAD: usize = 120;
 const DROP_FAILURE_PERCENT: u64 = 8;
 const CANCEL_PERCENT: u64 = 1;
@@ -59,19 +59,38 @@ impl Random {
     }
 }
 
-/// The simulated clock: 06:00 on 14 June 2020, Beijing time, moving fast.
+/// The simulated clock: starts at 06:00 on 14 June 2020, Beijing time, and moves only
+/// when the simulation says work took time (an order typed in, a pick, a vehicle, a run).
+#[derive(Default)]
 struct Clock {
-    start: Instant,
+    elapsed_secs: AtomicU64,
 }
 
 impl Clock {
+    const START: OffsetDateTime = datetime!(2020-06-14 06:00 +08:00);
+
     fn now(&self) -> OffsetDateTime {
-        let elapsed = self.start.elapsed().as_secs_f64() * CLOCK_SPEED;
-        datetime!(2020-06-14 06:00 +08:00) + Duration::from_secs_f64(elapsed)
+        Clock::START + Duration::from_secs(self.elapsed_secs.load(Ordering::Relaxed))
+    }
+
+    fn advance(&self, seconds: u64) {
+        self.elapsed_secs.fetch_add(seconds, Ordering::Relaxed);
     }
 }
 
-fn meta(clock: &Clock, source: &str, actor: Actor, correlation: uuid::Uuid, causation: Option<uuid::Uuid>) -> EventMeta {
+/// Simulated seconds each piece of work takes.
+const ORDER_SECS: u64 = 2;
+const PICK_SECS: u64 = 3;
+const VEHICLE_SECS: u64 = 5 * 60;
+const RUN_SECS: u64 = 90;
+
+fn meta(
+    clock: &Clock,
+    source: &str,
+    actor: Actor,
+    correlation: uuid::Uuid,
+    causation: Option<uuid::Uuid>,
+) -> EventMeta {
     EventMeta {
         time: clock.now(),
         source: source.to_owned(),
@@ -82,7 +101,11 @@ fn meta(clock: &Clock, source: &str, actor: Actor, correlation: uuid::Uuid, caus
 }
 
 /// What one household orders: packages mostly, medicine for those who need it.
-fn order_for(household: &Household, seeds: &Seeds, random: &mut Random) -> (String, Vec<OrderLine>, Priority) {
+fn order_for(
+    household: &Household,
+    seeds: &Seeds,
+    random: &mut Random,
+) -> (String, Vec<OrderLine>, Priority) {
     let mut lines: BTreeMap<&str, u32> = BTreeMap::new();
     lines.insert("veg-pack", 1 + u32::from(household.head_count > 3));
     if random.percent(55) {
@@ -106,12 +129,21 @@ fn order_for(household: &Household, seeds: &Seeds, random: &mut Random) -> (Stri
     if random.percent(1) {
         lines.insert("med-insulin", 1);
     }
-    let has_medicine = lines
-        .keys()
-        .any(|item| seeds.item(item).is_some_and(|entry| entry.kind == ItemKind::Medicine));
+    let has_medicine = lines.keys().any(|item| {
+        seeds
+            .item(item)
+            .is_some_and(|entry| entry.kind == ItemKind::Medicine)
+    });
     // Yonghui has the pharmacy counter and the staples; Shuocheng sells produce.
-    let needs_yonghui = has_medicine || lines.keys().any(|item| !["veg-pack", "fruit-pack", "staples-pack", "eggs"].contains(item));
-    let partner = if needs_yonghui || random.percent(50) { "yonghui" } else { "shuocheng" };
+    let needs_yonghui = has_medicine
+        || lines
+            .keys()
+            .any(|item| !["veg-pack", "fruit-pack", "staples-pack", "eggs"].contains(item));
+    let partner = if needs_yonghui || random.percent(50) {
+        "yonghui"
+    } else {
+        "shuocheng"
+    };
     let priority = if has_medicine {
         Priority::Urgent
     } else if needs.is_empty() {
@@ -121,7 +153,10 @@ fn order_for(household: &Household, seeds: &Seeds, random: &mut Random) -> (Stri
     };
     let lines = lines
         .into_iter()
-        .map(|(item, quantity)| OrderLine { item: item.to_owned(), quantity })
+        .map(|(item, quantity)| OrderLine {
+            item: item.to_owned(),
+            quantity,
+        })
         .collect();
     (partner.to_owned(), lines, priority)
 }
@@ -142,7 +177,10 @@ async fn caught_up(running: &[Running], sequence: u64, deadline: Instant) -> any
         if !behind {
             return Ok(());
         }
-        anyhow::ensure!(Instant::now() < deadline, "consumers did not catch up before the deadline");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "consumers did not catch up before the deadline"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -159,24 +197,38 @@ fn store_of(running: &[Running], component: Component) -> Arc<ProjectionStore> {
         .expect("every component runs in the demo")
 }
 
-pub async fn run(mut common: Common, households: usize, seed: u64, timeout_secs: u64) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    mut common: Common,
+    households: usize,
+    seed: u64,
+    timeout_secs: u64,
+) -> anyhow::Result<ExitCode> {
     // A fresh data directory unless one was given, so each demo plays a clean day.
     let _temporary;
-    if std::env::var_os("LIFELINE_DATA_DIR").is_none() && common.data_dir.as_os_str() == "lifeline-data" {
+    if std::env::var_os("LIFELINE_DATA_DIR").is_none()
+        && common.data_dir.as_os_str() == "lifeline-data"
+    {
         let directory = tempfile::tempdir().context("cannot create a temporary data dir")?;
         common.data_dir = directory.path().to_owned();
         _temporary = Some(directory);
     }
     let deadline = Instant::now() + Duration::from_secs(timeout_secs);
-    let mut seeds = Seeds::load(&lifeline_seeds::default_directory()).context("cannot load seed data")?;
+    let mut seeds =
+        Seeds::load(&lifeline_seeds::default_directory()).context("cannot load seed data")?;
     seeds.restrict(COMMUNITY, Some(households));
     let connection = connect(&common, "lifeline-demo").await?;
     let jetstream = connection.jetstream.clone();
     let (trigger, shutdown) = watch::channel(false);
     crate::components::stop_on_signal(trigger.clone());
     let mut tasks = JoinSet::new();
-    let running = start_consumers(&jetstream, &common.data_dir, &Component::ALL, &shutdown, &mut tasks)?;
-    let clock = Arc::new(Clock { start: Instant::now() });
+    let running = start_consumers(
+        &jetstream,
+        &common.data_dir,
+        &Component::ALL,
+        &shutdown,
+        &mut tasks,
+    )?;
+    let clock = Arc::new(Clock::default());
     let mut random = Random(seed);
 
     let progress = MultiProgress::new();
@@ -205,7 +257,12 @@ pub async fn run(mut common: Common, households: usize, seed: u64, timeout_secs:
         jetstream.clone(),
         courier_start,
         Arc::clone(&clock),
-        seeds.volunteers.iter().filter(|v| v.group == "rapid_delivery").map(|v| v.volunteer.clone()).collect(),
+        seeds
+            .volunteers
+            .iter()
+            .filter(|v| v.group == "rapid_delivery")
+            .map(|v| v.volunteer.clone())
+            .collect(),
         seed ^ 0x5eed,
         shutdown.clone(),
     ));
@@ -238,6 +295,7 @@ pub async fn run(mut common: Common, households: usize, seed: u64, timeout_secs:
             Actor::new(ActorKind::Resident, household.household.clone())
         };
         let correlation = new_event_id();
+        clock.advance(ORDER_SECS);
         batch.push(Envelope::new(
             Event::OrderPlaced(placed.clone()),
             meta(&clock, "lifeline-demo", actor, correlation, None),
@@ -265,7 +323,13 @@ pub async fn run(mut common: Common, households: usize, seed: u64, timeout_secs:
                     community: COMMUNITY.to_owned(),
                     reason: "resident cancelled".to_owned(),
                 }),
-                meta(&clock, "lifeline-demo", Actor::new(ActorKind::Resident, order.household.clone()), new_event_id(), None),
+                meta(
+                    &clock,
+                    "lifeline-demo",
+                    Actor::new(ActorKind::Resident, order.household.clone()),
+                    new_event_id(),
+                    None,
+                ),
             ));
         }
     }
@@ -276,14 +340,28 @@ pub async fn run(mut common: Common, households: usize, seed: u64, timeout_secs:
     let inventory = store_of(&running, Component::Inventory);
     let picking = bar("picking", orders.len() - cancelled.len());
     let mut picked_orders: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let (mut short_lines, mut substituted_lines) = (0u64, 0u64);
     let mut batch = Vec::new();
     for order in orders.iter().filter(|o| !cancelled.contains(&o.order)) {
         let reservation = lifeline_inventory::reservation(&inventory, &order.order)?
             .with_context(|| format!("order {} has no reservation", order.order))?;
         let lines = pick_lines(&reservation, &mut random);
-        let anything = lines.iter().any(|line| line.picked > 0 || line.substitute.is_some());
+        clock.advance(PICK_SECS);
+        for line in &lines {
+            match line.outcome {
+                PickOutcome::Short => short_lines += 1,
+                PickOutcome::Substituted => substituted_lines += 1,
+                PickOutcome::Picked => {}
+            }
+        }
+        let anything = lines
+            .iter()
+            .any(|line| line.picked > 0 || line.substitute.is_some());
         if anything {
-            picked_orders.entry(order.partner.clone()).or_default().push(order.order.clone());
+            picked_orders
+                .entry(order.partner.clone())
+                .or_default()
+                .push(order.order.clone());
         }
         batch.push(Envelope::new(
             Event::OrderPicked(OrderPicked {
@@ -292,7 +370,13 @@ pub async fn run(mut common: Common, households: usize, seed: u64, timeout_secs:
                 partner: order.partner.clone(),
                 lines,
             }),
-            meta(&clock, &format!("partner-{}", order.partner), Actor::new(ActorKind::Partner, order.partner.clone()), new_event_id(), None),
+            meta(
+                &clock,
+                &format!("partner-{}", order.partner),
+                Actor::new(ActorKind::Partner, order.partner.clone()),
+                new_event_id(),
+                None,
+            ),
         ));
         if batch.len() == 500 {
             publisher.publish_all(&batch).await?;
@@ -316,8 +400,15 @@ pub async fn run(mut common: Common, households: usize, seed: u64, timeout_secs:
                     partner: partner.clone(),
                     orders: load.to_vec(),
                 }),
-                meta(&clock, "lifeline-demo", Actor::new(ActorKind::Staff, "staff-tianlun-checkpoint"), new_event_id(), None),
+                meta(
+                    &clock,
+                    "lifeline-demo",
+                    Actor::new(ActorKind::Staff, "staff-tianlun-checkpoint"),
+                    new_event_id(),
+                    None,
+                ),
             );
+            clock.advance(VEHICLE_SECS);
             publisher.publish(&arrival, None).await?;
             arriving.inc(load.len() as u64);
         }
@@ -331,7 +422,8 @@ pub async fn run(mut common: Common, households: usize, seed: u64, timeout_secs:
     let finished = loop {
         let store = Arc::clone(&delivery);
         let ids = order_ids.clone();
-        let (final_count, by_stage) = tokio::task::spawn_blocking(move || final_stages(&store, &ids)).await??;
+        let (final_count, by_stage) =
+            tokio::task::spawn_blocking(move || final_stages(&store, &ids)).await??;
         delivering.set_position(final_count as u64);
         delivering.set_message(format!("{by_stage:?}"));
         if final_count == orders.len() {
@@ -351,15 +443,22 @@ pub async fn run(mut common: Common, households: usize, seed: u64, timeout_secs:
             tracing::error!(component = component.name(), %error, "consumer failed");
         }
     }
-    let runs = courier.await.unwrap_or_default();
+    let rides = courier.await.unwrap_or_default();
 
     // 6. The summary.
     let store = Arc::clone(&delivery);
     let ids = order_ids.clone();
     let (_, by_stage) = tokio::task::spawn_blocking(move || final_stages(&store, &ids)).await??;
-    let dead_letters = read_dead_letters(&jetstream, 10_000).await.unwrap_or_default();
+    let dead_letters = read_dead_letters(&jetstream, 10_000)
+        .await
+        .unwrap_or_default();
     println!();
-    println!("lockdown day in Tianlun Jincheng: {} households, simulated until {}", seeds.households.len(), clock.now().time());
+    println!(
+        "lockdown day in Tianlun Jincheng: {} households, simulated from {} to {}",
+        seeds.households.len(),
+        Clock::START.time(),
+        clock.now().time()
+    );
     println!();
     println!("{:<24} {:>8}", "orders by final stage", "count");
     for (stage, count) in &by_stage {
@@ -367,16 +466,28 @@ pub async fn run(mut common: Common, households: usize, seed: u64, timeout_secs:
     }
     println!("  {:<22} {:>8}", "total", orders.len());
     println!();
-    println!("{:<24} {:>8}", "tricycle runs", runs);
+    println!("{:<24} {:>8}", "pick lines short", short_lines);
+    println!("{:<24} {:>8}", "pick lines substituted", substituted_lines);
+    println!("{:<24} {:>8}", "tricycle runs", rides.runs);
+    println!("{:<24} {:>8}", "drops delivered", rides.delivered);
+    println!("{:<24} {:>8}", "drops failed", rides.failed);
     println!();
-    println!("{:<12} {:<20} {:>9} {:>9} {:>9}", "partner", "stock left", "on hand", "reserved", "available");
+    println!(
+        "{:<12} {:<20} {:>9} {:>9} {:>9}",
+        "partner", "stock left", "on hand", "reserved", "available"
+    );
     for row in lifeline_inventory::stock(&inventory, None)? {
-        println!("{:<12} {:<20} {:>9} {:>9} {:>9}", row.partner, row.item, row.on_hand, row.reserved, row.available);
+        println!(
+            "{:<12} {:<20} {:>9} {:>9} {:>9}",
+            row.partner, row.item, row.on_hand, row.reserved, row.available
+        );
     }
     println!();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     for letter in &dead_letters {
-        *reasons.entry(format!("{}/{}", letter.consumer, letter.reason)).or_default() += 1;
+        *reasons
+            .entry(format!("{}/{}", letter.consumer, letter.reason))
+            .or_default() += 1;
     }
     println!("{:<24} {:>8}", "dead letters", dead_letters.len());
     for (reason, count) in reasons {
@@ -404,10 +515,17 @@ fn pick_lines(reservation: &Reservation, random: &mut Random) -> Vec<PickLine> {
                     ordered: line.requested,
                     outcome: PickOutcome::Substituted,
                     picked: 0,
-                    substitute: Some(Substitute { item: "watermelon".to_owned(), quantity: 1 }),
+                    substitute: Some(Substitute {
+                        item: "watermelon".to_owned(),
+                        quantity: 1,
+                    }),
                 };
             }
-            let outcome = if line.reserved == line.requested { PickOutcome::Picked } else { PickOutcome::Short };
+            let outcome = if line.reserved == line.requested {
+                PickOutcome::Picked
+            } else {
+                PickOutcome::Short
+            };
             PickLine {
                 item: line.item.clone(),
                 ordered: line.requested,
@@ -420,7 +538,10 @@ fn pick_lines(reservation: &Reservation, random: &mut Random) -> Vec<PickLine> {
 }
 
 /// How many of `orders` are final, and every order's stage counted.
-fn final_stages(store: &ProjectionStore, orders: &[String]) -> anyhow::Result<(usize, BTreeMap<&'static str, usize>)> {
+fn final_stages(
+    store: &ProjectionStore,
+    orders: &[String],
+) -> anyhow::Result<(usize, BTreeMap<&'static str, usize>)> {
     let mut final_count = 0;
     let mut by_stage = BTreeMap::new();
     for order in orders {
@@ -434,8 +555,16 @@ fn final_stages(store: &ProjectionStore, orders: &[String]) -> anyhow::Result<(u
     Ok((final_count, by_stage))
 }
 
+/// What the couriers did.
+#[derive(Debug, Default)]
+struct Rides {
+    runs: u64,
+    delivered: u64,
+    failed: u64,
+}
+
 /// The couriers: take each planned run, ride it, drop at every door (some drops fail),
-/// come back. Returns how many runs were ridden.
+/// come back.
 async fn couriers(
     jetstream: jetstream::Context,
     start: u64,
@@ -443,17 +572,17 @@ async fn couriers(
     volunteers: Vec<String>,
     seed: u64,
     mut shutdown: watch::Receiver<bool>,
-) -> usize {
+) -> Rides {
     let mut random = Random(seed);
     let publisher = Publisher::new(jetstream.clone(), "demo-couriers");
     let mut reader = match EventReader::open(&jetstream, EVENT_STREAM, start, 256).await {
         Ok(reader) => reader,
         Err(error) => {
             tracing::error!(%error, "couriers cannot read the stream");
-            return 0;
+            return Rides::default();
         }
     };
-    let mut ridden = 0;
+    let mut ridden = Rides::default();
     loop {
         let batch = tokio::select! {
             _ = shutdown.changed() => return ridden,
@@ -473,19 +602,44 @@ async fn couriers(
                 .get(random.below(volunteers.len() as u64) as usize)
                 .cloned()
                 .unwrap_or_else(|| "vol-unknown".to_owned());
+            clock.advance(RUN_SECS);
             let events = ride(&envelope, planned, &courier, &clock, &mut random);
+            for event in &events {
+                match event.event {
+                    Event::DropDelivered(_) => ridden.delivered += 1,
+                    Event::DropFailed(_) => ridden.failed += 1,
+                    _ => {}
+                }
+            }
             if let Err(error) = publisher.publish_all(&events).await {
                 tracing::error!(%error, run = %planned.run, "courier could not report the run");
                 return ridden;
             }
-            ridden += 1;
+            ridden.runs += 1;
         }
     }
 }
 
-fn ride(cause: &Envelope, planned: &RunPlanned, courier: &str, clock: &Clock, random: &mut Random) -> Vec<Envelope> {
+fn ride(
+    cause: &Envelope,
+    planned: &RunPlanned,
+    courier: &str,
+    clock: &Clock,
+    random: &mut Random,
+) -> Vec<Envelope> {
     let actor = Actor::new(ActorKind::Courier, courier);
-    let follow = |event: Event| Envelope::new(event, meta(clock, "lifeline-courier-page", actor.clone(), cause.correlation_id, Some(cause.id)));
+    let follow = |event: Event| {
+        Envelope::new(
+            event,
+            meta(
+                clock,
+                "lifeline-courier-page",
+                actor.clone(),
+                cause.correlation_id,
+                Some(cause.id),
+            ),
+        )
+    };
     let mut events = vec![follow(Event::RunDeparted(RunDeparted {
         run: planned.run.clone(),
         community: planned.community.clone(),

@@ -14,7 +14,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use components::Component;
 
 #[derive(Debug, Parser)]
-#[command(name = "lifeline", version, about = "Deliveries for sealed communities, as an event-sourced pipeline on NATS JetStream")]
+#[command(
+    name = "lifeline",
+    version,
+    about = "Deliveries for sealed communities, as an event-sourced pipeline on NATS JetStream"
+)]
 pub struct Cli {
     /// Log format: human-readable text or one JSON object per line.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -86,8 +90,10 @@ pub enum Command {
 /// `RUST_LOG` filters (default `info`); `--log-format json` for machines.
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -97,7 +103,11 @@ pub fn init_tracing(format: LogFormat) {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Up { common, http } => components::up(common, http, Component::ALL.to_vec()).await,
-        Command::Run { component, common, http } => components::up(common, http, vec![component]).await,
+        Command::Run {
+            component,
+            common,
+            http,
+        } => components::up(common, http, vec![component]).await,
         Command::Demo {
             common,
             households,

@@ -23,17 +23,26 @@ impl Drop for LocalNats {
 }
 
 /// The URL to use and, when this process started the server, its handle.
-pub fn resolve(nats_url: Option<&str>, data_dir: &Path) -> anyhow::Result<(String, Option<LocalNats>)> {
+pub fn resolve(
+    nats_url: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<(String, Option<LocalNats>)> {
     if let Some(url) = nats_url {
         return Ok((url.to_owned(), None));
     }
-    if std::net::TcpStream::connect_timeout(&LOCAL.parse().expect("valid address"), Duration::from_millis(300)).is_ok() {
+    if std::net::TcpStream::connect_timeout(
+        &LOCAL.parse().expect("valid address"),
+        Duration::from_millis(300),
+    )
+    .is_ok()
+    {
         tracing::info!(address = LOCAL, "using the nats-server already listening");
         return Ok((format!("nats://{LOCAL}"), None));
     }
     let binary = std::env::var_os("LIFELINE_NATS_SERVER").unwrap_or_else(|| "nats-server".into());
     let store = data_dir.join("nats");
-    std::fs::create_dir_all(&store).with_context(|| format!("cannot create {}", store.display()))?;
+    std::fs::create_dir_all(&store)
+        .with_context(|| format!("cannot create {}", store.display()))?;
     let child = Command::new(&binary)
         .args(["-js", "-a", "127.0.0.1", "-p", "4222", "-sd"])
         .arg(&store)

@@ -6,8 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use lifeline_bus::async_nats::jetstream;
-use lifeline_domain::delivery::{BY_BUILDING, BY_HOUSEHOLD, DeliveryStatus, ORDERS, OrderRecord, RUNS, RunRecord};
 use lifeline_domain::Handler;
+use lifeline_domain::delivery::{
+    BY_BUILDING, BY_HOUSEHOLD, DeliveryStatus, ORDERS, OrderRecord, RUNS, RunRecord,
+};
 use lifeline_domain::order::Stage;
 use lifeline_projection::{DriverConfig, Projection};
 use lifeline_store::{ProjectionStore, StoreError};
@@ -18,7 +20,11 @@ pub fn open_store(directory: &Path) -> Result<Arc<ProjectionStore>, StoreError> 
     ProjectionStore::open(directory, DeliveryStatus.tables()).map(Arc::new)
 }
 
-pub fn projection(store: Arc<ProjectionStore>, jetstream: jetstream::Context, config: DriverConfig) -> Projection<DeliveryStatus> {
+pub fn projection(
+    store: Arc<ProjectionStore>,
+    jetstream: jetstream::Context,
+    config: DriverConfig,
+) -> Projection<DeliveryStatus> {
     Projection::new(DeliveryStatus, store, jetstream, config)
 }
 
@@ -33,10 +39,16 @@ fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Option<T> 
 }
 
 pub fn order(store: &ProjectionStore, order: &str) -> Result<Option<OrderRecord>, StoreError> {
-    Ok(store.get(ORDERS, order)?.and_then(|bytes| decode(order, &bytes)))
+    Ok(store
+        .get(ORDERS, order)?
+        .and_then(|bytes| decode(order, &bytes)))
 }
 
-fn orders_by_index(store: &ProjectionStore, index: &str, owner: &str) -> Result<Vec<OrderRecord>, StoreError> {
+fn orders_by_index(
+    store: &ProjectionStore,
+    index: &str,
+    owner: &str,
+) -> Result<Vec<OrderRecord>, StoreError> {
     let mut orders = Vec::new();
     for (key, _) in store.scan_prefix(index, &format!("{owner}/"))? {
         let order_id = key.rsplit('/').next().unwrap_or_default();
@@ -47,11 +59,17 @@ fn orders_by_index(store: &ProjectionStore, index: &str, owner: &str) -> Result<
     Ok(orders)
 }
 
-pub fn orders_of_household(store: &ProjectionStore, household: &str) -> Result<Vec<OrderRecord>, StoreError> {
+pub fn orders_of_household(
+    store: &ProjectionStore,
+    household: &str,
+) -> Result<Vec<OrderRecord>, StoreError> {
     orders_by_index(store, BY_HOUSEHOLD, household)
 }
 
-pub fn orders_in_building(store: &ProjectionStore, building: &str) -> Result<Vec<OrderRecord>, StoreError> {
+pub fn orders_in_building(
+    store: &ProjectionStore,
+    building: &str,
+) -> Result<Vec<OrderRecord>, StoreError> {
     orders_by_index(store, BY_BUILDING, building)
 }
 
@@ -89,7 +107,10 @@ pub fn stage_counts(store: &ProjectionStore) -> Result<StageCounts, StoreError> 
         counts.by_stage.insert(stage.as_str(), 0);
     }
     for record in all_orders(store)? {
-        *counts.by_stage.entry(record.status.stage.as_str()).or_default() += 1;
+        *counts
+            .by_stage
+            .entry(record.status.stage.as_str())
+            .or_default() += 1;
         counts.total += 1;
         if record.is_final {
             counts.finished += 1;

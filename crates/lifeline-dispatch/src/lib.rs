@@ -16,6 +16,10 @@ pub fn open_store(directory: &Path) -> Result<Arc<ProjectionStore>, StoreError> 
     ProjectionStore::open(directory, Dispatch.tables()).map(Arc::new)
 }
 
-pub fn projection(store: Arc<ProjectionStore>, jetstream: jetstream::Context, config: DriverConfig) -> Projection<Dispatch> {
+pub fn projection(
+    store: Arc<ProjectionStore>,
+    jetstream: jetstream::Context,
+    config: DriverConfig,
+) -> Projection<Dispatch> {
     Projection::new(Dispatch, store, jetstream, config)
 }

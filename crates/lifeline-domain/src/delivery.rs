@@ -81,7 +81,10 @@ pub fn validate_pick_lines(picked: &OrderPicked) -> Result<(), Rejection> {
         if !consistent {
             return Err(Rejection::new(
                 "invalid_pick",
-                format!("line for {} is inconsistent with outcome {:?}", line.item, line.outcome),
+                format!(
+                    "line for {} is inconsistent with outcome {:?}",
+                    line.item, line.outcome
+                ),
             ));
         }
     }
@@ -149,7 +152,10 @@ fn check_drop(state: &dyn StateTx, order: &str, run: &str) -> Result<(), Rejecti
     if record.status.stage != Stage::OnRun || record.run.as_deref() != Some(run) {
         return Err(Rejection::new(
             "impossible_transition",
-            format!("order {order} is {:?}, not on run {run}", record.status.stage),
+            format!(
+                "order {order} is {:?}, not on run {run}",
+                record.status.stage
+            ),
         ));
     }
     Ok(())
@@ -190,16 +196,34 @@ impl Handler for DeliveryStatus {
                         stage: Stage::Placed,
                         at: time_text(envelope),
                         event_id: envelope.id.to_string(),
-                        detail: placed.on_behalf_by.as_ref().map(|staff| format!("placed by staff {staff}")),
+                        detail: placed
+                            .on_behalf_by
+                            .as_ref()
+                            .map(|staff| format!("placed by staff {staff}")),
                     }],
                 };
                 state.put_json(ORDERS, &placed.order, &record);
-                state.put(BY_HOUSEHOLD, &format!("{}/{}", placed.household, placed.order), Vec::new());
-                state.put(BY_BUILDING, &format!("{}/{}", placed.building, placed.order), Vec::new());
+                state.put(
+                    BY_HOUSEHOLD,
+                    &format!("{}/{}", placed.household, placed.order),
+                    Vec::new(),
+                );
+                state.put(
+                    BY_BUILDING,
+                    &format!("{}/{}", placed.building, placed.order),
+                    Vec::new(),
+                );
                 Ok(Applied::Changed)
             }
             Event::OrderCancelled(cancelled) => {
-                step_order(state, envelope, &cancelled.order, Step::Cancel, Some(cancelled.reason.clone()), None)?;
+                step_order(
+                    state,
+                    envelope,
+                    &cancelled.order,
+                    Step::Cancel,
+                    Some(cancelled.reason.clone()),
+                    None,
+                )?;
                 Ok(Applied::Changed)
             }
             Event::OrderPicked(picked) => {
@@ -208,12 +232,24 @@ impl Handler for DeliveryStatus {
                 if record.partner != picked.partner {
                     return Err(Rejection::new(
                         "wrong_partner",
-                        format!("order {} belongs to partner {}", picked.order, record.partner),
+                        format!(
+                            "order {} belongs to partner {}",
+                            picked.order, record.partner
+                        ),
                     ));
                 }
                 let anything = anything_picked(picked);
                 let detail = (!anything).then(|| "nothing could be picked".to_owned());
-                step_order(state, envelope, &picked.order, Step::Pick { anything_picked: anything }, detail, None)?;
+                step_order(
+                    state,
+                    envelope,
+                    &picked.order,
+                    Step::Pick {
+                        anything_picked: anything,
+                    },
+                    detail,
+                    None,
+                )?;
                 Ok(Applied::Changed)
             }
             Event::ArrivedAtCheckpoint(arrival) => {
@@ -228,7 +264,14 @@ impl Handler for DeliveryStatus {
                 }
                 let orders: Vec<String> = planned.orders().cloned().collect();
                 for order in &orders {
-                    step_order(state, envelope, order, Step::PlanOnRun, Some(format!("run {}", planned.run)), Some(&planned.run))?;
+                    step_order(
+                        state,
+                        envelope,
+                        order,
+                        Step::PlanOnRun,
+                        Some(format!("run {}", planned.run)),
+                        Some(&planned.run),
+                    )?;
                 }
                 let run = RunRecord {
                     run: planned.run.clone(),
@@ -245,7 +288,10 @@ impl Handler for DeliveryStatus {
             Event::RunDeparted(departed) => {
                 let mut run = load_run(state, &departed.run)?;
                 if run.state != RunState::Planned {
-                    return Err(Rejection::new("impossible_transition", format!("run {} departed while {:?}", run.run, run.state)));
+                    return Err(Rejection::new(
+                        "impossible_transition",
+                        format!("run {} departed while {:?}", run.run, run.state),
+                    ));
                 }
                 run.state = RunState::Departed;
                 run.courier = Some(departed.courier.clone());
@@ -255,12 +301,24 @@ impl Handler for DeliveryStatus {
             Event::RunReturned(returned) => {
                 let mut run = load_run(state, &returned.run)?;
                 if run.state != RunState::Departed {
-                    return Err(Rejection::new("impossible_transition", format!("run {} returned while {:?}", run.run, run.state)));
+                    return Err(Rejection::new(
+                        "impossible_transition",
+                        format!("run {} returned while {:?}", run.run, run.state),
+                    ));
                 }
                 for order in &run.orders {
                     let record = load_order(state, order)?;
-                    if record.status.stage == Stage::OnRun && record.run.as_deref() == Some(run.run.as_str()) {
-                        step_order(state, envelope, order, Step::ReturnUndropped, Some("returned undropped".to_owned()), None)?;
+                    if record.status.stage == Stage::OnRun
+                        && record.run.as_deref() == Some(run.run.as_str())
+                    {
+                        step_order(
+                            state,
+                            envelope,
+                            order,
+                            Step::ReturnUndropped,
+                            Some("returned undropped".to_owned()),
+                            None,
+                        )?;
                     }
                 }
                 run.state = RunState::Returned;
@@ -274,7 +332,14 @@ impl Handler for DeliveryStatus {
             }
             Event::DropFailed(failed) => {
                 check_drop(state, &failed.order, &failed.run)?;
-                step_order(state, envelope, &failed.order, Step::FailDrop, Some(failed.reason.as_str().to_owned()), None)?;
+                step_order(
+                    state,
+                    envelope,
+                    &failed.order,
+                    Step::FailDrop,
+                    Some(failed.reason.as_str().to_owned()),
+                    None,
+                )?;
                 Ok(Applied::Changed)
             }
             _ => Ok(Applied::Ignored),

@@ -9,9 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use lifeline_events::{
-    Actor, Envelope, Event, Priority, RunPlanned, Stop, deterministic_event_id,
-};
+use lifeline_events::{Actor, Envelope, Event, Priority, RunPlanned, Stop, deterministic_event_id};
 use serde::{Deserialize, Serialize};
 
 use crate::order::MAX_DROP_ATTEMPTS;
@@ -244,7 +242,10 @@ fn plan_and_emit(
             .run = Some(run.clone());
         community.runs.insert(
             run.clone(),
-            load.orders.iter().map(|queued| queued.order.clone()).collect(),
+            load.orders
+                .iter()
+                .map(|queued| queued.order.clone())
+                .collect(),
         );
         let planned = RunPlanned {
             run,
@@ -311,7 +312,10 @@ impl Handler for Dispatch {
                 if order.phase != Phase::Waiting {
                     return Err(Rejection::new(
                         "impossible_transition",
-                        format!("cancel of order {} in phase {:?}", cancelled.order, order.phase),
+                        format!(
+                            "cancel of order {} in phase {:?}",
+                            cancelled.order, order.phase
+                        ),
                     ));
                 }
                 order.phase = Phase::Done;
@@ -325,7 +329,10 @@ impl Handler for Dispatch {
                     if order.phase != Phase::Waiting {
                         return Err(Rejection::new(
                             "impossible_transition",
-                            format!("order {order_id} arrived at the checkpoint in phase {:?}", order.phase),
+                            format!(
+                                "order {order_id} arrived at the checkpoint in phase {:?}",
+                                order.phase
+                            ),
                         ));
                     }
                     order.phase = Phase::Queued;
@@ -340,7 +347,10 @@ impl Handler for Dispatch {
                 if order.phase != Phase::OnRun {
                     return Err(Rejection::new(
                         "impossible_transition",
-                        format!("drop of order {} in phase {:?}", delivered.order, order.phase),
+                        format!(
+                            "drop of order {} in phase {:?}",
+                            delivered.order, order.phase
+                        ),
                     ));
                 }
                 order.phase = Phase::Done;
@@ -352,7 +362,10 @@ impl Handler for Dispatch {
                 if order.phase != Phase::OnRun {
                     return Err(Rejection::new(
                         "impossible_transition",
-                        format!("failed drop of order {} in phase {:?}", failed.order, order.phase),
+                        format!(
+                            "failed drop of order {} in phase {:?}",
+                            failed.order, order.phase
+                        ),
                     ));
                 }
                 order.failed_drops += 1;
@@ -412,7 +425,15 @@ mod tests {
         capacities
             .iter()
             .enumerate()
-            .map(|(i, capacity_g)| (format!("t{i:02}"), Tricycle { capacity_g: *capacity_g, run: None }))
+            .map(|(i, capacity_g)| {
+                (
+                    format!("t{i:02}"),
+                    Tricycle {
+                        capacity_g: *capacity_g,
+                        run: None,
+                    },
+                )
+            })
             .collect()
     }
 
@@ -431,7 +452,11 @@ mod tests {
         let loads = plan_loads(&mut dispatch);
         assert_eq!(loads.len(), 1);
         let orders: Vec<&str> = loads[0].orders.iter().map(|o| o.order.as_str()).collect();
-        assert_eq!(orders, ["o2", "o1"], "urgent order's building first, filled with its neighbour");
+        assert_eq!(
+            orders,
+            ["o2", "o1"],
+            "urgent order's building first, filled with its neighbour"
+        );
         assert_eq!(loads[0].load_g, 8_000);
         assert_eq!(dispatch.queue.len(), 2);
     }
@@ -440,7 +465,10 @@ mod tests {
     fn oversize_order_rides_alone() {
         let mut dispatch = CommunityDispatch {
             tricycles: fleet(&[1_000]),
-            queue: vec![queued(0, 1, Priority::Routine, 5_000), queued(1, 1, Priority::Routine, 10)],
+            queue: vec![
+                queued(0, 1, Priority::Routine, 5_000),
+                queued(1, 1, Priority::Routine, 10),
+            ],
             ..Default::default()
         };
         let loads = plan_loads(&mut dispatch);

@@ -129,7 +129,10 @@ impl Handler for Inventory {
                 if reservation.state != ReservationState::Held {
                     return Err(Rejection::new(
                         "impossible_transition",
-                        format!("cancel of order {} whose stock is {:?}", cancelled.order, reservation.state),
+                        format!(
+                            "cancel of order {} whose stock is {:?}",
+                            cancelled.order, reservation.state
+                        ),
                     ));
                 }
                 for line in &reservation.lines {
@@ -179,13 +182,19 @@ fn pick(state: &mut dyn StateTx, picked: &OrderPicked) -> Result<Applied, Reject
     if reservation.state != ReservationState::Held {
         return Err(Rejection::new(
             "impossible_transition",
-            format!("pick of order {} whose stock is {:?}", picked.order, reservation.state),
+            format!(
+                "pick of order {} whose stock is {:?}",
+                picked.order, reservation.state
+            ),
         ));
     }
     if reservation.partner != picked.partner {
         return Err(Rejection::new(
             "wrong_partner",
-            format!("order {} belongs to partner {}", picked.order, reservation.partner),
+            format!(
+                "order {} belongs to partner {}",
+                picked.order, reservation.partner
+            ),
         ));
     }
     crate::delivery::validate_pick_lines(picked)?;
@@ -200,7 +209,12 @@ fn pick(state: &mut dyn StateTx, picked: &OrderPicked) -> Result<Applied, Reject
         if line.outcome == PickOutcome::Substituted
             && let Some(substitute) = &line.substitute
         {
-            take(state, &picked.partner, &substitute.item, substitute.quantity)?;
+            take(
+                state,
+                &picked.partner,
+                &substitute.item,
+                substitute.quantity,
+            )?;
         }
     }
     reservation.state = ReservationState::Picked;
@@ -208,7 +222,12 @@ fn pick(state: &mut dyn StateTx, picked: &OrderPicked) -> Result<Applied, Reject
     Ok(Applied::Changed)
 }
 
-fn take(state: &mut dyn StateTx, partner: &str, item: &str, quantity: u32) -> Result<(), Rejection> {
+fn take(
+    state: &mut dyn StateTx,
+    partner: &str,
+    item: &str,
+    quantity: u32,
+) -> Result<(), Rejection> {
     let mut level = stock(state, partner, item)?;
     if level.available() < u64::from(quantity) {
         return Err(Rejection::new(
@@ -230,7 +249,8 @@ mod tests {
     use super::*;
     use crate::{MemoryState, apply_atomically};
     use lifeline_events::{
-        Actor, EventMeta, OrderCancelled, OrderLine, PickLine, Priority, StockAdjusted, StockReceived, Substitute,
+        Actor, EventMeta, OrderCancelled, OrderLine, PickLine, Priority, StockAdjusted,
+        StockReceived, Substitute,
     };
     use proptest::prelude::*;
 
@@ -257,7 +277,10 @@ mod tests {
             partner: "p".into(),
             lines: lines
                 .iter()
-                .map(|(item, quantity)| OrderLine { item: ITEMS[*item].into(), quantity: *quantity })
+                .map(|(item, quantity)| OrderLine {
+                    item: ITEMS[*item].into(),
+                    quantity: *quantity,
+                })
                 .collect(),
             priority: Priority::Routine,
             weight_g: 1,
@@ -280,19 +303,32 @@ mod tests {
                 delta,
                 reason: "count".into()
             })),
-            (0usize..12, prop::collection::vec((0usize..3, 1u32..4), 1..3)).prop_map(|(order, lines)| placed(order, &lines)),
+            (
+                0usize..12,
+                prop::collection::vec((0usize..3, 1u32..4), 1..3)
+            )
+                .prop_map(|(order, lines)| placed(order, &lines)),
             (0usize..12).prop_map(|order| Event::OrderCancelled(OrderCancelled {
                 order: format!("o{order}"),
                 community: "c".into(),
                 reason: "x".into()
             })),
-            (0usize..12, 0usize..3, 1u32..4, 0u32..4, prop::option::of((0usize..3, 1u32..3))).prop_map(
-                |(order, item, ordered, picked, substitute)| {
+            (
+                0usize..12,
+                0usize..3,
+                1u32..4,
+                0u32..4,
+                prop::option::of((0usize..3, 1u32..3))
+            )
+                .prop_map(|(order, item, ordered, picked, substitute)| {
                     let picked = picked.min(ordered);
                     let (outcome, substitute) = match substitute {
                         Some((sub, quantity)) if ITEMS[sub] != ITEMS[item] => (
                             PickOutcome::Substituted,
-                            Some(Substitute { item: ITEMS[sub].into(), quantity }),
+                            Some(Substitute {
+                                item: ITEMS[sub].into(),
+                                quantity,
+                            }),
                         ),
                         _ if picked == ordered => (PickOutcome::Picked, None),
                         _ => (PickOutcome::Short, None),
@@ -301,10 +337,19 @@ mod tests {
                         order: format!("o{order}"),
                         community: "c".into(),
                         partner: "p".into(),
-                        lines: vec![PickLine { item: ITEMS[item].into(), ordered, outcome, picked: if outcome == PickOutcome::Substituted { 0 } else { picked }, substitute }],
+                        lines: vec![PickLine {
+                            item: ITEMS[item].into(),
+                            ordered,
+                            outcome,
+                            picked: if outcome == PickOutcome::Substituted {
+                                0
+                            } else {
+                                picked
+                            },
+                            substitute,
+                        }],
                     })
-                }
-            ),
+                }),
         ]
     }
 
@@ -334,16 +379,29 @@ mod tests {
         let mut state = MemoryState::default();
         let mut emit = Vec::new();
         for event in [
-            Event::StockReceived(StockReceived { partner: "p".into(), item: "eggs".into(), quantity: 2 }),
+            Event::StockReceived(StockReceived {
+                partner: "p".into(),
+                item: "eggs".into(),
+                quantity: 2,
+            }),
             placed(1, &[(1, 3)]),
         ] {
             apply_atomically(&Inventory, &mut state, &envelope(event), &mut emit).expect("applies");
         }
-        let reservation: Reservation = state.get_json(RESERVATIONS, "o1").expect("row").expect("recorded");
+        let reservation: Reservation = state
+            .get_json(RESERVATIONS, "o1")
+            .expect("row")
+            .expect("recorded");
         assert_eq!(reservation.lines[0].reserved, 2);
         assert_eq!(reservation.lines[0].shortfall(), 1);
-        let level: StockLevel = state.get_json(STOCK, "p/eggs").expect("row").expect("exists");
-        assert_eq!((level.on_hand, level.reserved, level.available()), (2, 2, 0));
+        let level: StockLevel = state
+            .get_json(STOCK, "p/eggs")
+            .expect("row")
+            .expect("exists");
+        assert_eq!(
+            (level.on_hand, level.reserved, level.available()),
+            (2, 2, 0)
+        );
     }
 
     proptest! {

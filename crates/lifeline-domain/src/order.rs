@@ -47,7 +47,9 @@ impl Stage {
 pub enum Step {
     Cancel,
     /// `anything_picked` is false when every line was short and nothing substituted.
-    Pick { anything_picked: bool },
+    Pick {
+        anything_picked: bool,
+    },
     ArriveAtCheckpoint,
     PlanOnRun,
     /// The run came back with the order still on it and no drop recorded.
@@ -95,9 +97,19 @@ impl OrderStatus {
         });
         let stage = match (self.stage, step) {
             (Stage::Placed, Step::Cancel) => Stage::Cancelled,
-            (Stage::Placed, Step::Pick { anything_picked: true }) => Stage::Picked,
+            (
+                Stage::Placed,
+                Step::Pick {
+                    anything_picked: true,
+                },
+            ) => Stage::Picked,
             // Nothing to deliver: a failure with no drop attempted, final at once.
-            (Stage::Placed, Step::Pick { anything_picked: false }) => Stage::Failed,
+            (
+                Stage::Placed,
+                Step::Pick {
+                    anything_picked: false,
+                },
+            ) => Stage::Failed,
             (Stage::Picked, Step::ArriveAtCheckpoint) => Stage::AtCheckpoint,
             (Stage::AtCheckpoint, Step::PlanOnRun) => Stage::OnRun,
             (Stage::Failed, Step::PlanOnRun) if !self.is_final() => Stage::OnRun,
@@ -137,20 +149,72 @@ mod tests {
     fn table_of_paths() {
         use Step::*;
         let cases: &[(&[Step], Option<Stage>)] = &[
-            (&[PICK, ArriveAtCheckpoint, PlanOnRun, Deliver], Some(Stage::Delivered)),
+            (
+                &[PICK, ArriveAtCheckpoint, PlanOnRun, Deliver],
+                Some(Stage::Delivered),
+            ),
             (&[Cancel], Some(Stage::Cancelled)),
             (&[PICK, Cancel], None),
             (&[Deliver], None),
             (&[PICK, Deliver], None),
             (&[PICK, ArriveAtCheckpoint, Deliver], None),
-            (&[Pick { anything_picked: false }], Some(Stage::Failed)),
-            (&[Pick { anything_picked: false }, PlanOnRun], None),
-            (&[PICK, ArriveAtCheckpoint, PlanOnRun, FailDrop, PlanOnRun, Deliver], Some(Stage::Delivered)),
-            (&[PICK, ArriveAtCheckpoint, PlanOnRun, ReturnUndropped, PlanOnRun, Deliver], Some(Stage::Delivered)),
-            (&[PICK, ArriveAtCheckpoint, PlanOnRun, Deliver, Cancel], None),
-            (&[PICK, ArriveAtCheckpoint, PlanOnRun, Deliver, Deliver], None),
             (
-                &[PICK, ArriveAtCheckpoint, PlanOnRun, FailDrop, PlanOnRun, FailDrop, PlanOnRun, FailDrop, PlanOnRun],
+                &[Pick {
+                    anything_picked: false,
+                }],
+                Some(Stage::Failed),
+            ),
+            (
+                &[
+                    Pick {
+                        anything_picked: false,
+                    },
+                    PlanOnRun,
+                ],
+                None,
+            ),
+            (
+                &[
+                    PICK,
+                    ArriveAtCheckpoint,
+                    PlanOnRun,
+                    FailDrop,
+                    PlanOnRun,
+                    Deliver,
+                ],
+                Some(Stage::Delivered),
+            ),
+            (
+                &[
+                    PICK,
+                    ArriveAtCheckpoint,
+                    PlanOnRun,
+                    ReturnUndropped,
+                    PlanOnRun,
+                    Deliver,
+                ],
+                Some(Stage::Delivered),
+            ),
+            (
+                &[PICK, ArriveAtCheckpoint, PlanOnRun, Deliver, Cancel],
+                None,
+            ),
+            (
+                &[PICK, ArriveAtCheckpoint, PlanOnRun, Deliver, Deliver],
+                None,
+            ),
+            (
+                &[
+                    PICK,
+                    ArriveAtCheckpoint,
+                    PlanOnRun,
+                    FailDrop,
+                    PlanOnRun,
+                    FailDrop,
+                    PlanOnRun,
+                    FailDrop,
+                    PlanOnRun,
+                ],
                 None,
             ),
         ];
@@ -162,8 +226,17 @@ mod tests {
     #[test]
     fn third_failed_drop_is_final() {
         use Step::*;
-        let status = run(&[PICK, ArriveAtCheckpoint, PlanOnRun, FailDrop, PlanOnRun, FailDrop, PlanOnRun, FailDrop])
-            .expect("valid path");
+        let status = run(&[
+            PICK,
+            ArriveAtCheckpoint,
+            PlanOnRun,
+            FailDrop,
+            PlanOnRun,
+            FailDrop,
+            PlanOnRun,
+            FailDrop,
+        ])
+        .expect("valid path");
         assert_eq!(status.failed_drops, MAX_DROP_ATTEMPTS);
         assert!(status.is_final());
     }

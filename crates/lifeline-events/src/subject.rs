@@ -34,7 +34,9 @@ pub fn dead_letter_subject(consumer: &str) -> String {
 /// The subject an event is published on.
 pub fn subject_for(event: &Event) -> String {
     match event {
-        Event::CommunityRegistered(e) => format!("lifeline.registry.{}.{}", e.community, e.community),
+        Event::CommunityRegistered(e) => {
+            format!("lifeline.registry.{}.{}", e.community, e.community)
+        }
         Event::BuildingRegistered(e) => format!("lifeline.registry.{}.{}", e.community, e.building),
         Event::UnitRegistered(e) => format!("lifeline.registry.{}.{}", e.community, e.unit),
         Event::HouseholdRegistered(e) => {

@@ -22,7 +22,10 @@ fn sample() -> Envelope {
             unit: "tianlun-b07-u8".into(),
             household: "tianlun-b07-u8-0301".into(),
             partner: "yonghui".into(),
-            lines: vec![OrderLine { item: "veg-pack".into(), quantity: 1 }],
+            lines: vec![OrderLine {
+                item: "veg-pack".into(),
+                quantity: 1,
+            }],
             priority: Priority::Urgent,
             weight_g: 5000,
             on_behalf_by: Some("staff-1".into()),
@@ -52,15 +55,58 @@ fn added_fields_are_ignored() {
 fn missing_or_wrong_fields_and_unknown_types_are_errors() {
     let json: serde_json::Value = serde_json::from_slice(&sample().encode()).expect("json");
     let cases: Vec<(serde_json::Value, &str)> = vec![
-        ({ let mut j = json.clone(); j.as_object_mut().expect("object").remove("id"); j }, "undecodable"),
-        ({ let mut j = json.clone(); j["type"] = "order.teleported.v1".into(); j }, "unknown_type"),
-        ({ let mut j = json.clone(); j["type"] = "order.placed.v9".into(); j }, "unknown_type"),
-        ({ let mut j = json.clone(); j["data"].as_object_mut().expect("object").remove("lines"); j }, "invalid_payload"),
-        ({ let mut j = json.clone(); j["data"]["priority"] = "whenever".into(); j }, "invalid_payload"),
-        ({ let mut j = json.clone(); j["time"] = "yesterday".into(); j }, "undecodable"),
+        (
+            {
+                let mut j = json.clone();
+                j.as_object_mut().expect("object").remove("id");
+                j
+            },
+            "undecodable",
+        ),
+        (
+            {
+                let mut j = json.clone();
+                j["type"] = "order.teleported.v1".into();
+                j
+            },
+            "unknown_type",
+        ),
+        (
+            {
+                let mut j = json.clone();
+                j["type"] = "order.placed.v9".into();
+                j
+            },
+            "unknown_type",
+        ),
+        (
+            {
+                let mut j = json.clone();
+                j["data"].as_object_mut().expect("object").remove("lines");
+                j
+            },
+            "invalid_payload",
+        ),
+        (
+            {
+                let mut j = json.clone();
+                j["data"]["priority"] = "whenever".into();
+                j
+            },
+            "invalid_payload",
+        ),
+        (
+            {
+                let mut j = json.clone();
+                j["time"] = "yesterday".into();
+                j
+            },
+            "undecodable",
+        ),
     ];
     for (value, reason) in cases {
-        let error = Envelope::decode(&serde_json::to_vec(&value).expect("json")).expect_err("rejected");
+        let error =
+            Envelope::decode(&serde_json::to_vec(&value).expect("json")).expect_err("rejected");
         assert_eq!(error.reason_code(), reason, "{error}");
     }
 }
@@ -87,12 +133,19 @@ fn catalogue_examples_decode() {
     let mut blocks = text.split("```json").skip(1);
     for block in blocks.by_ref() {
         let json = block.split("```").next().expect("closed block");
-        let envelope = Envelope::decode(json.as_bytes()).unwrap_or_else(|error| panic!("{error}\n{json}"));
+        let envelope =
+            Envelope::decode(json.as_bytes()).unwrap_or_else(|error| panic!("{error}\n{json}"));
         assert_eq!(envelope.subject, subject_for(&envelope.event), "{json}");
         seen.insert(envelope.event_type());
     }
-    let missing: Vec<&&str> = Event::TYPES.iter().filter(|t| !seen.contains(**t)).collect();
-    assert!(missing.is_empty(), "event types without an example: {missing:?}");
+    let missing: Vec<&&str> = Event::TYPES
+        .iter()
+        .filter(|t| !seen.contains(**t))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "event types without an example: {missing:?}"
+    );
 }
 
 proptest! {

@@ -54,8 +54,16 @@ async fn readyz(State(state): State<Arc<GatewayState>>) -> Response {
             .consumers
             .iter()
             .all(|(_, status)| status.ready.load(Ordering::Relaxed));
-    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, axum::Json(json!({"ready": ready, "nats_connected": connected, "consumers": consumers}))).into_response()
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        axum::Json(json!({"ready": ready, "nats_connected": connected, "consumers": consumers})),
+    )
+        .into_response()
 }
 
 async fn metrics() -> Response {

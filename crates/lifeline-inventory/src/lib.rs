@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use lifeline_bus::async_nats::jetstream;
-use lifeline_domain::inventory::{Inventory, RESERVATIONS, Reservation, STOCK, StockLevel};
 use lifeline_domain::Handler;
+use lifeline_domain::inventory::{Inventory, RESERVATIONS, Reservation, STOCK, StockLevel};
 use lifeline_projection::{DriverConfig, Projection};
 use lifeline_store::{ProjectionStore, StoreError};
 
@@ -17,7 +17,11 @@ pub fn open_store(directory: &Path) -> Result<Arc<ProjectionStore>, StoreError> 
     ProjectionStore::open(directory, Inventory.tables()).map(Arc::new)
 }
 
-pub fn projection(store: Arc<ProjectionStore>, jetstream: jetstream::Context, config: DriverConfig) -> Projection<Inventory> {
+pub fn projection(
+    store: Arc<ProjectionStore>,
+    jetstream: jetstream::Context,
+    config: DriverConfig,
+) -> Projection<Inventory> {
     Projection::new(Inventory, store, jetstream, config)
 }
 
@@ -33,7 +37,9 @@ pub struct StockRow {
 
 /// Stock of one partner (or every partner, with an empty prefix).
 pub fn stock(store: &ProjectionStore, partner: Option<&str>) -> Result<Vec<StockRow>, StoreError> {
-    let prefix = partner.map(|partner| format!("{partner}/")).unwrap_or_default();
+    let prefix = partner
+        .map(|partner| format!("{partner}/"))
+        .unwrap_or_default();
     let mut rows = Vec::new();
     for (key, value) in store.scan_prefix(STOCK, &prefix)? {
         let Ok(level) = serde_json::from_slice::<StockLevel>(&value) else {
@@ -53,7 +59,10 @@ pub fn stock(store: &ProjectionStore, partner: Option<&str>) -> Result<Vec<Stock
 }
 
 /// What an order holds, or held, of its partner's stock.
-pub fn reservation(store: &ProjectionStore, order: &str) -> Result<Option<Reservation>, StoreError> {
+pub fn reservation(
+    store: &ProjectionStore,
+    order: &str,
+) -> Result<Option<Reservation>, StoreError> {
     Ok(store
         .get(RESERVATIONS, order)?
         .and_then(|bytes| serde_json::from_slice(&bytes).ok()))

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use lifeline_bus::async_nats::jetstream;
-use lifeline_bus::{DeadLetter, EventReader, PublishError, Publisher, ReadError, StreamMessage, stream_head};
+use lifeline_bus::{
+    DeadLetter, EventReader, PublishError, Publisher, ReadError, StreamMessage, stream_head,
+};
 use lifeline_domain::{Applied, Handler, Rejection, StateTx, apply_atomically};
 use lifeline_events::{EVENT_STREAM, Envelope, subject_for};
 use lifeline_store::{Batch, ProjectionStore, StoreError, Writes};
@@ -81,7 +83,9 @@ pub struct Projection<H: Handler> {
 
 impl<H: Handler> std::fmt::Debug for Projection<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Projection").field("name", &self.handler.name()).finish()
+        f.debug_struct("Projection")
+            .field("name", &self.handler.name())
+            .finish()
     }
 }
 
@@ -130,13 +134,21 @@ fn decode(message: &StreamMessage) -> Result<Envelope, Rejection> {
     if expected != message.subject {
         return Err(Rejection::new(
             "subject_mismatch",
-            format!("{} belongs on {expected}, arrived on {}", envelope.event_type(), message.subject),
+            format!(
+                "{} belongs on {expected}, arrived on {}",
+                envelope.event_type(),
+                message.subject
+            ),
         ));
     }
     Ok(envelope)
 }
 
-fn apply_batch<H: Handler>(handler: &H, store: &ProjectionStore, messages: &[StreamMessage]) -> Result<AppliedBatch, StoreError> {
+fn apply_batch<H: Handler>(
+    handler: &H,
+    store: &ProjectionStore,
+    messages: &[StreamMessage],
+) -> Result<AppliedBatch, StoreError> {
     let mut tx = StoreTx {
         batch: store.batch(),
         error: std::cell::RefCell::new(None),
@@ -159,12 +171,15 @@ fn apply_batch<H: Handler>(handler: &H, store: &ProjectionStore, messages: &[Str
                 r#type = envelope.event_type(),
             )
             .entered();
-            apply_atomically(handler, &mut tx, &envelope, &mut outcome.emitted).map(|applied| (applied, envelope.event_type()))
+            apply_atomically(handler, &mut tx, &envelope, &mut outcome.emitted)
+                .map(|applied| (applied, envelope.event_type()))
         });
         match result {
             Ok((Applied::Changed, event_type)) => outcome.applied_types.push(event_type),
             Ok((Applied::Ignored, _)) => outcome.ignored += 1,
-            Err(rejection) => outcome.rejected.push((index, rejection.reason, rejection.detail)),
+            Err(rejection) => outcome
+                .rejected
+                .push((index, rejection.reason, rejection.detail)),
         }
         if let Some(error) = tx.error.borrow_mut().take() {
             return Err(error);
@@ -175,7 +190,12 @@ fn apply_batch<H: Handler>(handler: &H, store: &ProjectionStore, messages: &[Str
 }
 
 impl<H: Handler> Projection<H> {
-    pub fn new(handler: H, store: Arc<ProjectionStore>, jetstream: jetstream::Context, config: DriverConfig) -> Self {
+    pub fn new(
+        handler: H,
+        store: Arc<ProjectionStore>,
+        jetstream: jetstream::Context,
+        config: DriverConfig,
+    ) -> Self {
         let name = handler.name();
         Projection {
             publisher: Publisher::new(jetstream.clone(), name),
@@ -227,17 +247,31 @@ impl<H: Handler> Projection<H> {
         let head = stream_head(&self.jetstream, EVENT_STREAM).await?;
         let (_keep, mut shutdown) = watch::channel(false);
         if head > self.store.position()? {
-            self.run_until_error(Mode::Replay, Some(head), &mut shutdown).await?;
+            self.run_until_error(Mode::Replay, Some(head), &mut shutdown)
+                .await?;
         }
         Ok(head)
     }
 
-    async fn run_until_error(&self, mode: Mode, until: Option<u64>, shutdown: &mut Shutdown) -> Result<(), ProjectionError> {
+    async fn run_until_error(
+        &self,
+        mode: Mode,
+        until: Option<u64>,
+        shutdown: &mut Shutdown,
+    ) -> Result<(), ProjectionError> {
         let name = self.handler.name();
         let mut position = self.store.position()?;
         self.status.position.store(position, Ordering::Relaxed);
-        metrics::POSITION.with_label_values(&[name]).set(i64::try_from(position).unwrap_or(i64::MAX));
-        let mut reader = EventReader::open(&self.jetstream, EVENT_STREAM, position, self.config.max_batch).await?;
+        metrics::POSITION
+            .with_label_values(&[name])
+            .set(i64::try_from(position).unwrap_or(i64::MAX));
+        let mut reader = EventReader::open(
+            &self.jetstream,
+            EVENT_STREAM,
+            position,
+            self.config.max_batch,
+        )
+        .await?;
         self.status.ready.store(true, Ordering::Relaxed);
         tracing::info!(consumer = name, position, ?mode, "consumer reading");
         loop {
@@ -249,7 +283,11 @@ impl<H: Handler> Projection<H> {
                 batch = reader.next_batch() => batch,
             };
             let Some(batch) = batch else {
-                return Err(ReadError::Unavailable { stream: EVENT_STREAM.into(), message: "consumer ended".into() }.into());
+                return Err(ReadError::Unavailable {
+                    stream: EVENT_STREAM.into(),
+                    message: "consumer ended".into(),
+                }
+                .into());
             };
             let mut messages = batch?;
             if let Some(until) = until {
@@ -265,7 +303,11 @@ impl<H: Handler> Projection<H> {
     /// is applied in order. Returns the new position. The ordered reader never delivers
     /// across batches out of stream order, so a sequence below the position is always one
     /// that was applied.
-    pub async fn ingest(&self, mode: Mode, mut messages: Vec<StreamMessage>) -> Result<u64, ProjectionError> {
+    pub async fn ingest(
+        &self,
+        mode: Mode,
+        mut messages: Vec<StreamMessage>,
+    ) -> Result<u64, ProjectionError> {
         let name = self.handler.name();
         let store = Arc::clone(&self.store);
         let position = tokio::task::spawn_blocking(move || store.position())
@@ -277,7 +319,9 @@ impl<H: Handler> Projection<H> {
         messages.retain(|message| message.sequence > position);
         let skipped = delivered - messages.len();
         if skipped > 0 && mode == Mode::Live {
-            metrics::REDELIVERED.with_label_values(&[name]).inc_by(skipped as u64);
+            metrics::REDELIVERED
+                .with_label_values(&[name])
+                .inc_by(skipped as u64);
         }
         if messages.is_empty() {
             return Ok(position);
@@ -286,7 +330,11 @@ impl<H: Handler> Projection<H> {
     }
 
     /// Applies, publishes, parks and commits one batch; returns the new position.
-    async fn process(&self, mode: Mode, messages: Vec<StreamMessage>) -> Result<u64, ProjectionError> {
+    async fn process(
+        &self,
+        mode: Mode,
+        messages: Vec<StreamMessage>,
+    ) -> Result<u64, ProjectionError> {
         let name = self.handler.name();
         let started = Instant::now();
         let handler = Arc::clone(&self.handler);
@@ -304,10 +352,14 @@ impl<H: Handler> Projection<H> {
         if mode == Mode::Live {
             if !applied.emitted.is_empty() {
                 self.publisher.publish_all(&applied.emitted).await?;
-                metrics::EMITTED.with_label_values(&[name]).inc_by(applied.emitted.len() as u64);
+                metrics::EMITTED
+                    .with_label_values(&[name])
+                    .inc_by(applied.emitted.len() as u64);
             }
             for (index, reason, detail) in &applied.rejected {
-                self.dead_letter.park(&messages[*index], reason, detail).await?;
+                self.dead_letter
+                    .park(&messages[*index], reason, detail)
+                    .await?;
             }
         }
 
@@ -319,19 +371,35 @@ impl<H: Handler> Projection<H> {
 
         self.status.position.store(new_position, Ordering::Relaxed);
         for event_type in &applied.applied_types {
-            metrics::APPLIED.with_label_values(&[name, event_type]).inc();
+            metrics::APPLIED
+                .with_label_values(&[name, event_type])
+                .inc();
         }
-        metrics::IGNORED.with_label_values(&[name]).inc_by(applied.ignored);
+        metrics::IGNORED
+            .with_label_values(&[name])
+            .inc_by(applied.ignored);
         for (_, reason, _) in &applied.rejected {
             metrics::REJECTED.with_label_values(&[name, reason]).inc();
         }
-        metrics::BATCH_SIZE.with_label_values(&[name]).observe(messages.len() as f64);
-        metrics::BATCH_SECONDS.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
-        metrics::POSITION.with_label_values(&[name]).set(i64::try_from(new_position).unwrap_or(i64::MAX));
-        metrics::LAG_EVENTS.with_label_values(&[name]).set(i64::try_from(last.pending).unwrap_or(i64::MAX));
+        metrics::BATCH_SIZE
+            .with_label_values(&[name])
+            .observe(messages.len() as f64);
+        metrics::BATCH_SECONDS
+            .with_label_values(&[name])
+            .observe(started.elapsed().as_secs_f64());
+        metrics::POSITION
+            .with_label_values(&[name])
+            .set(i64::try_from(new_position).unwrap_or(i64::MAX));
+        metrics::LAG_EVENTS
+            .with_label_values(&[name])
+            .set(i64::try_from(last.pending).unwrap_or(i64::MAX));
         let now = time::OffsetDateTime::now_utc();
-        metrics::LAG_SECONDS.with_label_values(&[name]).set((now - last.published).as_seconds_f64().max(0.0));
-        metrics::LAST_COMMIT.with_label_values(&[name]).set(now.unix_timestamp() as f64);
+        metrics::LAG_SECONDS
+            .with_label_values(&[name])
+            .set((now - last.published).as_seconds_f64().max(0.0));
+        metrics::LAST_COMMIT
+            .with_label_values(&[name])
+            .set(now.unix_timestamp() as f64);
         Ok(new_position)
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    HistogramVec, IntCounterVec, IntGaugeVec, GaugeVec, register_gauge_vec, register_histogram_vec,
+    GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec, register_gauge_vec, register_histogram_vec,
     register_int_counter_vec, register_int_gauge_vec,
 };
 

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use lifeline_events::{
-    Actor, BuildingRegistered, CommunityRegistered, Envelope, Event, EventMeta, HouseholdRegistered,
-    ItemKind, ItemRegistered, StockReceived, TricycleRegistered, UnitRegistered, VolunteerRegistered,
-    Vulnerability, deterministic_event_id, is_token,
+    Actor, BuildingRegistered, CommunityRegistered, Envelope, Event, EventMeta,
+    HouseholdRegistered, ItemKind, ItemRegistered, StockReceived, TricycleRegistered,
+    UnitRegistered, VolunteerRegistered, Vulnerability, deterministic_event_id, is_token,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -16,9 +16,15 @@ use time::OffsetDateTime;
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
     #[error("cannot read seed file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("seed file {path} is invalid: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("seed data is inconsistent: {0}")]
     Inconsistent(String),
 }
@@ -107,7 +113,10 @@ pub struct Seeds {
 
 fn read<T: serde::de::DeserializeOwned>(directory: &Path, name: &str) -> Result<T, SeedError> {
     let path = directory.join(name);
-    let text = std::fs::read(&path).map_err(|source| SeedError::Read { path: path.clone(), source })?;
+    let text = std::fs::read(&path).map_err(|source| SeedError::Read {
+        path: path.clone(),
+        source,
+    })?;
     serde_json::from_slice(&text).map_err(|source| SeedError::Parse { path, source })
 }
 
@@ -141,8 +150,14 @@ impl Seeds {
 
     /// Every id is a subject token and every reference resolves.
     fn check(&self) -> Result<(), SeedError> {
-        let bad = |what: &str, id: &str| SeedError::Inconsistent(format!("{what} id {id:?} is not a subject token"));
-        let items: std::collections::BTreeSet<&str> = self.catalogue.iter().map(|item| item.item.as_str()).collect();
+        let bad = |what: &str, id: &str| {
+            SeedError::Inconsistent(format!("{what} id {id:?} is not a subject token"))
+        };
+        let items: std::collections::BTreeSet<&str> = self
+            .catalogue
+            .iter()
+            .map(|item| item.item.as_str())
+            .collect();
         for item in &self.catalogue {
             if !is_token(&item.item) {
                 return Err(bad("item", &item.item));
@@ -157,8 +172,15 @@ impl Seeds {
             if !is_token(&partner.partner) {
                 return Err(bad("partner", &partner.partner));
             }
-            if let Some(item) = partner.stock.keys().find(|item| !items.contains(item.as_str())) {
-                return Err(SeedError::Inconsistent(format!("partner {} stocks unknown item {item}", partner.partner)));
+            if let Some(item) = partner
+                .stock
+                .keys()
+                .find(|item| !items.contains(item.as_str()))
+            {
+                return Err(SeedError::Inconsistent(format!(
+                    "partner {} stocks unknown item {item}",
+                    partner.partner
+                )));
             }
         }
         Ok(())
@@ -298,11 +320,20 @@ mod tests {
     #[test]
     fn shipped_seeds_load_and_match_the_story() {
         let seeds = Seeds::load(&default_directory()).expect("seeds load");
-        let tianlun: Vec<&Household> = seeds.households.iter().filter(|h| h.community == "tianlun").collect();
+        let tianlun: Vec<&Household> = seeds
+            .households
+            .iter()
+            .filter(|h| h.community == "tianlun")
+            .collect();
         assert_eq!(tianlun.len(), 3314);
         assert_eq!(tianlun.iter().map(|h| h.head_count).sum::<u32>(), 9779);
         assert_eq!(seeds.tricycles.len(), 20);
-        assert!(seeds.buildings.iter().any(|b| b.units.iter().any(|u| u == "tianlun-b07-u8")));
+        assert!(
+            seeds
+                .buildings
+                .iter()
+                .any(|b| b.units.iter().any(|u| u == "tianlun-b07-u8"))
+        );
         let events = seeds.events(OffsetDateTime::UNIX_EPOCH);
         let ids: std::collections::BTreeSet<_> = events.iter().map(|e| e.id).collect();
         assert_eq!(ids.len(), events.len(), "seed event ids are unique");

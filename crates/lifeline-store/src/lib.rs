@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+use rocksdb::{
+    ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions,
+};
 use sha2::{Digest, Sha256};
 
 const META: &str = "meta";
@@ -17,7 +19,10 @@ const POSITION_KEY: &[u8] = b"position";
 pub enum StoreError {
     /// The database could not be opened: wrong path, held by another process, corrupt.
     #[error("cannot open projection store at {path}: {source}")]
-    Open { path: PathBuf, source: rocksdb::Error },
+    Open {
+        path: PathBuf,
+        source: rocksdb::Error,
+    },
     /// A read or write failed; the batch was not committed and may be retried.
     #[error("projection store i/o failed: {0}")]
     Io(#[from] rocksdb::Error),
@@ -38,7 +43,9 @@ pub struct ProjectionStore {
 
 impl std::fmt::Debug for ProjectionStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProjectionStore").field("path", &self.path).finish()
+        f.debug_struct("ProjectionStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -54,9 +61,11 @@ impl ProjectionStore {
             .iter()
             .chain(std::iter::once(&META))
             .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
-        let db = DB::open_cf_descriptors(&options, path, descriptors).map_err(|source| StoreError::Open {
-            path: path.to_owned(),
-            source,
+        let db = DB::open_cf_descriptors(&options, path, descriptors).map_err(|source| {
+            StoreError::Open {
+                path: path.to_owned(),
+                source,
+            }
         })?;
         Ok(ProjectionStore {
             db,
@@ -80,7 +89,10 @@ impl ProjectionStore {
         match self.db.get_cf(self.cf(META)?, POSITION_KEY)? {
             None => Ok(0),
             Some(bytes) => {
-                let array: [u8; 8] = bytes.as_slice().try_into().map_err(|_| StoreError::CorruptPosition)?;
+                let array: [u8; 8] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::CorruptPosition)?;
                 Ok(u64::from_be_bytes(array))
             }
         }
@@ -91,11 +103,16 @@ impl ProjectionStore {
     }
 
     /// Every row of `table` whose key starts with `prefix`, in key order.
-    pub fn scan_prefix(&self, table: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    pub fn scan_prefix(
+        &self,
+        table: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let mut rows = Vec::new();
-        let iterator = self
-            .db
-            .iterator_cf(self.cf(table)?, IteratorMode::From(prefix.as_bytes(), Direction::Forward));
+        let iterator = self.db.iterator_cf(
+            self.cf(table)?,
+            IteratorMode::From(prefix.as_bytes(), Direction::Forward),
+        );
         for entry in iterator {
             let (key, value) = entry?;
             if !key.starts_with(prefix.as_bytes()) {
@@ -244,7 +261,11 @@ mod tests {
         let mut batch = store.batch();
         batch.put("t", "a", b"1".to_vec());
         assert_eq!(batch.get("t", "a").expect("get"), Some(b"1".to_vec()));
-        assert_eq!(store.get("t", "a").expect("get"), None, "nothing visible before commit");
+        assert_eq!(
+            store.get("t", "a").expect("get"),
+            None,
+            "nothing visible before commit"
+        );
         batch.commit(7).expect("commit");
         assert_eq!(store.position().expect("position"), 7);
         assert_eq!(store.get("t", "a").expect("get"), Some(b"1".to_vec()));

@@ -21,7 +21,9 @@ pub struct NatsServer {
 
 impl std::fmt::Debug for NatsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NatsServer").field("url", &self.url).finish()
+        f.debug_struct("NatsServer")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -67,7 +69,11 @@ impl NatsServer {
                 )
             });
         let url = wait_for_port(&ports, Duration::from_secs(20));
-        NatsServer { child, url, directory }
+        NatsServer {
+            child,
+            url,
+            directory,
+        }
     }
 
     /// `nats://127.0.0.1:<port>`
@@ -100,7 +106,10 @@ fn wait_for_port(ports: &Path, limit: Duration) -> String {
         {
             return url;
         }
-        assert!(Instant::now() < deadline, "nats-server did not start within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "nats-server did not start within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
