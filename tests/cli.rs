@@ -4,78 +4,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::*;
 use lifeline_events::Priority;
 use lifeline_testkit::eventually;
-
-const LIFELINE: &str = env!("CARGO_BIN_EXE_lifeline");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-struct Up {
-    child: Child,
-    http: String,
-}
-
-impl Up {
-    fn start(harness: &Harness, data_dir: &std::path::Path) -> Up {
-        let address = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(LIFELINE)
-            .args(["up", "--nats-url", harness.server.url(), "--http", &address])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start lifeline up");
-        Up {
-            child,
-            http: format!("http://{address}"),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let response = reqwest::get(format!("{}{path}", self.http)).await.ok()?;
-        let status = response.status().as_u16();
-        Some((status, response.text().await.ok()?))
-    }
-
-    /// SIGTERM, then the exit code.
-    fn terminate(mut self) -> i32 {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "lifeline up did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_serves_health_readiness_metrics_and_replay_matches_the_live_projection() {

@@ -3,9 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lifeline_bus::async_nats::jetstream;
 use lifeline_bus::{Publisher, StreamSettings, provision};
@@ -314,5 +315,71 @@ pub async fn planned_runs(harness: &Harness) -> Vec<(u64, RunPlanned)> {
         if last >= head {
             return runs;
         }
+    }
+}
+
+pub const LIFELINE: &str = env!("CARGO_BIN_EXE_lifeline");
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+pub struct Up {
+    child: Child,
+    pub http: String,
+}
+
+impl Up {
+    pub fn start(harness: &Harness, data_dir: &std::path::Path) -> Up {
+        let address = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(LIFELINE)
+            .args(["up", "--nats-url", harness.server.url(), "--http", &address])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start lifeline up");
+        Up {
+            child,
+            http: format!("http://{address}"),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let response = reqwest::get(format!("{}{path}", self.http)).await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+
+    /// SIGTERM, then the exit code.
+    pub fn terminate(mut self) -> i32 {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "lifeline up did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

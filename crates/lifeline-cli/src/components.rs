@@ -105,6 +105,7 @@ pub fn start_consumers(
                 component.name()
             )
         })?;
+        register_collector(component, &store);
         let config = DriverConfig::default();
         let shutdown = shutdown.clone();
         let status = match component {
@@ -137,6 +138,38 @@ pub fn start_consumers(
         });
     }
     Ok(running)
+}
+
+/// Exports the projection's operations metrics from this process.
+fn register_collector(component: Component, store: &Arc<ProjectionStore>) {
+    let collector: Option<Box<dyn prometheus::core::Collector>> = match component {
+        Component::Inventory => Some(Box::new(
+            lifeline_inventory::metrics::InventoryCollector::new(Arc::clone(store)),
+        )),
+        Component::Delivery => Some(Box::new(
+            lifeline_delivery::metrics::DeliveryCollector::new(Arc::clone(store)),
+        )),
+        Component::Dispatch => None,
+    };
+    if let Some(collector) = collector
+        && let Err(error) = prometheus::register(collector)
+    {
+        tracing::warn!(component = component.name(), %error, "operations metrics not registered");
+    }
+}
+
+/// `lifeline_build_info{version}`: always 1, for dashboards and "which version runs".
+pub fn register_build_info() {
+    let gauge = prometheus::IntGaugeVec::new(
+        prometheus::Opts::new(
+            "lifeline_build_info",
+            "Version of the running lifeline binary.",
+        ),
+        &["version"],
+    )
+    .expect("valid metric");
+    gauge.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    let _ = prometheus::register(Box::new(gauge));
 }
 
 /// Turns the watch to `true` on SIGINT or SIGTERM.
@@ -172,6 +205,7 @@ pub async fn up(
     http: SocketAddr,
     components: Vec<Component>,
 ) -> anyhow::Result<ExitCode> {
+    register_build_info();
     let connection = connect(&common, "lifeline").await?;
     let (trigger, shutdown) = watch::channel(false);
     stop_on_signal(trigger.clone());

@@ -1,6 +1,8 @@
 //! The delivery-status consumer: each order's stage and history, with lookups by order,
 //! household, building and run. Rules in `lifeline_domain::delivery`.
 
+pub mod metrics;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -117,4 +119,118 @@ pub fn stage_counts(store: &ProjectionStore) -> Result<StageCounts, StoreError> 
         }
     }
     Ok(counts)
+}
+
+/// The operators' view of delivery, read from the projection's counters and indexes.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct OpsSnapshot {
+    /// (community, stage) -> orders in that stage now.
+    pub orders_by_stage: BTreeMap<(String, String), u64>,
+    /// (community, outcome, reason) -> drops; reason is empty for delivered drops.
+    pub drops: BTreeMap<(String, String, String), u64>,
+    pub runs_in_progress: BTreeMap<String, u64>,
+    /// priority -> age in seconds of its oldest undelivered order, now.
+    pub oldest_undelivered_seconds: BTreeMap<&'static str, f64>,
+    /// community -> vulnerable households without a delivery today.
+    pub vulnerable_unserved: BTreeMap<String, u64>,
+    /// The time of the last event applied (RFC 3339), the projection's "now".
+    pub clock: Option<String>,
+}
+
+/// Reads the counters and indexes the delivery handler keeps; cheap enough for every scrape
+/// (a few hundred rows at most: counters, the first open order per priority, vulnerable
+/// households).
+pub fn ops_snapshot(store: &ProjectionStore) -> Result<OpsSnapshot, StoreError> {
+    use lifeline_domain::delivery::{OPEN, STATS, VULNERABLE, VulnerableHousehold, priority_rank};
+    use lifeline_events::Priority;
+
+    let mut snapshot = OpsSnapshot::default();
+    for (key, value) in store.scan_prefix(STATS, "")? {
+        let parts: Vec<&str> = key.split('/').collect();
+        if parts == ["clock"] {
+            snapshot.clock = serde_json::from_slice(&value).ok();
+            continue;
+        }
+        let count: u64 = serde_json::from_slice(&value).unwrap_or(0);
+        match parts.as_slice() {
+            ["stage", community, stage] => {
+                snapshot
+                    .orders_by_stage
+                    .insert(((*community).to_owned(), (*stage).to_owned()), count);
+            }
+            ["drops", community, "delivered"] => {
+                snapshot.drops.insert(
+                    (
+                        (*community).to_owned(),
+                        "delivered".to_owned(),
+                        String::new(),
+                    ),
+                    count,
+                );
+            }
+            ["drops", community, "failed", reason] => {
+                snapshot.drops.insert(
+                    (
+                        (*community).to_owned(),
+                        "failed".to_owned(),
+                        (*reason).to_owned(),
+                    ),
+                    count,
+                );
+            }
+            ["runs_open", community] => {
+                snapshot
+                    .runs_in_progress
+                    .insert((*community).to_owned(), count);
+            }
+            _ => {}
+        }
+    }
+    // Ages and "today" are wall-clock facts: an order nobody touches keeps getting older.
+    // "Today" is the calendar day in the community's offset, taken from its latest event.
+    let offset = snapshot
+        .clock
+        .as_deref()
+        .and_then(|text| {
+            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .map_or(time::UtcOffset::UTC, |time| time.offset());
+    let now = time::OffsetDateTime::now_utc().to_offset(offset);
+    for priority in Priority::ALL {
+        let prefix = format!("{}/", priority_rank(priority));
+        let age = match store.first_with_prefix(OPEN, &prefix)? {
+            Some(key) => {
+                let placed_ms: i128 = key
+                    .split('/')
+                    .nth(1)
+                    .and_then(|ms| ms.parse().ok())
+                    .unwrap_or(0);
+                ((now.unix_timestamp_nanos() / 1_000_000 - placed_ms) as f64 / 1000.0).max(0.0)
+            }
+            None => 0.0,
+        };
+        snapshot
+            .oldest_undelivered_seconds
+            .insert(priority.as_str(), age);
+    }
+    let date = now.date();
+    let today = Some(format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    ));
+    for (key, value) in store.scan_prefix(VULNERABLE, "")? {
+        let Some(household) = decode::<VulnerableHousehold>(&key, &value) else {
+            continue;
+        };
+        let entry = snapshot
+            .vulnerable_unserved
+            .entry(household.community.clone())
+            .or_default();
+        if household.last_served_day.is_none() || household.last_served_day != today {
+            *entry += 1;
+        }
+    }
+    Ok(snapshot)
 }

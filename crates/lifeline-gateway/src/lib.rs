@@ -2,6 +2,8 @@
 //! `/readyz` (NATS is connected and every consumer in the process is reading) and
 //! `/metrics` (Prometheus text format).
 
+pub mod metrics;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -27,6 +29,7 @@ pub fn router(state: GatewayState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .with_state(Arc::new(state))
 }
 
@@ -67,6 +70,8 @@ async fn readyz(State(state): State<Arc<GatewayState>>) -> Response {
 }
 
 async fn metrics() -> Response {
+    // Touch the HTTP metrics so they are exported before the first request completes.
+    let _ = (&*metrics::REQUESTS, &*metrics::DURATION);
     let families = prometheus::gather();
     match prometheus::TextEncoder::new().encode_to_string(&families) {
         Ok(text) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),

@@ -2,6 +2,8 @@
 //! The rules are in `lifeline_domain::inventory`; this crate wires them to the stream and a
 //! RocksDB store, and reads the projection for the API and the demo.
 
+pub mod metrics;
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -162,7 +162,7 @@ fn apply_batch<H: Handler>(
     };
     for (index, message) in messages.iter().enumerate() {
         let result = decode(message).and_then(|envelope| {
-            let _span = tracing::debug_span!(
+            let _span = tracing::info_span!(
                 "apply",
                 consumer = handler.name(),
                 sequence = message.sequence,
@@ -171,8 +171,14 @@ fn apply_batch<H: Handler>(
                 r#type = envelope.event_type(),
             )
             .entered();
-            apply_atomically(handler, &mut tx, &envelope, &mut outcome.emitted)
-                .map(|applied| (applied, envelope.event_type()))
+            let result = apply_atomically(handler, &mut tx, &envelope, &mut outcome.emitted);
+            match &result {
+                Ok(applied) => tracing::debug!(?applied, "event applied"),
+                Err(rejection) => {
+                    tracing::warn!(reason = rejection.reason, detail = %rejection.detail, "event rejected")
+                }
+            }
+            result.map(|applied| (applied, envelope.event_type()))
         });
         match result {
             Ok((Applied::Changed, event_type)) => outcome.applied_types.push(event_type),
@@ -253,6 +259,36 @@ impl<H: Handler> Projection<H> {
         Ok(head)
     }
 
+    /// Exports this consumer's series at zero before anything happens, so dashboards and
+    /// alerts see them from the first scrape.
+    fn initialise_metrics(&self) {
+        let name = self.handler.name();
+        metrics::IGNORED.with_label_values(&[name]);
+        metrics::REDELIVERED.with_label_values(&[name]);
+        metrics::EMITTED.with_label_values(&[name]);
+        metrics::LAG_EVENTS.with_label_values(&[name]);
+        metrics::LAG_SECONDS.with_label_values(&[name]);
+        // "Nothing committed since start" reads as a commit at start.
+        metrics::LAST_COMMIT
+            .with_label_values(&[name])
+            .set(time::OffsetDateTime::now_utc().unix_timestamp() as f64);
+        metrics::BATCH_SIZE.with_label_values(&[name]);
+        metrics::BATCH_SECONDS.with_label_values(&[name]);
+        for reason in [
+            "undecodable",
+            "unknown_type",
+            "invalid_payload",
+            "subject_mismatch",
+        ] {
+            metrics::REJECTED.with_label_values(&[name, reason]);
+            lifeline_bus::metrics::DEAD_LETTERS.with_label_values(&[name, reason]);
+        }
+        lifeline_bus::metrics::PUBLISHED.with_label_values(&[name]);
+        lifeline_bus::metrics::DUPLICATES.with_label_values(&[name]);
+        lifeline_bus::metrics::RETRIES.with_label_values(&[name]);
+        lifeline_bus::metrics::FAILURES.with_label_values(&[name, "unavailable"]);
+    }
+
     async fn run_until_error(
         &self,
         mode: Mode,
@@ -260,6 +296,9 @@ impl<H: Handler> Projection<H> {
         shutdown: &mut Shutdown,
     ) -> Result<(), ProjectionError> {
         let name = self.handler.name();
+        if mode == Mode::Live {
+            self.initialise_metrics();
+        }
         let mut position = self.store.position()?;
         self.status.position.store(position, Ordering::Relaxed);
         metrics::POSITION

@@ -123,6 +123,27 @@ impl ProjectionStore {
         Ok(rows)
     }
 
+    /// The first key of `table` that starts with `prefix`, if any.
+    pub fn first_with_prefix(
+        &self,
+        table: &str,
+        prefix: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let mut iterator = self.db.iterator_cf(
+            self.cf(table)?,
+            IteratorMode::From(prefix.as_bytes(), Direction::Forward),
+        );
+        match iterator.next() {
+            Some(entry) => {
+                let (key, _) = entry?;
+                Ok(key
+                    .starts_with(prefix.as_bytes())
+                    .then(|| String::from_utf8_lossy(&key).into_owned()))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// A write set over this store with read-your-writes. Nothing reaches disk until
     /// [`Batch::commit`].
     pub fn batch(&self) -> Batch<'_> {
