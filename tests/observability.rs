@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::*;
-use lifeline_events::{DropFailed, DropFailure, Event, Priority};
+use lifeline_events::{DropFailed, DropFailure, Event, HouseholdRegistered, Priority, Vulnerability};
 use lifeline_testkit::eventually;
 
 fn workspace() -> PathBuf {
@@ -138,6 +138,19 @@ fn names_used() -> BTreeSet<(String, String)> {
     names
 }
 
+fn household(id: &str, vulnerability: Vulnerability) -> lifeline_events::Envelope {
+    let building = &id[..11];
+    system(Event::HouseholdRegistered(HouseholdRegistered {
+        community: COMMUNITY.into(),
+        building: building.into(),
+        unit: format!("{building}-u1"),
+        household: id.into(),
+        door: "101".into(),
+        head_count: 1,
+        vulnerabilities: vec![vulnerability],
+    }))
+}
+
 async fn workload(harness: &Harness) {
     // A garbage message, for the dead-letter series.
     harness
@@ -149,6 +162,8 @@ async fn workload(harness: &Harness) {
         .expect("ack");
     harness
         .publish(&[
+            household("tianlun-b08-u1-0003", Vulnerability::Dialysis),
+            household("tianlun-b09-u1-0009", Vulnerability::ElderlyAlone),
             stock("yonghui", "veg-pack", 10),
             stock("yonghui", "med-insulin", 1),
             tricycle("tri-13", 100_000),

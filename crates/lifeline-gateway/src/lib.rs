@@ -69,9 +69,11 @@ async fn readyz(State(state): State<Arc<GatewayState>>) -> Response {
         .into_response()
 }
 
-async fn metrics() -> Response {
+async fn metrics(State(state): State<Arc<GatewayState>>) -> Response {
     // Touch the HTTP metrics so they are exported before the first request completes.
     let _ = (&*metrics::REQUESTS, &*metrics::DURATION);
+    let connected = state.nats.connection_state() == async_nats::connection::State::Connected;
+    metrics::NATS_CONNECTED.set(i64::from(connected));
     let families = prometheus::gather();
     match prometheus::TextEncoder::new().encode_to_string(&families) {
         Ok(text) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),

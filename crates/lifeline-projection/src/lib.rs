@@ -311,6 +311,14 @@ impl<H: Handler> Projection<H> {
             self.config.max_batch,
         )
         .await?;
+        if mode == Mode::Live
+            && let Ok(head) = stream_head(&self.jetstream, EVENT_STREAM).await
+        {
+            let lag = head.saturating_sub(position);
+            metrics::LAG_EVENTS
+                .with_label_values(&[name])
+                .set(i64::try_from(lag).unwrap_or(i64::MAX));
+        }
         self.status.ready.store(true, Ordering::Relaxed);
         tracing::info!(consumer = name, position, ?mode, "consumer reading");
         loop {
