@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::*;
-use lifeline_events::{DropFailed, DropFailure, Event, HouseholdRegistered, Priority, Vulnerability};
+use lifeline_events::{
+    DropFailed, DropFailure, Event, HouseholdRegistered, Priority, Vulnerability,
+};
 use lifeline_testkit::eventually;
 
 fn workspace() -> PathBuf {
