@@ -53,7 +53,7 @@ fn order_event(n: usize) -> Envelope {
             building: format!("tianlun-b{:02}", n % 16 + 1),
             unit: format!("tianlun-b{:02}-u1", n % 16 + 1),
             household,
-            partner: if n % 2 == 0 { "yonghui" } else { "shuocheng" }.into(),
+            partner: if n.is_multiple_of(2) { "yonghui" } else { "shuocheng" }.into(),
             lines: vec![
                 OrderLine {
                     item: "veg-pack".into(),
@@ -93,7 +93,7 @@ async fn raw_publish(
     let started = Instant::now();
     let mut acks = Vec::with_capacity(1024);
     for n in 0..events {
-        let family = if n % 2 == 0 { "a" } else { "b" };
+        let family = if n.is_multiple_of(2) { "a" } else { "b" };
         let mut headers = lifeline_bus::async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", format!("raw-{n}").as_str());
         acks.push(
