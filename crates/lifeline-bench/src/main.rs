@@ -53,7 +53,12 @@ fn order_event(n: usize) -> Envelope {
             building: format!("tianlun-b{:02}", n % 16 + 1),
             unit: format!("tianlun-b{:02}-u1", n % 16 + 1),
             household,
-            partner: if n.is_multiple_of(2) { "yonghui" } else { "shuocheng" }.into(),
+            partner: if n.is_multiple_of(2) {
+                "yonghui"
+            } else {
+                "shuocheng"
+            }
+            .into(),
             lines: vec![
                 OrderLine {
                     item: "veg-pack".into(),
