@@ -19,13 +19,15 @@ use crate::local_nats::{self, LocalNats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Component {
+    Registry,
     Inventory,
     Delivery,
     Dispatch,
 }
 
 impl Component {
-    pub const ALL: [Component; 3] = [
+    pub const ALL: [Component; 4] = [
+        Component::Registry,
         Component::Inventory,
         Component::Delivery,
         Component::Dispatch,
@@ -33,6 +35,7 @@ impl Component {
 
     pub fn name(self) -> &'static str {
         match self {
+            Component::Registry => lifeline_registry::NAME,
             Component::Inventory => lifeline_inventory::NAME,
             Component::Delivery => lifeline_delivery::NAME,
             Component::Dispatch => lifeline_dispatch::NAME,
@@ -44,6 +47,7 @@ impl Component {
         directory: &Path,
     ) -> Result<Arc<ProjectionStore>, lifeline_store::StoreError> {
         match self {
+            Component::Registry => lifeline_registry::open_store(directory),
             Component::Inventory => lifeline_inventory::open_store(directory),
             Component::Delivery => lifeline_delivery::open_store(directory),
             Component::Dispatch => lifeline_dispatch::open_store(directory),
@@ -130,6 +134,13 @@ pub fn start_consumers(
                 tasks.spawn(async move { (component, projection.run(shutdown).await) });
                 status
             }
+            Component::Registry => {
+                let projection =
+                    lifeline_registry::projection(Arc::clone(&store), jetstream.clone(), config);
+                let status = projection.status();
+                tasks.spawn(async move { (component, projection.run(shutdown).await) });
+                status
+            }
         };
         running.push(Running {
             component,
@@ -149,7 +160,7 @@ fn register_collector(component: Component, store: &Arc<ProjectionStore>) {
         Component::Delivery => Some(Box::new(
             lifeline_delivery::metrics::DeliveryCollector::new(Arc::clone(store)),
         )),
-        Component::Dispatch => None,
+        Component::Dispatch | Component::Registry => None,
     };
     if let Some(collector) = collector
         && let Err(error) = prometheus::register(collector)
@@ -204,6 +215,7 @@ pub async fn up(
     common: Common,
     http: SocketAddr,
     components: Vec<Component>,
+    access: Option<std::path::PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     register_build_info();
     let connection = connect(&common, "lifeline").await?;
@@ -217,12 +229,14 @@ pub async fn up(
         &shutdown,
         &mut tasks,
     )?;
+    let api = api_if_served(&connection, &common, &running, access.as_deref())?;
     let state = lifeline_gateway::GatewayState {
         nats: connection.client.clone(),
         consumers: running
             .iter()
             .map(|r| (r.component.name(), Arc::clone(&r.status)))
             .collect(),
+        api,
     };
     let mut http_shutdown = shutdown.clone();
     let http_task = tokio::spawn(lifeline_gateway::serve(http, state, async move {
@@ -266,6 +280,40 @@ pub async fn up(
     })
 }
 
+/// The API, when this process runs the projections it reads (registry, delivery and
+/// inventory: `lifeline up`).
+fn api_if_served(
+    connection: &Connection,
+    common: &Common,
+    running: &[Running],
+    access: Option<&Path>,
+) -> anyhow::Result<Option<Arc<lifeline_gateway::Api>>> {
+    let store_of = |component: Component| running.iter().find(|r| r.component == component).map(|r| Arc::clone(&r.store));
+    let (Some(registry), Some(delivery), Some(inventory)) =
+        (store_of(Component::Registry), store_of(Component::Delivery), store_of(Component::Inventory))
+    else {
+        return Ok(None);
+    };
+    let access = match access {
+        Some(path) => lifeline_gateway::Access::load(path)?,
+        None => {
+            tracing::warn!("no --access file: the API will answer 401 to every request");
+            lifeline_gateway::Access::default()
+        }
+    };
+    let idempotency = ProjectionStore::open(&common.data_dir.join("gateway"), &[lifeline_gateway::idempotency::TABLE])
+        .context("cannot open the gateway's idempotency store")?;
+    Ok(Some(Arc::new(lifeline_gateway::Api {
+        publisher: lifeline_bus::Publisher::new(connection.jetstream.clone(), "gateway"),
+        jetstream: connection.jetstream.clone(),
+        registry,
+        delivery,
+        inventory,
+        idempotency: lifeline_gateway::idempotency::Idempotency::new(Arc::new(idempotency)),
+        access,
+    })))
+}
+
 /// `lifeline replay <projection>`.
 pub async fn replay(common: Common, component: Component) -> anyhow::Result<ExitCode> {
     let connection = connect(&common, "lifeline-replay").await?;
@@ -303,6 +351,11 @@ pub async fn replay(common: Common, component: Component) -> anyhow::Result<Exit
         }
         Component::Dispatch => {
             lifeline_dispatch::projection(Arc::clone(&store), connection.jetstream.clone(), config)
+                .replay()
+                .await?
+        }
+        Component::Registry => {
+            lifeline_registry::projection(Arc::clone(&store), connection.jetstream.clone(), config)
                 .replay()
                 .await?
         }

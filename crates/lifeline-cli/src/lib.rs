@@ -53,9 +53,13 @@ pub enum Command {
     Up {
         #[command(flatten)]
         common: Common,
-        /// Address for /healthz, /readyz and /metrics.
+        /// Address for /healthz, /readyz, /metrics, the /v1 API and the courier page.
         #[arg(long, env = "LIFELINE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
         http: SocketAddr,
+        /// Bearer tokens and their scopes (TOML; see deploy/access.example.toml). Without
+        /// it the API answers every request with 401.
+        #[arg(long, env = "LIFELINE_ACCESS_FILE")]
+        access: Option<PathBuf>,
     },
     /// Run one component (to spread components over machines).
     Run {
@@ -102,12 +106,14 @@ pub fn init_tracing(format: LogFormat) {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Up { common, http } => components::up(common, http, Component::ALL.to_vec()).await,
+        Command::Up { common, http, access } => {
+            components::up(common, http, Component::ALL.to_vec(), access).await
+        }
         Command::Run {
             component,
             common,
             http,
-        } => components::up(common, http, vec![component]).await,
+        } => components::up(common, http, vec![component], None).await,
         Command::Demo {
             common,
             households,

@@ -1,7 +1,7 @@
 //! Delivery status: each order's stage with the time of every transition, and lookups by
 //! household, building and run. Impossible transitions are rejected (and so parked).
 
-use lifeline_events::{Envelope, Event, OrderPicked, PickOutcome, Priority};
+use lifeline_events::{Envelope, Event, OrderLine, OrderPicked, PickOutcome, Priority};
 use serde::{Deserialize, Serialize};
 
 use crate::order::{OrderStatus, Stage, Step};
@@ -13,6 +13,8 @@ pub const ORDERS: &str = "orders";
 pub const BY_HOUSEHOLD: &str = "by_household";
 /// Index rows `<building>/<order>` with an empty value.
 pub const BY_BUILDING: &str = "by_building";
+/// Index rows `<partner>/<order>` with an empty value.
+pub const BY_PARTNER: &str = "by_partner";
 pub const RUNS: &str = "runs";
 /// Counters kept with the state, so metrics derived from them survive restarts and equal
 /// a replay: `stage/<community>/<stage>`, `drops/<community>/delivered`,
@@ -97,6 +99,9 @@ pub struct OrderRecord {
     pub is_final: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    /// What goes to the door: the ordered lines, replaced by what was picked.
+    #[serde(default)]
+    pub items: Vec<OrderLine>,
     pub history: Vec<Transition>,
 }
 
@@ -148,6 +153,20 @@ pub fn validate_pick_lines(picked: &OrderPicked) -> Result<(), Rejection> {
         }
     }
     Ok(())
+}
+
+/// What a pick hands over: each line's picked quantity and any substitute.
+pub fn picked_items(picked: &OrderPicked) -> Vec<OrderLine> {
+    let mut items = Vec::new();
+    for line in &picked.lines {
+        if line.picked > 0 {
+            items.push(OrderLine { item: line.item.clone(), quantity: line.picked });
+        }
+        if let Some(substitute) = &line.substitute {
+            items.push(OrderLine { item: substitute.item.clone(), quantity: substitute.quantity });
+        }
+    }
+    items
 }
 
 /// True when a pick hands over any goods at all.
@@ -239,6 +258,7 @@ impl Handler for DeliveryStatus {
             ORDERS,
             BY_HOUSEHOLD,
             BY_BUILDING,
+            BY_PARTNER,
             RUNS,
             STATS,
             OPEN,
@@ -278,6 +298,7 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
                 status: OrderStatus::placed(),
                 is_final: false,
                 run: None,
+                items: placed.lines.clone(),
                 history: vec![Transition {
                     stage: Stage::Placed,
                     at: time_text(envelope),
@@ -303,6 +324,11 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
             state.put(
                 BY_BUILDING,
                 &format!("{}/{}", placed.building, placed.order),
+                Vec::new(),
+            );
+            state.put(
+                BY_PARTNER,
+                &format!("{}/{}", placed.partner, placed.order),
                 Vec::new(),
             );
             Ok(Applied::Changed)
@@ -342,6 +368,9 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
                 detail,
                 None,
             )?;
+            let mut record = load_order(state, &picked.order)?;
+            record.items = picked_items(picked);
+            state.put_json(ORDERS, &picked.order, &record);
             Ok(Applied::Changed)
         }
         Event::ArrivedAtCheckpoint(arrival) => {

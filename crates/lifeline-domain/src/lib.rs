@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod dispatch;
 pub mod inventory;
 pub mod order;
+pub mod registry;
 mod state;
 
 pub use state::{MemoryState, Rejection, Savepoint, StateTx, StateTxExt, apply_atomically};

@@ -1,7 +1,13 @@
 //! The HTTP edge served by every lifeline process: `/healthz` (the process is up),
-//! `/readyz` (NATS is connected and every consumer in the process is reading) and
-//! `/metrics` (Prometheus text format).
+//! `/readyz` (NATS is connected and every consumer in the process is reading),
+//! `/metrics` (Prometheus text format), and, where the registry, delivery and inventory
+//! projections run, the `/v1` API, its OpenAPI document at `/openapi.json` and the
+//! courier page at `/courier`.
 
+pub mod access;
+pub mod api;
+pub mod error;
+pub mod idempotency;
 pub mod metrics;
 
 use std::net::SocketAddr;
@@ -9,28 +15,50 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use lifeline_bus::async_nats;
 use lifeline_projection::ProjectionStatus;
 use serde_json::json;
 
-/// What the health endpoints look at.
+pub use access::Access;
+pub use api::Api;
+
+/// The courier's mobile page: stops by building, one button per drop, acknowledgements
+/// stored on the phone and retried until confirmed.
+const COURIER_PAGE: &str = include_str!("../static/courier.html");
+
+/// What the health endpoints look at, and the API when this process serves it.
 #[derive(Clone)]
 pub struct GatewayState {
     pub nats: async_nats::Client,
     pub consumers: Vec<(&'static str, Arc<ProjectionStatus>)>,
+    pub api: Option<Arc<Api>>,
 }
 
 pub fn router(state: GatewayState) -> Router {
-    Router::new()
+    let api = state.api.clone();
+    let health = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .with_state(Arc::new(state));
+    let mut router = health;
+    if let Some(api) = api {
+        router = router
+            .merge(api::router(api))
+            .route("/openapi.json", get(openapi))
+            .route("/courier", get(|| async { Html(COURIER_PAGE) }));
+    }
+    router
         .route_layer(axum::middleware::from_fn(metrics::track))
-        .with_state(Arc::new(state))
+        .layer(DefaultBodyLimit::max(api::BODY_LIMIT))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], api::openapi_json()).into_response()
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -57,16 +85,8 @@ async fn readyz(State(state): State<Arc<GatewayState>>) -> Response {
             .consumers
             .iter()
             .all(|(_, status)| status.ready.load(Ordering::Relaxed));
-    let code = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        code,
-        axum::Json(json!({"ready": ready, "nats_connected": connected, "consumers": consumers})),
-    )
-        .into_response()
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, axum::Json(json!({"ready": ready, "nats_connected": connected, "consumers": consumers}))).into_response()
 }
 
 async fn metrics(State(state): State<Arc<GatewayState>>) -> Response {
