@@ -145,7 +145,7 @@ const server = http.createServer(async (req, res) => {
 
     const seen = byKey.get(key);
     if (seen) {
-      const same = seen.request.order === body.order && seen.request.outcome === body.outcome && seen.request.reason === body.reason;
+      const same = seen.request.order === body.order && seen.request.outcome === body.outcome && seen.request.reason === (body.reason ?? null);
       if (!same) return fail(res, 422, 'idempotency_key_reused', 'this Idempotency-Key was used for another drop');
       if (FLAKY && cycle === 2) { entry.answered = false; return req.socket.destroy(); }
       return send(res, 200, seen.answer);

@@ -335,11 +335,20 @@ pub struct Up {
 
 impl Up {
     pub fn start(harness: &Harness, data_dir: &std::path::Path) -> Up {
+        Up::start_with_args(harness, data_dir, &[])
+    }
+
+    pub fn start_with_args(harness: &Harness, data_dir: &std::path::Path, extra: &[&str]) -> Up {
         let address = format!("127.0.0.1:{}", free_port());
         let child = Command::new(LIFELINE)
             .args(["up", "--nats-url", harness.server.url(), "--http", &address])
             .arg("--data-dir")
             .arg(data_dir)
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("LIFELINE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

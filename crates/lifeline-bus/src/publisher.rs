@@ -9,6 +9,9 @@ use lifeline_events::Envelope;
 use crate::metrics;
 
 const MAX_ATTEMPTS: u32 = 6;
+/// Messages sent before their acknowledgements are awaited; well under async-nats' default
+/// limit of acknowledgements in flight.
+pub const PIPELINE_WINDOW: usize = 1024;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
 /// What JetStream said about a stored event.
@@ -169,36 +172,40 @@ impl Publisher {
         }
     }
 
-    /// Publishes many events pipelined: every message is sent before any acknowledgement is
-    /// awaited, then each acknowledgement is checked in order and any failed one is retried
-    /// on its own (with the same id). Results are in input order.
+    /// Publishes many events pipelined, in windows of [`PIPELINE_WINDOW`]: every message of a
+    /// window is sent before any of its acknowledgements is awaited, then each is checked in
+    /// order and any failed one is retried on its own (with the same id). The window keeps
+    /// the client's limit of acknowledgements in flight from ever blocking the sender.
+    /// Results are in input order.
     pub async fn publish_all(
         &self,
         envelopes: &[Envelope],
     ) -> Result<Vec<Published>, PublishError> {
-        let mut pending = Vec::with_capacity(envelopes.len());
-        for envelope in envelopes {
-            let sent = self
-                .jetstream
-                .publish_with_headers(
-                    envelope.subject.clone(),
-                    headers(envelope, None),
-                    bytes::Bytes::from(envelope.encode()),
-                )
-                .await;
-            pending.push(sent);
-        }
         let mut results = Vec::with_capacity(envelopes.len());
-        for (envelope, sent) in envelopes.iter().zip(pending) {
-            let acked = match sent {
-                Ok(future) => future.await.ok(),
-                Err(_) => None,
-            };
-            match acked {
-                Some(ack) => results.push(self.record(ack.sequence, ack.duplicate)),
-                None => {
-                    metrics::RETRIES.with_label_values(&[&self.name]).inc();
-                    results.push(self.publish(envelope, None).await?);
+        for window in envelopes.chunks(PIPELINE_WINDOW) {
+            let mut pending = Vec::with_capacity(window.len());
+            for envelope in window {
+                let sent = self
+                    .jetstream
+                    .publish_with_headers(
+                        envelope.subject.clone(),
+                        headers(envelope, None),
+                        bytes::Bytes::from(envelope.encode()),
+                    )
+                    .await;
+                pending.push(sent);
+            }
+            for (envelope, sent) in window.iter().zip(pending) {
+                let acked = match sent {
+                    Ok(future) => future.await.ok(),
+                    Err(_) => None,
+                };
+                match acked {
+                    Some(ack) => results.push(self.record(ack.sequence, ack.duplicate)),
+                    None => {
+                        metrics::RETRIES.with_label_values(&[&self.name]).inc();
+                        results.push(self.publish(envelope, None).await?);
+                    }
                 }
             }
         }

@@ -288,10 +288,17 @@ fn api_if_served(
     running: &[Running],
     access: Option<&Path>,
 ) -> anyhow::Result<Option<Arc<lifeline_gateway::Api>>> {
-    let store_of = |component: Component| running.iter().find(|r| r.component == component).map(|r| Arc::clone(&r.store));
-    let (Some(registry), Some(delivery), Some(inventory)) =
-        (store_of(Component::Registry), store_of(Component::Delivery), store_of(Component::Inventory))
-    else {
+    let store_of = |component: Component| {
+        running
+            .iter()
+            .find(|r| r.component == component)
+            .map(|r| Arc::clone(&r.store))
+    };
+    let (Some(registry), Some(delivery), Some(inventory)) = (
+        store_of(Component::Registry),
+        store_of(Component::Delivery),
+        store_of(Component::Inventory),
+    ) else {
         return Ok(None);
     };
     let access = match access {
@@ -301,8 +308,11 @@ fn api_if_served(
             lifeline_gateway::Access::default()
         }
     };
-    let idempotency = ProjectionStore::open(&common.data_dir.join("gateway"), &[lifeline_gateway::idempotency::TABLE])
-        .context("cannot open the gateway's idempotency store")?;
+    let idempotency = ProjectionStore::open(
+        &common.data_dir.join("gateway"),
+        &[lifeline_gateway::idempotency::TABLE],
+    )
+    .context("cannot open the gateway's idempotency store")?;
     Ok(Some(Arc::new(lifeline_gateway::Api {
         publisher: lifeline_bus::Publisher::new(connection.jetstream.clone(), "gateway"),
         jetstream: connection.jetstream.clone(),

@@ -106,9 +106,11 @@ pub fn init_tracing(format: LogFormat) {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Up { common, http, access } => {
-            components::up(common, http, Component::ALL.to_vec(), access).await
-        }
+        Command::Up {
+            common,
+            http,
+            access,
+        } => components::up(common, http, Component::ALL.to_vec(), access).await,
         Command::Run {
             component,
             common,

@@ -235,24 +235,39 @@ pub fn ops_snapshot(store: &ProjectionStore) -> Result<OpsSnapshot, StoreError> 
     Ok(snapshot)
 }
 
-pub fn orders_of_partner(store: &ProjectionStore, partner: &str) -> Result<Vec<OrderRecord>, StoreError> {
+pub fn orders_of_partner(
+    store: &ProjectionStore,
+    partner: &str,
+) -> Result<Vec<OrderRecord>, StoreError> {
     orders_by_index(store, lifeline_domain::delivery::BY_PARTNER, partner)
 }
 
 /// Vulnerable households of `community` with no delivery today (the operators' "not one
 /// missed" list), today being the wall-clock day in the offset of the latest event.
-pub fn vulnerable_unserved(store: &ProjectionStore, community: &str) -> Result<Vec<serde_json::Value>, StoreError> {
+pub fn vulnerable_unserved(
+    store: &ProjectionStore,
+    community: &str,
+) -> Result<Vec<serde_json::Value>, StoreError> {
     use lifeline_domain::delivery::{STATS, VULNERABLE, VulnerableHousehold};
     let offset = store
         .get(STATS, "clock")?
         .and_then(|bytes| serde_json::from_slice::<String>(&bytes).ok())
-        .and_then(|text| time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).ok())
+        .and_then(|text| {
+            time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).ok()
+        })
         .map_or(time::UtcOffset::UTC, |time| time.offset());
     let date = time::OffsetDateTime::now_utc().to_offset(offset).date();
-    let today = format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day());
+    let today = format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    );
     let mut unserved = Vec::new();
     for (household, bytes) in store.scan_prefix(VULNERABLE, "")? {
-        let Some(row) = decode::<VulnerableHousehold>(&household, &bytes) else { continue };
+        let Some(row) = decode::<VulnerableHousehold>(&household, &bytes) else {
+            continue;
+        };
         if row.community == community && row.last_served_day.as_deref() != Some(today.as_str()) {
             unserved.push(serde_json::json!({
                 "household": household,

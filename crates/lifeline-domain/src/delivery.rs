@@ -160,10 +160,16 @@ pub fn picked_items(picked: &OrderPicked) -> Vec<OrderLine> {
     let mut items = Vec::new();
     for line in &picked.lines {
         if line.picked > 0 {
-            items.push(OrderLine { item: line.item.clone(), quantity: line.picked });
+            items.push(OrderLine {
+                item: line.item.clone(),
+                quantity: line.picked,
+            });
         }
         if let Some(substitute) = &line.substitute {
-            items.push(OrderLine { item: substitute.item.clone(), quantity: substitute.quantity });
+            items.push(OrderLine {
+                item: substitute.item.clone(),
+                quantity: substitute.quantity,
+            });
         }
     }
     items

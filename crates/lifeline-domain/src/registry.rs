@@ -33,7 +33,15 @@ impl Handler for Registry {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &[COMMUNITIES, BUILDINGS, HOUSEHOLDS, ITEMS, TRICYCLES, VOLUNTEERS, SEALS]
+        &[
+            COMMUNITIES,
+            BUILDINGS,
+            HOUSEHOLDS,
+            ITEMS,
+            TRICYCLES,
+            VOLUNTEERS,
+            SEALS,
+        ]
     }
 
     fn apply(
@@ -47,14 +55,19 @@ impl Handler for Registry {
             Event::BuildingRegistered(e) => state.put_json(BUILDINGS, &e.building, e),
             Event::HouseholdRegistered(e) => {
                 if e.head_count == 0 {
-                    return Err(Rejection::new("invalid_registration", format!("household {} has nobody in it", e.household)));
+                    return Err(Rejection::new(
+                        "invalid_registration",
+                        format!("household {} has nobody in it", e.household),
+                    ));
                 }
                 state.put_json(HOUSEHOLDS, &e.household, e)
             }
             Event::ItemRegistered(e) => state.put_json(ITEMS, &e.item, e),
             Event::TricycleRegistered(e) => state.put_json(TRICYCLES, &e.tricycle, e),
             Event::VolunteerRegistered(e) => state.put_json(VOLUNTEERS, &e.volunteer, e),
-            Event::SealChanged(e) => state.put_json(SEALS, &seal_key(&e.community, &e.scope), &e.sealed),
+            Event::SealChanged(e) => {
+                state.put_json(SEALS, &seal_key(&e.community, &e.scope), &e.sealed)
+            }
             _ => return Ok(Applied::Ignored),
         }
         Ok(Applied::Changed)

@@ -70,7 +70,10 @@ struct AccessFile {
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
     #[error("cannot read access file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("access file {path} is invalid: {message}")]
     Invalid { path: String, message: String },
 }
@@ -91,8 +94,14 @@ pub fn sha256_hex(text: &str) -> String {
 impl Access {
     pub fn load(path: &Path) -> Result<Access, AccessError> {
         let display = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| AccessError::Read { path: display.clone(), source })?;
-        Access::parse(&text).map_err(|message| AccessError::Invalid { path: display, message })
+        let text = std::fs::read_to_string(path).map_err(|source| AccessError::Read {
+            path: display.clone(),
+            source,
+        })?;
+        Access::parse(&text).map_err(|message| AccessError::Invalid {
+            path: display,
+            message,
+        })
     }
 
     pub fn parse(text: &str) -> Result<Access, String> {
@@ -102,10 +111,20 @@ impl Access {
             let hash = match (&identity.token, &identity.token_sha256) {
                 (Some(token), None) => sha256_hex(token),
                 (None, Some(hash)) => hash.to_ascii_lowercase(),
-                _ => return Err(format!("identity {} needs exactly one of token and token_sha256", identity.id)),
+                _ => {
+                    return Err(format!(
+                        "identity {} needs exactly one of token and token_sha256",
+                        identity.id
+                    ));
+                }
             };
             let needs = |field: &Option<String>, name: &str| {
-                field.as_ref().map(|_| ()).ok_or_else(|| format!("identity {} ({:?}) needs {name}", identity.id, identity.role))
+                field.as_ref().map(|_| ()).ok_or_else(|| {
+                    format!(
+                        "identity {} ({:?}) needs {name}",
+                        identity.id, identity.role
+                    )
+                })
             };
             match identity.role {
                 Role::Resident => {
@@ -161,7 +180,11 @@ where
 
 impl Caller {
     pub fn forbidden(&self, what: &str) -> ApiError {
-        ApiError::Forbidden(format!("{} {} may not {what}", role_name(self.0.role), self.0.id))
+        ApiError::Forbidden(format!(
+            "{} {} may not {what}",
+            role_name(self.0.role),
+            self.0.id
+        ))
     }
 
     pub fn is(&self, role: Role) -> bool {
@@ -172,7 +195,9 @@ impl Caller {
     pub fn sees_community(&self, community: &str) -> bool {
         match self.0.role {
             Role::Operator => true,
-            Role::Staff | Role::Courier | Role::Resident => self.0.community.as_deref() == Some(community),
+            Role::Staff | Role::Courier | Role::Resident => {
+                self.0.community.as_deref() == Some(community)
+            }
             Role::Partner => false,
         }
     }
@@ -228,7 +253,13 @@ mod tests {
         assert_eq!(access.find("secret-1").expect("known").id, "r1");
         assert_eq!(access.find("secret").expect("by hash").id, "yonghui");
         assert!(access.find("nope").is_none());
-        assert!(Access::parse("[[identity]]\nid = \"x\"\nrole = \"partner\"\ntoken = \"t\"\n").is_err(), "partner needs its partner");
-        assert!(Access::parse("[[identity]]\nid = \"x\"\nrole = \"operator\"\n").is_err(), "a token is required");
+        assert!(
+            Access::parse("[[identity]]\nid = \"x\"\nrole = \"partner\"\ntoken = \"t\"\n").is_err(),
+            "partner needs its partner"
+        );
+        assert!(
+            Access::parse("[[identity]]\nid = \"x\"\nrole = \"operator\"\n").is_err(),
+            "a token is required"
+        );
     }
 }

@@ -15,9 +15,9 @@ use lifeline_bus::{Publisher, read_dead_letters};
 use lifeline_domain::delivery::{OrderRecord, RunRecord, RunState, validate_pick_lines};
 use lifeline_domain::order::{Stage, Step};
 use lifeline_events::{
-    Actor, ActorKind, ArrivedAtCheckpoint, DropDelivered, DropFailed, DropFailure, EVENT_STREAM, Envelope, Event,
-    EventMeta, ItemKind, OrderCancelled, OrderLine, OrderPicked, OrderPlaced, PickLine, Priority, Proof, RunDeparted,
-    RunReturned, StockReceived, is_token,
+    Actor, ActorKind, ArrivedAtCheckpoint, DropDelivered, DropFailed, DropFailure, EVENT_STREAM,
+    Envelope, Event, EventMeta, ItemKind, OrderCancelled, OrderLine, OrderPicked, OrderPlaced,
+    PickLine, Priority, Proof, RunDeparted, RunReturned, StockReceived, is_token,
 };
 use lifeline_store::ProjectionStore;
 use serde::{Deserialize, Serialize};
@@ -71,11 +71,17 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/households/{household}/orders", get(household_orders))
         .route("/v1/partners/{partner}/orders", get(partner_orders))
         .route("/v1/partners/{partner}/picks", post(post_pick))
-        .route("/v1/partners/{partner}/stock", get(partner_stock).post(restock))
+        .route(
+            "/v1/partners/{partner}/stock",
+            get(partner_stock).post(restock),
+        )
         .route("/v1/communities/{community}/ready", get(ready_orders))
         .route("/v1/communities/{community}/arrivals", post(post_arrival))
         .route("/v1/communities/{community}/runs", get(community_runs))
-        .route("/v1/communities/{community}/summary", get(community_summary))
+        .route(
+            "/v1/communities/{community}/summary",
+            get(community_summary),
+        )
         .route("/v1/runs/{run}/depart", post(depart_run))
         .route("/v1/runs/{run}/return", post(return_run))
         .route("/v1/runs/{run}/manifest", get(run_manifest))
@@ -104,7 +110,9 @@ where
             Ok(Json(value)) => Ok(Body(value)),
             Err(rejection) => Err(match rejection.status() {
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(BODY_LIMIT),
-                StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(rejection.body_text()),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                    ApiError::UnsupportedMediaType(rejection.body_text())
+                }
                 StatusCode::UNPROCESSABLE_ENTITY => ApiError::Unprocessable(rejection.body_text()),
                 _ => ApiError::BadRequest(rejection.body_text()),
             }),
@@ -188,7 +196,11 @@ impl Api {
             .map_err(|_| ApiError::Unavailable)?;
         match stream.get_last_raw_message_by_subject(subject).await {
             Ok(message) => Ok(message.sequence),
-            Err(error) if error.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => Ok(0),
+            Err(error)
+                if error.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+            {
+                Ok(0)
+            }
             Err(_) => Err(ApiError::Unavailable),
         }
     }
@@ -206,7 +218,9 @@ pub fn correlation_id(headers: &HeaderMap) -> Uuid {
         .get("x-correlation-id")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| Uuid::try_parse(value).ok());
-    from_traceparent.or(from_header).unwrap_or_else(lifeline_events::new_event_id)
+    from_traceparent
+        .or(from_header)
+        .unwrap_or_else(lifeline_events::new_event_id)
 }
 
 fn respond(status: StatusCode, body: serde_json::Value) -> Response {
@@ -277,7 +291,9 @@ async fn place_order(
         return Err(caller.forbidden("place orders"));
     }
     if request.lines.is_empty() {
-        return Err(ApiError::Unprocessable("an order needs at least one line".into()));
+        return Err(ApiError::Unprocessable(
+            "an order needs at least one line".into(),
+        ));
     }
     let registry = Arc::clone(&api.registry);
     let household_id = request.household.clone();
@@ -286,7 +302,9 @@ async fn place_order(
     } else {
         None
     };
-    let household = household.ok_or_else(|| ApiError::Unprocessable(format!("unknown household {:?}", request.household)))?;
+    let household = household.ok_or_else(|| {
+        ApiError::Unprocessable(format!("unknown household {:?}", request.household))
+    })?;
     if !caller.acts_for_household(&household.community, &household.household) {
         return Err(caller.forbidden("order for this household"));
     }
@@ -298,7 +316,10 @@ async fn place_order(
         Vec::new()
     };
     if partner_stock.is_empty() {
-        return Err(ApiError::Unprocessable(format!("unknown partner {:?}", request.partner)));
+        return Err(ApiError::Unprocessable(format!(
+            "unknown partner {:?}",
+            request.partner
+        )));
     }
     let mut seen = BTreeSet::new();
     let mut weight_g: u32 = 0;
@@ -306,18 +327,32 @@ async fn place_order(
     let mut lines = Vec::with_capacity(request.lines.len());
     for line in &request.lines {
         if !(1..=100).contains(&line.quantity) {
-            return Err(ApiError::Unprocessable(format!("quantity of {} must be 1 to 100", line.item)));
+            return Err(ApiError::Unprocessable(format!(
+                "quantity of {} must be 1 to 100",
+                line.item
+            )));
         }
         if !seen.insert(line.item.clone()) {
-            return Err(ApiError::Unprocessable(format!("item {} appears twice", line.item)));
+            return Err(ApiError::Unprocessable(format!(
+                "item {} appears twice",
+                line.item
+            )));
         }
         let registry = Arc::clone(&api.registry);
         let id = line.item.clone();
-        let item = if is_token(&id) { blocking(move || lifeline_registry::item(&registry, &id)).await? } else { None };
-        let item = item.ok_or_else(|| ApiError::Unprocessable(format!("unknown item {:?}", line.item)))?;
+        let item = if is_token(&id) {
+            blocking(move || lifeline_registry::item(&registry, &id)).await?
+        } else {
+            None
+        };
+        let item =
+            item.ok_or_else(|| ApiError::Unprocessable(format!("unknown item {:?}", line.item)))?;
         has_medicine |= item.kind == ItemKind::Medicine;
         weight_g = weight_g.saturating_add(item.weight_g.saturating_mul(line.quantity));
-        lines.push(OrderLine { item: line.item.clone(), quantity: line.quantity });
+        lines.push(OrderLine {
+            item: line.item.clone(),
+            quantity: line.quantity,
+        });
     }
     let floor = if has_medicine {
         Priority::Urgent
@@ -332,32 +367,37 @@ async fn place_order(
         .run(&caller.0.id, key, |event_id| {
             let (api, caller) = (&api, &caller);
             async move {
-            let order = event_id.to_string();
-            let placed = OrderPlaced {
-                order: order.clone(),
-                community: household.community.clone(),
-                building: household.building.clone(),
-                unit: household.unit.clone(),
-                household: household.household.clone(),
-                partner: request.partner.clone(),
-                lines,
-                priority,
-                weight_g,
-                on_behalf_by: caller.is(Role::Staff).then(|| caller.0.id.clone()),
-            };
-            let envelope = Envelope::with_id(event_id, Event::OrderPlaced(placed), api.meta(&caller, correlation));
-            // A new order's subject must be empty: a second order with this id is refused.
-            let sequence = api.append(&envelope, Some(0)).await?;
-            let accepted = OrderAccepted {
-                order,
-                community: household.community.clone(),
-                household: household.household.clone(),
-                priority,
-                event_id: event_id.to_string(),
-                stream_sequence: sequence,
-            };
-            Ok((StatusCode::ACCEPTED, to_json(&accepted)))
-        }})
+                let order = event_id.to_string();
+                let placed = OrderPlaced {
+                    order: order.clone(),
+                    community: household.community.clone(),
+                    building: household.building.clone(),
+                    unit: household.unit.clone(),
+                    household: household.household.clone(),
+                    partner: request.partner.clone(),
+                    lines,
+                    priority,
+                    weight_g,
+                    on_behalf_by: caller.is(Role::Staff).then(|| caller.0.id.clone()),
+                };
+                let envelope = Envelope::with_id(
+                    event_id,
+                    Event::OrderPlaced(placed),
+                    api.meta(caller, correlation),
+                );
+                // A new order's subject must be empty: a second order with this id is refused.
+                let sequence = api.append(&envelope, Some(0)).await?;
+                let accepted = OrderAccepted {
+                    order,
+                    community: household.community.clone(),
+                    household: household.household.clone(),
+                    priority,
+                    event_id: event_id.to_string(),
+                    stream_sequence: sequence,
+                };
+                Ok((StatusCode::ACCEPTED, to_json(&accepted)))
+            }
+        })
         .await?;
     Ok(respond(status, body))
 }
@@ -367,7 +407,11 @@ async fn place_order(
     params(("order" = String, Path)),
     responses((status = 200, description = "the order with its history", body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn get_order(State(api): State<Arc<Api>>, caller: Caller, Path(order): Path<String>) -> Result<Response, ApiError> {
+async fn get_order(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    Path(order): Path<String>,
+) -> Result<Response, ApiError> {
     let record = visible_order(&api, &caller, &order).await?;
     Ok(Json(record).into_response())
 }
@@ -376,8 +420,12 @@ async fn get_order(State(api): State<Arc<Api>>, caller: Caller, Path(order): Pat
 /// its partner, operators.
 async fn visible_order(api: &Api, caller: &Caller, order: &str) -> Result<OrderRecord, ApiError> {
     token_or_404(order, "order")?;
-    let record = api.order(order).await?.ok_or_else(|| ApiError::NotFound(format!("no order {order}")))?;
-    let allowed = caller.acts_for_household(&record.community, &record.household) || caller.is_partner(&record.partner);
+    let record = api
+        .order(order)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no order {order}")))?;
+    let allowed = caller.acts_for_household(&record.community, &record.household)
+        || caller.is_partner(&record.partner);
     if !allowed {
         return Err(caller.forbidden("see this order"));
     }
@@ -409,17 +457,25 @@ async fn cancel_order(
         return Err(caller.forbidden("cancel this order"));
     }
     if record.status.next(Step::Cancel).is_err() {
-        return Err(ApiError::Conflict(format!("order {order} is {} and can no longer be cancelled", record.status.stage.as_str())));
+        return Err(ApiError::Conflict(format!(
+            "order {order} is {} and can no longer be cancelled",
+            record.status.stage.as_str()
+        )));
     }
     let event = Event::OrderCancelled(OrderCancelled {
         order: order.clone(),
         community: record.community.clone(),
-        reason: request.reason.unwrap_or_else(|| "cancelled by the household".into()),
+        reason: request
+            .reason
+            .unwrap_or_else(|| "cancelled by the household".into()),
     });
     let envelope = Envelope::new(event, api.meta(&caller, correlation_id(&headers)));
     let expected = api.last_sequence(&envelope.subject).await?;
     let sequence = api.append(&envelope, Some(expected)).await?;
-    Ok(respond(StatusCode::ACCEPTED, serde_json::json!({"order": order, "event_id": envelope.id, "stream_sequence": sequence})))
+    Ok(respond(
+        StatusCode::ACCEPTED,
+        serde_json::json!({"order": order, "event_id": envelope.id, "stream_sequence": sequence}),
+    ))
 }
 
 /// A household's orders.
@@ -427,7 +483,11 @@ async fn cancel_order(
     params(("household" = String, Path)),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn household_orders(State(api): State<Arc<Api>>, caller: Caller, Path(household): Path<String>) -> Result<Response, ApiError> {
+async fn household_orders(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    Path(household): Path<String>,
+) -> Result<Response, ApiError> {
     token_or_404(&household, "household")?;
     let registry = Arc::clone(&api.registry);
     let id = household.clone();
@@ -438,7 +498,8 @@ async fn household_orders(State(api): State<Arc<Api>>, caller: Caller, Path(hous
         return Err(caller.forbidden("see this household"));
     }
     let store = Arc::clone(&api.delivery);
-    let orders = blocking(move || lifeline_delivery::orders_of_household(&store, &household)).await?;
+    let orders =
+        blocking(move || lifeline_delivery::orders_of_household(&store, &household)).await?;
     Ok(Json(serde_json::json!({ "orders": orders })).into_response())
 }
 
@@ -477,7 +538,10 @@ async fn partner_orders(
     }
     let store = Arc::clone(&api.delivery);
     let orders = blocking(move || lifeline_delivery::orders_of_partner(&store, &partner)).await?;
-    let orders: Vec<OrderRecord> = orders.into_iter().filter(|o| o.status.stage.as_str() == stage).collect();
+    let orders: Vec<OrderRecord> = orders
+        .into_iter()
+        .filter(|o| o.status.stage.as_str() == stage)
+        .collect();
     Ok(Json(serde_json::json!({ "orders": orders })).into_response())
 }
 
@@ -509,27 +573,64 @@ async fn post_pick(
     check_partner(&caller, &partner)?;
     let key = key_from(&headers)?;
     let correlation = correlation_id(&headers);
-    let record = if is_token(&request.order) { api.order(&request.order).await? } else { None };
-    let record = record.ok_or_else(|| ApiError::Unprocessable(format!("unknown order {:?}", request.order)))?;
+    let record = if is_token(&request.order) {
+        api.order(&request.order).await?
+    } else {
+        None
+    };
+    let record = record
+        .ok_or_else(|| ApiError::Unprocessable(format!("unknown order {:?}", request.order)))?;
     if record.partner != partner {
         return Err(caller.forbidden("pick another partner's order"));
     }
     if record.status.stage != Stage::Placed {
-        return Err(ApiError::Conflict(format!("order {} is {}, not waiting to be picked", record.order, record.status.stage.as_str())));
+        return Err(ApiError::Conflict(format!(
+            "order {} is {}, not waiting to be picked",
+            record.order,
+            record.status.stage.as_str()
+        )));
     }
-    let picked = OrderPicked { order: record.order.clone(), community: record.community.clone(), partner: partner.clone(), lines: request.lines };
+    let picked = OrderPicked {
+        order: record.order.clone(),
+        community: record.community.clone(),
+        partner: partner.clone(),
+        lines: request.lines,
+    };
     validate_pick_lines(&picked).map_err(|rejection| ApiError::Unprocessable(rejection.detail))?;
-    let ordered: BTreeMap<&str, u32> = record.items.iter().map(|line| (line.item.as_str(), line.quantity)).collect();
-    let answered: BTreeMap<&str, u32> = picked.lines.iter().map(|line| (line.item.as_str(), line.ordered)).collect();
+    let ordered: BTreeMap<&str, u32> = record
+        .items
+        .iter()
+        .map(|line| (line.item.as_str(), line.quantity))
+        .collect();
+    let answered: BTreeMap<&str, u32> = picked
+        .lines
+        .iter()
+        .map(|line| (line.item.as_str(), line.ordered))
+        .collect();
     if ordered != answered || answered.len() != picked.lines.len() {
-        return Err(ApiError::Unprocessable("the pick must answer each ordered line once, with its ordered quantity".into()));
+        return Err(ApiError::Unprocessable(
+            "the pick must answer each ordered line once, with its ordered quantity".into(),
+        ));
     }
-    for substitute in picked.lines.iter().filter_map(|line| line.substitute.as_ref()) {
+    for substitute in picked
+        .lines
+        .iter()
+        .filter_map(|line| line.substitute.as_ref())
+    {
         let registry = Arc::clone(&api.registry);
         let id = substitute.item.clone();
-        let known = if is_token(&id) { blocking(move || lifeline_registry::item(&registry, &id)).await?.is_some() } else { false };
+        let known = if is_token(&id) {
+            blocking(move || lifeline_registry::item(&registry, &id))
+                .await?
+                .is_some()
+        } else {
+            false
+        };
         if !known {
-            return Err(ApiError::Unprocessable(format!("unknown substitute item {:?}", substitute.item)));
+            return Err(ApiError::Unprocessable(format!(
+                "unknown substitute item {:?}",
+                substitute.item
+            )));
         }
     }
     let (status, body) = api
@@ -538,7 +639,7 @@ async fn post_pick(
             let (api, caller) = (&api, &caller);
             async move {
             let order = picked.order.clone();
-            let envelope = Envelope::with_id(event_id, Event::OrderPicked(picked), api.meta(&caller, correlation));
+            let envelope = Envelope::with_id(event_id, Event::OrderPicked(picked), api.meta(caller, correlation));
             let expected = api.last_sequence(&envelope.subject).await?;
             let sequence = api.append(&envelope, Some(expected)).await?;
             Ok((StatusCode::ACCEPTED, serde_json::json!({"order": order, "event_id": event_id, "stream_sequence": sequence})))
@@ -571,24 +672,43 @@ async fn restock(
     let key = key_from(&headers)?;
     let correlation = correlation_id(&headers);
     if !(1..=1_000_000).contains(&request.quantity) {
-        return Err(ApiError::Unprocessable("quantity must be 1 to 1,000,000".into()));
+        return Err(ApiError::Unprocessable(
+            "quantity must be 1 to 1,000,000".into(),
+        ));
     }
     let registry = Arc::clone(&api.registry);
     let id = request.item.clone();
-    let known = if is_token(&id) { blocking(move || lifeline_registry::item(&registry, &id)).await?.is_some() } else { false };
+    let known = if is_token(&id) {
+        blocking(move || lifeline_registry::item(&registry, &id))
+            .await?
+            .is_some()
+    } else {
+        false
+    };
     if !known {
-        return Err(ApiError::Unprocessable(format!("unknown item {:?}", request.item)));
+        return Err(ApiError::Unprocessable(format!(
+            "unknown item {:?}",
+            request.item
+        )));
     }
     let (status, body) = api
         .idempotency
         .run(&caller.0.id, key, |event_id| {
             let (api, caller) = (&api, &caller);
             async move {
-            let event = Event::StockReceived(StockReceived { partner, item: request.item, quantity: request.quantity });
-            let envelope = Envelope::with_id(event_id, event, api.meta(&caller, correlation));
-            let sequence = api.append(&envelope, None).await?;
-            Ok((StatusCode::ACCEPTED, serde_json::json!({"event_id": event_id, "stream_sequence": sequence})))
-        }})
+                let event = Event::StockReceived(StockReceived {
+                    partner,
+                    item: request.item,
+                    quantity: request.quantity,
+                });
+                let envelope = Envelope::with_id(event_id, event, api.meta(caller, correlation));
+                let sequence = api.append(&envelope, None).await?;
+                Ok((
+                    StatusCode::ACCEPTED,
+                    serde_json::json!({"event_id": event_id, "stream_sequence": sequence}),
+                ))
+            }
+        })
         .await?;
     Ok(respond(status, body))
 }
@@ -598,7 +718,11 @@ async fn restock(
     params(("partner" = String, Path)),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn partner_stock(State(api): State<Arc<Api>>, caller: Caller, Path(partner): Path<String>) -> Result<Response, ApiError> {
+async fn partner_stock(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    Path(partner): Path<String>,
+) -> Result<Response, ApiError> {
     check_partner(&caller, &partner)?;
     let store = Arc::clone(&api.inventory);
     let stock = blocking(move || lifeline_inventory::stock(&store, Some(&partner))).await?;
@@ -609,15 +733,23 @@ async fn partner_stock(State(api): State<Arc<Api>>, caller: Caller, Path(partner
 
 fn check_dispatcher(caller: &Caller, community: &str) -> Result<(), ApiError> {
     token_or_404(community, "community")?;
-    let allowed = (caller.is(Role::Staff) && caller.sees_community(community)) || caller.is(Role::Operator);
-    if allowed { Ok(()) } else { Err(caller.forbidden("dispatch for this community")) }
+    let allowed =
+        (caller.is(Role::Staff) && caller.sees_community(community)) || caller.is(Role::Operator);
+    if allowed {
+        Ok(())
+    } else {
+        Err(caller.forbidden("dispatch for this community"))
+    }
 }
 
 async fn community_orders(api: &Api, community: &str) -> Result<Vec<OrderRecord>, ApiError> {
     let store = Arc::clone(&api.delivery);
     let community = community.to_owned();
     let orders = blocking(move || lifeline_delivery::all_orders(&store)).await?;
-    Ok(orders.into_iter().filter(|order| order.community == community).collect())
+    Ok(orders
+        .into_iter()
+        .filter(|order| order.community == community)
+        .collect())
 }
 
 /// Orders at the checkpoint, waiting for a tricycle run.
@@ -625,12 +757,19 @@ async fn community_orders(api: &Api, community: &str) -> Result<Vec<OrderRecord>
     params(("community" = String, Path)),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn ready_orders(State(api): State<Arc<Api>>, caller: Caller, Path(community): Path<String>) -> Result<Response, ApiError> {
+async fn ready_orders(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    Path(community): Path<String>,
+) -> Result<Response, ApiError> {
     check_dispatcher(&caller, &community)?;
     let ready: Vec<OrderRecord> = community_orders(&api, &community)
         .await?
         .into_iter()
-        .filter(|order| order.status.stage == Stage::AtCheckpoint || (order.status.stage == Stage::Failed && !order.is_final))
+        .filter(|order| {
+            order.status.stage == Stage::AtCheckpoint
+                || (order.status.stage == Stage::Failed && !order.is_final)
+        })
         .collect();
     Ok(Json(serde_json::json!({ "orders": ready })).into_response())
 }
@@ -660,19 +799,32 @@ async fn post_arrival(
     let key = key_from(&headers)?;
     let correlation = correlation_id(&headers);
     if request.orders.is_empty() || request.orders.len() > 1000 {
-        return Err(ApiError::Unprocessable("an arrival carries 1 to 1000 orders".into()));
+        return Err(ApiError::Unprocessable(
+            "an arrival carries 1 to 1000 orders".into(),
+        ));
     }
     if request.orders.iter().collect::<BTreeSet<_>>().len() != request.orders.len() {
         return Err(ApiError::Unprocessable("an order appears twice".into()));
     }
     for order in &request.orders {
-        let record = if is_token(order) { api.order(order).await? } else { None };
-        let record = record.ok_or_else(|| ApiError::Unprocessable(format!("unknown order {order:?}")))?;
+        let record = if is_token(order) {
+            api.order(order).await?
+        } else {
+            None
+        };
+        let record =
+            record.ok_or_else(|| ApiError::Unprocessable(format!("unknown order {order:?}")))?;
         if record.community != community || record.partner != request.partner {
-            return Err(ApiError::Unprocessable(format!("order {order} is not {}'s order for {community}", request.partner)));
+            return Err(ApiError::Unprocessable(format!(
+                "order {order} is not {}'s order for {community}",
+                request.partner
+            )));
         }
         if record.status.stage != Stage::Picked {
-            return Err(ApiError::Conflict(format!("order {order} is {}, not picked", record.status.stage.as_str())));
+            return Err(ApiError::Conflict(format!(
+                "order {order} is {}, not picked",
+                record.status.stage.as_str()
+            )));
         }
     }
     let (status, body) = api
@@ -686,7 +838,7 @@ async fn post_arrival(
                 partner: request.partner,
                 orders: request.orders,
             });
-            let envelope = Envelope::with_id(event_id, event, api.meta(&caller, correlation));
+            let envelope = Envelope::with_id(event_id, event, api.meta(caller, correlation));
             let sequence = api.append(&envelope, None).await?;
             Ok((StatusCode::ACCEPTED, serde_json::json!({"arrival": event_id, "event_id": event_id, "stream_sequence": sequence})))
         }})
@@ -699,11 +851,18 @@ async fn post_arrival(
     params(("community" = String, Path)),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn community_runs(State(api): State<Arc<Api>>, caller: Caller, Path(community): Path<String>) -> Result<Response, ApiError> {
+async fn community_runs(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    Path(community): Path<String>,
+) -> Result<Response, ApiError> {
     check_dispatcher(&caller, &community)?;
     let store = Arc::clone(&api.delivery);
     let runs = blocking(move || lifeline_delivery::all_runs(&store)).await?;
-    let runs: Vec<RunRecord> = runs.into_iter().filter(|run| run.community == community).collect();
+    let runs: Vec<RunRecord> = runs
+        .into_iter()
+        .filter(|run| run.community == community)
+        .collect();
     Ok(Json(serde_json::json!({ "runs": runs })).into_response())
 }
 
@@ -744,18 +903,36 @@ async fn depart_run(
     };
     let registry = Arc::clone(&api.registry);
     let id = courier.clone();
-    let volunteer = if is_token(&id) { blocking(move || lifeline_registry::volunteer(&registry, &id)).await? } else { None };
+    let volunteer = if is_token(&id) {
+        blocking(move || lifeline_registry::volunteer(&registry, &id)).await?
+    } else {
+        None
+    };
     if volunteer.is_none_or(|v| v.community != record.community) {
-        return Err(ApiError::Unprocessable(format!("unknown courier {courier:?} in {}", record.community)));
+        return Err(ApiError::Unprocessable(format!(
+            "unknown courier {courier:?} in {}",
+            record.community
+        )));
     }
     if record.state != RunState::Planned {
-        return Err(ApiError::Conflict(format!("run {run} is {:?}, not planned", record.state)));
+        return Err(ApiError::Conflict(format!(
+            "run {run} is {:?}, not planned",
+            record.state
+        )));
     }
-    let event = Event::RunDeparted(RunDeparted { run: run.clone(), community: record.community, tricycle: record.tricycle, courier: courier.clone() });
+    let event = Event::RunDeparted(RunDeparted {
+        run: run.clone(),
+        community: record.community,
+        tricycle: record.tricycle,
+        courier: courier.clone(),
+    });
     let envelope = Envelope::new(event, api.meta(&caller, correlation_id(&headers)));
     let expected = api.last_sequence(&envelope.subject).await?;
     let sequence = api.append(&envelope, Some(expected)).await?;
-    Ok(respond(StatusCode::ACCEPTED, serde_json::json!({"run": run, "courier": courier, "event_id": envelope.id, "stream_sequence": sequence})))
+    Ok(respond(
+        StatusCode::ACCEPTED,
+        serde_json::json!({"run": run, "courier": courier, "event_id": envelope.id, "stream_sequence": sequence}),
+    ))
 }
 
 /// Mark a departed run back at the checkpoint (staff, or its courier).
@@ -764,21 +941,37 @@ async fn depart_run(
     responses((status = 202, body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "not out", body = ErrorBody)),
     security(("bearer" = [])))]
-async fn return_run(State(api): State<Arc<Api>>, caller: Caller, headers: HeaderMap, Path(run): Path<String>) -> Result<Response, ApiError> {
+async fn return_run(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(run): Path<String>,
+) -> Result<Response, ApiError> {
     let record = api.run(&run).await?;
     let own = caller.is(Role::Courier) && record.courier.as_deref() == Some(caller.0.id.as_str());
-    let staff = (caller.is(Role::Staff) || caller.is(Role::Operator)) && caller.sees_community(&record.community);
+    let staff = (caller.is(Role::Staff) || caller.is(Role::Operator))
+        && caller.sees_community(&record.community);
     if !(own || staff) {
         return Err(caller.forbidden("return this run"));
     }
     if record.state != RunState::Departed {
-        return Err(ApiError::Conflict(format!("run {run} is {:?}, not out", record.state)));
+        return Err(ApiError::Conflict(format!(
+            "run {run} is {:?}, not out",
+            record.state
+        )));
     }
-    let event = Event::RunReturned(RunReturned { run: run.clone(), community: record.community, tricycle: record.tricycle });
+    let event = Event::RunReturned(RunReturned {
+        run: run.clone(),
+        community: record.community,
+        tricycle: record.tricycle,
+    });
     let envelope = Envelope::new(event, api.meta(&caller, correlation_id(&headers)));
     let expected = api.last_sequence(&envelope.subject).await?;
     let sequence = api.append(&envelope, Some(expected)).await?;
-    Ok(respond(StatusCode::ACCEPTED, serde_json::json!({"run": run, "event_id": envelope.id, "stream_sequence": sequence})))
+    Ok(respond(
+        StatusCode::ACCEPTED,
+        serde_json::json!({"run": run, "event_id": envelope.id, "stream_sequence": sequence}),
+    ))
 }
 
 // ---- couriers -------------------------------------------------------------------------
@@ -822,10 +1015,15 @@ pub struct Manifest {
     params(("run" = String, Path)),
     responses((status = 200, body = Manifest), (status = 401, body = ErrorBody), (status = 403, description = "another courier's run", body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn run_manifest(State(api): State<Arc<Api>>, caller: Caller, Path(run): Path<String>) -> Result<Response, ApiError> {
+async fn run_manifest(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    Path(run): Path<String>,
+) -> Result<Response, ApiError> {
     let record = api.run(&run).await?;
     let own = caller.is(Role::Courier) && record.courier.as_deref() == Some(caller.0.id.as_str());
-    let staff = (caller.is(Role::Staff) || caller.is(Role::Operator)) && caller.sees_community(&record.community);
+    let staff = (caller.is(Role::Staff) || caller.is(Role::Operator))
+        && caller.sees_community(&record.community);
     if !(own || staff) {
         return Err(caller.forbidden("see this run"));
     }
@@ -835,17 +1033,40 @@ async fn run_manifest(State(api): State<Arc<Api>>, caller: Caller, Path(run): Pa
     let manifest = blocking(move || {
         let mut stops: Vec<ManifestStop> = Vec::new();
         for order_id in &orders {
-            let Some(order) = lifeline_delivery::order(&delivery, order_id)? else { continue };
-            let door = lifeline_registry::household(&registry, &order.household)?.map(|h| h.door).unwrap_or_default();
+            let Some(order) = lifeline_delivery::order(&delivery, order_id)? else {
+                continue;
+            };
+            let door = lifeline_registry::household(&registry, &order.household)?
+                .map(|h| h.door)
+                .unwrap_or_default();
             let mut items = Vec::new();
             for line in &order.items {
-                let name = lifeline_registry::item(&registry, &line.item)?.map(|i| i.name).unwrap_or_else(|| line.item.clone());
-                items.push(ManifestItem { item: line.item.clone(), name, quantity: line.quantity });
+                let name = lifeline_registry::item(&registry, &line.item)?
+                    .map(|i| i.name)
+                    .unwrap_or_else(|| line.item.clone());
+                items.push(ManifestItem {
+                    item: line.item.clone(),
+                    name,
+                    quantity: line.quantity,
+                });
             }
-            let entry = ManifestOrder { order: order.order.clone(), stage: order.status.stage.as_str().to_owned(), items };
-            match stops.iter_mut().find(|stop| stop.household == order.household) {
+            let entry = ManifestOrder {
+                order: order.order.clone(),
+                stage: order.status.stage.as_str().to_owned(),
+                items,
+            };
+            match stops
+                .iter_mut()
+                .find(|stop| stop.household == order.household)
+            {
                 Some(stop) => stop.orders.push(entry),
-                None => stops.push(ManifestStop { building: order.building, unit: order.unit, household: order.household, door, orders: vec![entry] }),
+                None => stops.push(ManifestStop {
+                    building: order.building,
+                    unit: order.unit,
+                    household: order.household,
+                    door,
+                    orders: vec![entry],
+                }),
             }
         }
         Ok(stops)
@@ -856,7 +1077,15 @@ async fn run_manifest(State(api): State<Arc<Api>>, caller: Caller, Path(run): Pa
         RunState::Departed => "departed",
         RunState::Returned => "returned",
     };
-    Ok(Json(Manifest { run, community: record.community, tricycle: record.tricycle, state: state.into(), courier: record.courier, stops: manifest }).into_response())
+    Ok(Json(Manifest {
+        run,
+        community: record.community,
+        tricycle: record.tricycle,
+        state: state.into(),
+        courier: record.courier,
+        stops: manifest,
+    })
+    .into_response())
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -900,7 +1129,8 @@ async fn post_drop(
     Path(run): Path<String>,
     Body(request): Body<PostDrop>,
 ) -> Result<Response, ApiError> {
-    let key = key_from(&headers)?.ok_or_else(|| ApiError::BadRequest("an Idempotency-Key header is required".into()))?;
+    let key = key_from(&headers)?
+        .ok_or_else(|| ApiError::BadRequest("an Idempotency-Key header is required".into()))?;
     let correlation = correlation_id(&headers);
     let record = api.run(&run).await?;
     if !(caller.is(Role::Courier) && record.courier.as_deref() == Some(caller.0.id.as_str())) {
@@ -939,7 +1169,7 @@ async fn post_drop(
                     note: request.note,
                 }),
             };
-            let envelope = Envelope::with_id(event_id, event, api.meta(&caller, correlation));
+            let envelope = Envelope::with_id(event_id, event, api.meta(caller, correlation));
             // Two different acknowledgements of one order race on its drop subject: one wins.
             let expected = api.last_sequence(&envelope.subject).await?;
             let sequence = api.append(&envelope, Some(expected)).await?;
@@ -956,8 +1186,13 @@ async fn post_drop(
 // ---- operators ------------------------------------------------------------------------
 
 fn check_operator_or_staff(caller: &Caller, community: Option<&str>) -> Result<(), ApiError> {
-    let allowed = caller.is(Role::Operator) || (caller.is(Role::Staff) && community.is_some_and(|c| caller.sees_community(c)));
-    if allowed { Ok(()) } else { Err(caller.forbidden("see the operators' views")) }
+    let allowed = caller.is(Role::Operator)
+        || (caller.is(Role::Staff) && community.is_some_and(|c| caller.sees_community(c)));
+    if allowed {
+        Ok(())
+    } else {
+        Err(caller.forbidden("see the operators' views"))
+    }
 }
 
 fn age_seconds(record: &OrderRecord, now: time::OffsetDateTime) -> i64 {
@@ -971,7 +1206,11 @@ fn age_seconds(record: &OrderRecord, now: time::OffsetDateTime) -> i64 {
     params(("community" = String, Path)),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn community_summary(State(api): State<Arc<Api>>, caller: Caller, Path(community): Path<String>) -> Result<Response, ApiError> {
+async fn community_summary(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    Path(community): Path<String>,
+) -> Result<Response, ApiError> {
     token_or_404(&community, "community")?;
     check_operator_or_staff(&caller, Some(&community))?;
     let orders = community_orders(&api, &community).await?;
@@ -981,7 +1220,11 @@ async fn community_summary(State(api): State<Arc<Api>>, caller: Caller, Path(com
     let mut late = Vec::new();
     for order in &orders {
         *by_stage.entry(order.status.stage.as_str()).or_default() += 1;
-        *by_building.entry(order.building.clone()).or_default().entry(order.status.stage.as_str()).or_default() += 1;
+        *by_building
+            .entry(order.building.clone())
+            .or_default()
+            .entry(order.status.stage.as_str())
+            .or_default() += 1;
         let age = age_seconds(order, now);
         if !order.is_final && age > deadline_seconds(order.priority) {
             late.push(serde_json::json!({"order": order.order, "household": order.household, "building": order.building,
@@ -992,7 +1235,8 @@ async fn community_summary(State(api): State<Arc<Api>>, caller: Caller, Path(com
     let snapshot = blocking(move || lifeline_delivery::ops_snapshot(&store)).await?;
     let store = Arc::clone(&api.delivery);
     let wanted = community.clone();
-    let unserved = blocking(move || lifeline_delivery::vulnerable_unserved(&store, &wanted)).await?;
+    let unserved =
+        blocking(move || lifeline_delivery::vulnerable_unserved(&store, &wanted)).await?;
     Ok(Json(serde_json::json!({
         "community": community,
         "orders_by_stage": by_stage,
@@ -1014,7 +1258,11 @@ pub struct StuckFilter {
 #[utoipa::path(get, path = "/v1/stuck", tag = "operators", params(StuckFilter),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn stuck_orders(State(api): State<Arc<Api>>, caller: Caller, Query(filter): Query<StuckFilter>) -> Result<Response, ApiError> {
+async fn stuck_orders(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    Query(filter): Query<StuckFilter>,
+) -> Result<Response, ApiError> {
     check_operator_or_staff(&caller, None)?;
     let minutes = filter.minutes.unwrap_or(60).max(0);
     let store = Arc::clone(&api.delivery);
@@ -1040,7 +1288,9 @@ async fn stuck_orders(State(api): State<Arc<Api>>, caller: Caller, Query(filter)
     security(("bearer" = [])))]
 async fn dead_letters(State(api): State<Arc<Api>>, caller: Caller) -> Result<Response, ApiError> {
     check_operator_or_staff(&caller, None)?;
-    let letters = read_dead_letters(&api.jetstream, 1000).await.map_err(|_| ApiError::Unavailable)?;
+    let letters = read_dead_letters(&api.jetstream, 1000)
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
     Ok(Json(serde_json::json!({ "dead_letters": letters })).into_response())
 }
 
@@ -1074,7 +1324,10 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -1082,5 +1335,8 @@ impl utoipa::Modify for BearerAuth {
 pub fn openapi_json() -> String {
     let mut document = <ApiDoc as utoipa::OpenApi>::openapi();
     document.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    document.to_pretty_json().expect("the OpenAPI document serializes") + "\n"
+    document
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
+        + "\n"
 }

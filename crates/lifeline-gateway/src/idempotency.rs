@@ -21,7 +21,11 @@ const STRIPES: usize = 64;
 enum Record {
     /// The id chosen for the event; the publish may or may not have happened.
     Pending { event_id: Uuid },
-    Completed { event_id: Uuid, status: u16, body: serde_json::Value },
+    Completed {
+        event_id: Uuid,
+        status: u16,
+        body: serde_json::Value,
+    },
 }
 
 /// The idempotency table and a lock per stripe of keys, so two concurrent requests with
@@ -46,13 +50,17 @@ pub fn key_from(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         .to_str()
         .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
     if key.is_empty() || key.len() > 128 || !key.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(ApiError::BadRequest("Idempotency-Key must be 1 to 128 visible ASCII characters".into()));
+        return Err(ApiError::BadRequest(
+            "Idempotency-Key must be 1 to 128 visible ASCII characters".into(),
+        ));
     }
     Ok(Some(key.to_owned()))
 }
 
 fn stripe(key: &str) -> usize {
-    key.bytes().fold(0usize, |hash, byte| hash.wrapping_mul(31).wrapping_add(usize::from(byte))) % STRIPES
+    key.bytes().fold(0usize, |hash, byte| {
+        hash.wrapping_mul(31).wrapping_add(usize::from(byte))
+    }) % STRIPES
 }
 
 impl Idempotency {
@@ -114,13 +122,18 @@ impl Idempotency {
             Some(Record::Pending { event_id }) => event_id,
             None => {
                 let event_id = lifeline_events::new_event_id();
-                self.write(&key, Some(&Record::Pending { event_id })).await?;
+                self.write(&key, Some(&Record::Pending { event_id }))
+                    .await?;
                 event_id
             }
         };
         match command(event_id).await {
             Ok((status, body)) => {
-                let record = Record::Completed { event_id, status: status.as_u16(), body: body.clone() };
+                let record = Record::Completed {
+                    event_id,
+                    status: status.as_u16(),
+                    body: body.clone(),
+                };
                 self.write(&key, Some(&record)).await?;
                 Ok((status, body))
             }

@@ -58,7 +58,11 @@ pub fn router(state: GatewayState) -> Router {
 }
 
 async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], api::openapi_json()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        api::openapi_json(),
+    )
+        .into_response()
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -85,8 +89,16 @@ async fn readyz(State(state): State<Arc<GatewayState>>) -> Response {
             .consumers
             .iter()
             .all(|(_, status)| status.ready.load(Ordering::Relaxed));
-    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, axum::Json(json!({"ready": ready, "nats_connected": connected, "consumers": consumers}))).into_response()
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        axum::Json(json!({"ready": ready, "nats_connected": connected, "consumers": consumers})),
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<Arc<GatewayState>>) -> Response {

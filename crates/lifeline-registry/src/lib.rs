@@ -8,7 +8,9 @@ use std::sync::Arc;
 use lifeline_bus::async_nats::jetstream;
 use lifeline_domain::Handler;
 use lifeline_domain::registry::{HOUSEHOLDS, ITEMS, Registry, TRICYCLES, VOLUNTEERS};
-use lifeline_events::{HouseholdRegistered, ItemRegistered, TricycleRegistered, VolunteerRegistered};
+use lifeline_events::{
+    HouseholdRegistered, ItemRegistered, TricycleRegistered, VolunteerRegistered,
+};
 use lifeline_projection::{DriverConfig, Projection};
 use lifeline_store::{ProjectionStore, StoreError};
 use serde::de::DeserializeOwned;
@@ -19,21 +21,34 @@ pub fn open_store(directory: &Path) -> Result<Arc<ProjectionStore>, StoreError> 
     ProjectionStore::open(directory, Registry.tables()).map(Arc::new)
 }
 
-pub fn projection(store: Arc<ProjectionStore>, jetstream: jetstream::Context, config: DriverConfig) -> Projection<Registry> {
+pub fn projection(
+    store: Arc<ProjectionStore>,
+    jetstream: jetstream::Context,
+    config: DriverConfig,
+) -> Projection<Registry> {
     Projection::new(Registry, store, jetstream, config)
 }
 
-fn row<T: DeserializeOwned>(store: &ProjectionStore, table: &str, key: &str) -> Result<Option<T>, StoreError> {
-    Ok(store.get(table, key)?.and_then(|bytes| match serde_json::from_slice(&bytes) {
-        Ok(value) => Some(value),
-        Err(error) => {
-            tracing::error!(table, key, %error, "undecodable registry row");
-            None
-        }
-    }))
+fn row<T: DeserializeOwned>(
+    store: &ProjectionStore,
+    table: &str,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    Ok(store
+        .get(table, key)?
+        .and_then(|bytes| match serde_json::from_slice(&bytes) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                tracing::error!(table, key, %error, "undecodable registry row");
+                None
+            }
+        }))
 }
 
-pub fn household(store: &ProjectionStore, household: &str) -> Result<Option<HouseholdRegistered>, StoreError> {
+pub fn household(
+    store: &ProjectionStore,
+    household: &str,
+) -> Result<Option<HouseholdRegistered>, StoreError> {
     row(store, HOUSEHOLDS, household)
 }
 
@@ -41,16 +56,25 @@ pub fn item(store: &ProjectionStore, item: &str) -> Result<Option<ItemRegistered
     row(store, ITEMS, item)
 }
 
-pub fn tricycle(store: &ProjectionStore, tricycle: &str) -> Result<Option<TricycleRegistered>, StoreError> {
+pub fn tricycle(
+    store: &ProjectionStore,
+    tricycle: &str,
+) -> Result<Option<TricycleRegistered>, StoreError> {
     row(store, TRICYCLES, tricycle)
 }
 
-pub fn volunteer(store: &ProjectionStore, volunteer: &str) -> Result<Option<VolunteerRegistered>, StoreError> {
+pub fn volunteer(
+    store: &ProjectionStore,
+    volunteer: &str,
+) -> Result<Option<VolunteerRegistered>, StoreError> {
     row(store, VOLUNTEERS, volunteer)
 }
 
 /// Every household of a community (the operators' "not one missed" list reads this).
-pub fn households_of(store: &ProjectionStore, community: &str) -> Result<Vec<HouseholdRegistered>, StoreError> {
+pub fn households_of(
+    store: &ProjectionStore,
+    community: &str,
+) -> Result<Vec<HouseholdRegistered>, StoreError> {
     let mut households = Vec::new();
     for (_, bytes) in store.scan_prefix(HOUSEHOLDS, &format!("{community}-"))? {
         if let Ok(household) = serde_json::from_slice::<HouseholdRegistered>(&bytes)
