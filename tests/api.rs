@@ -724,3 +724,150 @@ async fn openapi_document_is_served_and_checked_in() {
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(response.text().await.expect("body"), generated);
 }
+
+/// A courier opens the page on a phone, goes offline, marks every drop, comes back: the
+/// delivery projection then shows each drop exactly once, and the stream holds one drop
+/// event per order. Drives Debian's Chromium with playwright-core (tests/browser).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn courier_page_works_offline_and_every_drop_lands_exactly_once() {
+    let world = World::start().await;
+    let c = &world.client;
+    let households = [
+        "tianlun-b07-u8-0301",
+        "tianlun-b07-u8-0302",
+        "tianlun-b07-u1-0101",
+    ];
+    let mut orders = Vec::new();
+    for household in households {
+        let (status, placed) = c
+            .post("/v1/orders", STAFF, json!({"household": household, "partner": "yonghui", "lines": [{"item": "veg-pack", "quantity": 1}]}))
+            .await;
+        assert_eq!(status, 202, "{placed}");
+        orders.push(placed["order"].as_str().expect("id").to_owned());
+    }
+    for order in &orders {
+        world.stage_of(order, "placed").await;
+        let pick = json!({"order": order, "lines": [{"item": "veg-pack", "ordered": 1, "outcome": "picked", "picked": 1}]});
+        assert_eq!(
+            c.post("/v1/partners/yonghui/picks", YONGHUI, pick).await.0,
+            202
+        );
+        world.stage_of(order, "picked").await;
+    }
+    assert_eq!(
+        c.post(
+            "/v1/communities/tianlun/arrivals",
+            STAFF,
+            json!({"partner": "yonghui", "orders": orders})
+        )
+        .await
+        .0,
+        202
+    );
+    let run = world.stage_of(&orders[0], "on_run").await["run"]
+        .as_str()
+        .expect("run")
+        .to_owned();
+    for order in &orders {
+        assert_eq!(
+            world.stage_of(order, "on_run").await["run"],
+            run.as_str(),
+            "one run carries all three"
+        );
+    }
+    assert_eq!(
+        c.post(&format!("/v1/runs/{run}/depart"), COURIER, json!({}))
+            .await
+            .0,
+        202
+    );
+    world
+        .until(
+            "run departed",
+            |b| b["state"] == "departed",
+            &format!("/v1/runs/{run}/manifest"),
+            COURIER,
+        )
+        .await;
+
+    let screenshot = std::env::temp_dir().join("lifeline-courier-page.png");
+    let driver = workspace_path("tests/browser/courier.mjs");
+    let base = c.base.clone();
+    let run_id = run.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(driver)
+            .args([base.as_str(), COURIER, run_id.as_str()])
+            .arg(&screenshot)
+            .output()
+            .expect("node is installed (scripts/setup.sh)")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "browser driver failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .expect("driver prints JSON");
+    assert_eq!(
+        result["orders"].as_array().expect("orders").len(),
+        orders.len()
+    );
+
+    // The projection shows each drop once: the delivered ones delivered, the failed one
+    // failed with its reason, each with exactly one drop transition.
+    for order in &orders {
+        let delivered = result["delivered"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|o| o == order.as_str());
+        let stage = if delivered { "delivered" } else { "failed" };
+        let record = world.stage_of(order, stage).await;
+        let drops = record["history"]
+            .as_array()
+            .expect("history")
+            .iter()
+            .filter(|t| t["stage"] == "delivered" || t["stage"] == "failed")
+            .count();
+        assert_eq!(drops, 1, "order {order}: {record}");
+    }
+    // And the stream holds exactly one drop event per order.
+    let mut reader = lifeline_bus::EventReader::open(
+        &world.harness.jetstream,
+        lifeline_events::EVENT_STREAM,
+        0,
+        1024,
+    )
+    .await
+    .expect("reader");
+    let head = world.harness.head().await;
+    let mut drop_events: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut seen = 0;
+    while seen < head {
+        for message in reader.next_batch().await.expect("open").expect("batch") {
+            seen = message.sequence;
+            if let Ok(envelope) = lifeline_events::Envelope::decode(&message.payload)
+                && matches!(
+                    envelope.event,
+                    lifeline_events::Event::DropDelivered(_)
+                        | lifeline_events::Event::DropFailed(_)
+                )
+            {
+                *drop_events
+                    .entry(envelope.event.order_id().unwrap_or_default().to_owned())
+                    .or_default() += 1;
+            }
+        }
+    }
+    for order in &orders {
+        assert_eq!(
+            drop_events.get(order),
+            Some(&1),
+            "one drop event for {order}: {drop_events:?}"
+        );
+    }
+}

@@ -1,0 +1,166 @@
+//! The shipped NATS authorization (deploy/nats/auth.conf) on a real nats-server: a partner
+//! publishes its own picks and stock, and cannot publish another partner's, nor anything
+//! else.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use lifeline_bus::async_nats::{self, jetstream};
+use lifeline_bus::{StreamSettings, provision};
+use lifeline_events::{EVENT_STREAM, PickLine, PickOutcome};
+use lifeline_testkit::{NatsServer, eventually};
+
+async fn connect_as(
+    server: &NatsServer,
+    user: &str,
+    password: &str,
+    inbox: Option<&str>,
+    errors: Arc<Mutex<Vec<String>>>,
+) -> async_nats::Client {
+    let mut options = async_nats::ConnectOptions::new()
+        .user_and_password(user.into(), password.into())
+        .event_callback(move |event| {
+            let errors = Arc::clone(&errors);
+            async move {
+                if let async_nats::Event::ServerError(error) = event {
+                    errors.lock().expect("lock").push(error.to_string());
+                }
+            }
+        });
+    if let Some(prefix) = inbox {
+        options = options.custom_inbox_prefix(prefix);
+    }
+    options.connect(server.url()).await.expect("connect")
+}
+
+fn pick_for(partner: &str) -> lifeline_events::Envelope {
+    pick(
+        "o-42",
+        partner,
+        vec![PickLine {
+            item: "veg-pack".into(),
+            ordered: 1,
+            outcome: PickOutcome::Picked,
+            picked: 1,
+            substitute: None,
+        }],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_may_publish_only_its_own_picks_and_stock() {
+    let config = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/nats/auth.conf"),
+    )
+    .expect("auth.conf");
+    let server = NatsServer::start_with_config(&config);
+    let ignore = Arc::new(Mutex::new(Vec::new()));
+    let lifeline = connect_as(
+        &server,
+        "lifeline",
+        "dev-lifeline",
+        None,
+        Arc::clone(&ignore),
+    )
+    .await;
+    let admin = jetstream::new(lifeline);
+    provision(&admin, &StreamSettings::default())
+        .await
+        .expect("provision as lifeline");
+
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let yonghui = connect_as(
+        &server,
+        "yonghui",
+        "dev-nats-yonghui",
+        Some("_INBOX_yonghui"),
+        Arc::clone(&errors),
+    )
+    .await;
+    // A short acknowledgement timeout: refused publishes are never acknowledged.
+    let partner = jetstream::ContextBuilder::new()
+        .timeout(Duration::from_millis(700))
+        .build(yonghui.clone());
+
+    // Its own pick and stock subjects: stored and acknowledged.
+    let own = pick_for("yonghui");
+    let ack = partner
+        .publish(own.subject.clone(), own.encode().into())
+        .await
+        .expect("send")
+        .await
+        .expect("own pick acknowledged");
+    assert_eq!(ack.stream, EVENT_STREAM);
+    let restock = system(lifeline_events::Event::StockReceived(
+        lifeline_events::StockReceived {
+            partner: "yonghui".into(),
+            item: "eggs".into(),
+            quantity: 5,
+        },
+    ));
+    partner
+        .publish(restock.subject.clone(), restock.encode().into())
+        .await
+        .expect("send")
+        .await
+        .expect("own stock acknowledged");
+
+    // Another partner's pick subject, an order, a registry change: refused by the server.
+    let foreign = pick_for("shuocheng");
+    for subject in [
+        foreign.subject.clone(),
+        "lifeline.orders.tianlun.o-42".to_owned(),
+        "lifeline.registry.tianlun.x".to_owned(),
+    ] {
+        let result = async {
+            partner
+                .publish(subject.clone(), foreign.encode().into())
+                .await?
+                .await
+        }
+        .await;
+        assert!(result.is_err(), "{subject} must not be acknowledged");
+    }
+    assert!(
+        eventually(WAIT, || async {
+            errors
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter(|e| e.contains("Permissions Violation"))
+                .count()
+                >= 3
+        })
+        .await,
+        "the server reported the violations: {:?}",
+        errors.lock().expect("lock")
+    );
+    // Reading everyone's events is refused too.
+    let _ = yonghui.subscribe("lifeline.>").await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            errors
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|e| e.contains("Permissions Violation for Subscription"))
+        })
+        .await,
+        "subscribing to the event stream is refused: {:?}",
+        errors.lock().expect("lock")
+    );
+
+    // The stream holds exactly the two allowed messages.
+    let mut stream = admin.get_stream(EVENT_STREAM).await.expect("stream");
+    assert_eq!(stream.info().await.expect("info").state.messages, 2);
+    assert!(
+        stream
+            .get_last_raw_message_by_subject(&foreign.subject)
+            .await
+            .is_err(),
+        "nothing on shuocheng's subject"
+    );
+}
