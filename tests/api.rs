@@ -871,3 +871,40 @@ async fn courier_page_works_offline_and_every_drop_lands_exactly_once() {
         );
     }
 }
+
+/// A W3C `traceparent` on the request becomes the events' correlation id and travels on as
+/// the `traceparent` header of the NATS message, so one order can be followed through every
+/// consumer's logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_trace_travels_in_the_event_and_its_nats_headers() {
+    let world = World::start().await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let response = world
+        .client
+        .http
+        .post(format!("{}/v1/orders", world.client.base))
+        .bearer_auth(RESIDENT)
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .json(&veg_order())
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(response.status().as_u16(), 202);
+    let body: Value = response.json().await.expect("json");
+    let sequence = body["stream_sequence"].as_u64().expect("sequence");
+    let stream = world
+        .harness
+        .jetstream
+        .get_stream(lifeline_events::EVENT_STREAM)
+        .await
+        .expect("stream");
+    let message = stream.get_raw_message(sequence).await.expect("stored");
+    let envelope = lifeline_events::Envelope::decode(&message.payload).expect("event");
+    assert_eq!(envelope.correlation_id.simple().to_string(), trace);
+    let header = message
+        .headers
+        .get("traceparent")
+        .expect("traceparent header")
+        .to_string();
+    assert!(header.starts_with(&format!("00-{trace}-")), "{header}");
+}
