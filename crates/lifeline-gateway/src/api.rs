@@ -155,6 +155,26 @@ impl Api {
             .ok_or_else(|| ApiError::NotFound(format!("no run {run}")))
     }
 
+    /// A registry row by id; `None` when unknown or not even a valid id.
+    async fn registered<T, F>(&self, id: &str, read: F) -> Result<Option<T>, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ProjectionStore, &str) -> Result<Option<T>, lifeline_store::StoreError>
+            + Send
+            + 'static,
+    {
+        if !is_token(id) {
+            return Ok(None);
+        }
+        let registry = Arc::clone(&self.registry);
+        let id = id.to_owned();
+        blocking(move || read(&registry, &id)).await
+    }
+
+    async fn item(&self, item: &str) -> Result<Option<lifeline_events::ItemRegistered>, ApiError> {
+        self.registered(item, lifeline_registry::item).await
+    }
+
     fn meta(&self, caller: &Caller, correlation_id: Uuid) -> EventMeta {
         let kind = match caller.0.role {
             Role::Resident => ActorKind::Resident,
@@ -295,16 +315,12 @@ async fn place_order(
             "an order needs at least one line".into(),
         ));
     }
-    let registry = Arc::clone(&api.registry);
-    let household_id = request.household.clone();
-    let household = if is_token(&household_id) {
-        blocking(move || lifeline_registry::household(&registry, &household_id)).await?
-    } else {
-        None
-    };
-    let household = household.ok_or_else(|| {
-        ApiError::Unprocessable(format!("unknown household {:?}", request.household))
-    })?;
+    let household = api
+        .registered(&request.household, lifeline_registry::household)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Unprocessable(format!("unknown household {:?}", request.household))
+        })?;
     if !caller.acts_for_household(&household.community, &household.household) {
         return Err(caller.forbidden("order for this household"));
     }
@@ -338,15 +354,10 @@ async fn place_order(
                 line.item
             )));
         }
-        let registry = Arc::clone(&api.registry);
-        let id = line.item.clone();
-        let item = if is_token(&id) {
-            blocking(move || lifeline_registry::item(&registry, &id)).await?
-        } else {
-            None
-        };
-        let item =
-            item.ok_or_else(|| ApiError::Unprocessable(format!("unknown item {:?}", line.item)))?;
+        let item = api
+            .item(&line.item)
+            .await?
+            .ok_or_else(|| ApiError::Unprocessable(format!("unknown item {:?}", line.item)))?;
         has_medicine |= item.kind == ItemKind::Medicine;
         weight_g = weight_g.saturating_add(item.weight_g.saturating_mul(line.quantity));
         lines.push(OrderLine {
@@ -489,9 +500,8 @@ async fn household_orders(
     Path(household): Path<String>,
 ) -> Result<Response, ApiError> {
     token_or_404(&household, "household")?;
-    let registry = Arc::clone(&api.registry);
-    let id = household.clone();
-    let known = blocking(move || lifeline_registry::household(&registry, &id))
+    let known = api
+        .registered(&household, lifeline_registry::household)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no household {household}")))?;
     if !caller.acts_for_household(&known.community, &known.household) {
@@ -617,15 +627,7 @@ async fn post_pick(
         .iter()
         .filter_map(|line| line.substitute.as_ref())
     {
-        let registry = Arc::clone(&api.registry);
-        let id = substitute.item.clone();
-        let known = if is_token(&id) {
-            blocking(move || lifeline_registry::item(&registry, &id))
-                .await?
-                .is_some()
-        } else {
-            false
-        };
+        let known = api.item(&substitute.item).await?.is_some();
         if !known {
             return Err(ApiError::Unprocessable(format!(
                 "unknown substitute item {:?}",
@@ -676,15 +678,7 @@ async fn restock(
             "quantity must be 1 to 1,000,000".into(),
         ));
     }
-    let registry = Arc::clone(&api.registry);
-    let id = request.item.clone();
-    let known = if is_token(&id) {
-        blocking(move || lifeline_registry::item(&registry, &id))
-            .await?
-            .is_some()
-    } else {
-        false
-    };
+    let known = api.item(&request.item).await?.is_some();
     if !known {
         return Err(ApiError::Unprocessable(format!(
             "unknown item {:?}",
@@ -901,13 +895,9 @@ async fn depart_run(
             .ok_or_else(|| ApiError::Unprocessable("name the courier".into()))?,
         _ => return Err(caller.forbidden("depart this run")),
     };
-    let registry = Arc::clone(&api.registry);
-    let id = courier.clone();
-    let volunteer = if is_token(&id) {
-        blocking(move || lifeline_registry::volunteer(&registry, &id)).await?
-    } else {
-        None
-    };
+    let volunteer = api
+        .registered(&courier, lifeline_registry::volunteer)
+        .await?;
     if volunteer.is_none_or(|v| v.community != record.community) {
         return Err(ApiError::Unprocessable(format!(
             "unknown courier {courier:?} in {}",
