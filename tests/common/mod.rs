@@ -365,6 +365,12 @@ impl Up {
         Some((status, response.text().await.ok()?))
     }
 
+    /// SIGKILL, as a crash or an OOM kill would: no batch is finished.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then the exit code.
     pub fn terminate(mut self) -> i32 {
         let status = Command::new("kill")
