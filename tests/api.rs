@@ -414,6 +414,22 @@ async fn partners_dispatch_couriers_and_operators_each_act_only_on_what_is_their
         .await;
     assert_eq!(status, 202, "{picked}");
     world.stage_of(&order, "picked").await;
+    let before = world.harness.head().await;
+    let (status, retried) = c
+        .call(
+            "POST",
+            "/v1/partners/yonghui/picks",
+            Some(YONGHUI),
+            Some(good_pick.clone()),
+            Some("pick-1"),
+        )
+        .await;
+    assert_eq!(
+        (status, &retried),
+        (202, &picked),
+        "a retry after the pick was applied gets the first answer"
+    );
+    assert_eq!(world.harness.head().await, before, "and appends nothing");
     world
         .rejected(
             409,

@@ -583,6 +583,33 @@ async fn post_pick(
     check_partner(&caller, &partner)?;
     let key = key_from(&headers)?;
     let correlation = correlation_id(&headers);
+    // Checked inside the idempotent section: a retry of an accepted pick finds the order
+    // picked already, and must get the first answer rather than a conflict.
+    let (status, body) = api
+        .idempotency
+        .run(&caller.0.id, key, |event_id| {
+            let (api, caller) = (&api, &caller);
+            async move {
+                let picked = checked_pick(api, caller, &partner, request).await?;
+                let order = picked.order.clone();
+                let envelope = Envelope::with_id(event_id, Event::OrderPicked(picked), api.meta(caller, correlation));
+                let expected = api.last_sequence(&envelope.subject).await?;
+                let sequence = api.append(&envelope, Some(expected)).await?;
+                Ok((StatusCode::ACCEPTED, serde_json::json!({"order": order, "event_id": event_id, "stream_sequence": sequence})))
+            }
+        })
+        .await?;
+    Ok(respond(status, body))
+}
+
+/// The pick as an event, if the order is the partner's, waiting to be picked, and the lines
+/// answer each ordered line once with known items.
+async fn checked_pick(
+    api: &Api,
+    caller: &Caller,
+    partner: &str,
+    request: PostPick,
+) -> Result<OrderPicked, ApiError> {
     let record = if is_token(&request.order) {
         api.order(&request.order).await?
     } else {
@@ -603,7 +630,7 @@ async fn post_pick(
     let picked = OrderPicked {
         order: record.order.clone(),
         community: record.community.clone(),
-        partner: partner.clone(),
+        partner: partner.to_owned(),
         lines: request.lines,
     };
     validate_pick_lines(&picked).map_err(|rejection| ApiError::Unprocessable(rejection.detail))?;
@@ -627,27 +654,14 @@ async fn post_pick(
         .iter()
         .filter_map(|line| line.substitute.as_ref())
     {
-        let known = api.item(&substitute.item).await?.is_some();
-        if !known {
+        if api.item(&substitute.item).await?.is_none() {
             return Err(ApiError::Unprocessable(format!(
                 "unknown substitute item {:?}",
                 substitute.item
             )));
         }
     }
-    let (status, body) = api
-        .idempotency
-        .run(&caller.0.id, key, |event_id| {
-            let (api, caller) = (&api, &caller);
-            async move {
-            let order = picked.order.clone();
-            let envelope = Envelope::with_id(event_id, Event::OrderPicked(picked), api.meta(caller, correlation));
-            let expected = api.last_sequence(&envelope.subject).await?;
-            let sequence = api.append(&envelope, Some(expected)).await?;
-            Ok((StatusCode::ACCEPTED, serde_json::json!({"order": order, "event_id": event_id, "stream_sequence": sequence})))
-        }})
-        .await?;
-    Ok(respond(status, body))
+    Ok(picked)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -800,42 +814,40 @@ async fn post_arrival(
     if request.orders.iter().collect::<BTreeSet<_>>().len() != request.orders.len() {
         return Err(ApiError::Unprocessable("an order appears twice".into()));
     }
-    for order in &request.orders {
-        let record = if is_token(order) {
-            api.order(order).await?
-        } else {
-            None
-        };
-        let record =
-            record.ok_or_else(|| ApiError::Unprocessable(format!("unknown order {order:?}")))?;
-        if record.community != community || record.partner != request.partner {
-            return Err(ApiError::Unprocessable(format!(
-                "order {order} is not {}'s order for {community}",
-                request.partner
-            )));
-        }
-        if record.status.stage != Stage::Picked {
-            return Err(ApiError::Conflict(format!(
-                "order {order} is {}, not picked",
-                record.status.stage.as_str()
-            )));
-        }
-    }
     let (status, body) = api
         .idempotency
         .run(&caller.0.id, key, |event_id| {
             let (api, caller) = (&api, &caller);
             async move {
-            let event = Event::ArrivedAtCheckpoint(ArrivedAtCheckpoint {
-                arrival: event_id.to_string(),
-                community,
-                partner: request.partner,
-                orders: request.orders,
-            });
-            let envelope = Envelope::with_id(event_id, event, api.meta(caller, correlation));
-            let sequence = api.append(&envelope, None).await?;
-            Ok((StatusCode::ACCEPTED, serde_json::json!({"arrival": event_id, "event_id": event_id, "stream_sequence": sequence})))
-        }})
+                // Inside the idempotent section: a retry finds the orders at the checkpoint
+                // already and must get the first answer.
+                for order in &request.orders {
+                    let record = if is_token(order) { api.order(order).await? } else { None };
+                    let record = record.ok_or_else(|| ApiError::Unprocessable(format!("unknown order {order:?}")))?;
+                    if record.community != community || record.partner != request.partner {
+                        return Err(ApiError::Unprocessable(format!(
+                            "order {order} is not {}'s order for {community}",
+                            request.partner
+                        )));
+                    }
+                    if record.status.stage != Stage::Picked {
+                        return Err(ApiError::Conflict(format!(
+                            "order {order} is {}, not picked",
+                            record.status.stage.as_str()
+                        )));
+                    }
+                }
+                let event = Event::ArrivedAtCheckpoint(ArrivedAtCheckpoint {
+                    arrival: event_id.to_string(),
+                    community,
+                    partner: request.partner,
+                    orders: request.orders,
+                });
+                let envelope = Envelope::with_id(event_id, event, api.meta(caller, correlation));
+                let sequence = api.append(&envelope, None).await?;
+                Ok((StatusCode::ACCEPTED, serde_json::json!({"arrival": event_id, "event_id": event_id, "stream_sequence": sequence})))
+            }
+        })
         .await?;
     Ok(respond(status, body))
 }
