@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lifeline-target}"
-bash scripts/setup.sh
+bash scripts/setup.sh demo
 cargo run --quiet --locked -p lifeline-cli --bin lifeline -- demo "$@"

@@ -9,6 +9,10 @@
 # Safe to run again: it installs only what is absent.
 set -euo pipefail
 
+# `setup.sh demo` installs only what the demo needs; `setup.sh` (or `setup.sh test`) adds
+# the test tools (promtool, Chromium, playwright-core).
+mode="${1:-test}"
+
 NATS_SERVER_VERSION="${NATS_SERVER_VERSION:-2.15.1}"
 
 as_root() {
@@ -29,21 +33,21 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' && ! ls /usr/lib/l
     apt_install libclang-dev
 fi
 
-if ! command -v promtool >/dev/null 2>&1; then
+if [ "$mode" = test ] && ! command -v promtool >/dev/null 2>&1; then
     echo "setup: installing prometheus (promtool)"
     apt_install prometheus
 fi
 
-if ! command -v chromium >/dev/null 2>&1; then
+if [ "$mode" = test ] && ! command -v chromium >/dev/null 2>&1; then
     echo "setup: installing chromium (browser test)"
     apt_install chromium
 fi
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+if [ "$mode" = test ] && { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
     echo "setup: installing nodejs and npm (browser test)"
     apt_install nodejs npm
 fi
 browser_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
-if [ ! -d "$browser_dir/node_modules/playwright-core" ]; then
+if [ "$mode" = test ] && [ ! -d "$browser_dir/node_modules/playwright-core" ]; then
     echo "setup: npm ci in tests/browser (playwright-core, no browser download)"
     (cd "$browser_dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
 fi
