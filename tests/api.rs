@@ -338,6 +338,12 @@ async fn residents_and_staff_order_read_and_cancel_within_their_scope() {
             ),
         )
         .await;
+    // Nothing logs a token, though every request above carried one.
+    let log = std::fs::read_to_string(&world.up.log).expect("log");
+    assert!(log.contains("command appended"), "the gateway logs at info");
+    for token in [RESIDENT, STAFF, YONGHUI, "not-a-token"] {
+        assert!(!log.contains(token), "token {token} in the log");
+    }
     drop(world.up);
 }
 

@@ -331,6 +331,9 @@ pub fn free_port() -> u16 {
 pub struct Up {
     child: Child,
     pub http: String,
+    /// Everything the process logged (stderr, `RUST_LOG=info` unless
+    /// `LIFELINE_TEST_LOG` says otherwise); printed when a test fails.
+    pub log: std::path::PathBuf,
 }
 
 impl Up {
@@ -340,6 +343,8 @@ impl Up {
 
     pub fn start_with_args(harness: &Harness, data_dir: &std::path::Path, extra: &[&str]) -> Up {
         let address = format!("127.0.0.1:{}", free_port());
+        let log = data_dir.join(format!("lifeline-{}.log", free_port()));
+        let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(LIFELINE)
             .args(["up", "--nats-url", harness.server.url(), "--http", &address])
             .arg("--data-dir")
@@ -347,15 +352,17 @@ impl Up {
             .args(extra)
             .env(
                 "RUST_LOG",
-                std::env::var("LIFELINE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+                std::env::var("LIFELINE_TEST_LOG")
+                    .unwrap_or_else(|_| "info,async_nats=warn".into()),
             )
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log_file)
             .spawn()
             .expect("start lifeline up");
         Up {
             child,
             http: format!("http://{address}"),
+            log,
         }
     }
 
@@ -396,5 +403,13 @@ impl Drop for Up {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(60).collect();
+            eprintln!("--- last lines of lifeline up's log ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
