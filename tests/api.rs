@@ -598,7 +598,7 @@ async fn partners_dispatch_couriers_and_operators_each_act_only_on_what_is_their
         .await;
     world
         .rejected(
-            409,
+            422,
             c.call(
                 "POST",
                 &format!("/v1/runs/{run}/drops"),

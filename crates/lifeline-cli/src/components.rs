@@ -328,6 +328,9 @@ fn api_if_served(
 pub async fn replay(common: Common, component: Component) -> anyhow::Result<ExitCode> {
     let connection = connect(&common, "lifeline-replay").await?;
     let live = common.data_dir.join(component.name());
+    // Held open (locked) until the swap: no consumer can start on the live store while
+    // it is being replaced.
+    let mut live_guard = None;
     if live.exists() {
         // Fails while a consumer holds the store: replaying under a running consumer would
         // swap its files away.
@@ -338,7 +341,7 @@ pub async fn replay(common: Common, component: Component) -> anyhow::Result<Exit
                 component.name()
             )
         })?;
-        drop(store);
+        live_guard = Some(store);
     }
     let fresh = common.data_dir.join(format!("{}.replay", component.name()));
     if fresh.exists() {
@@ -372,6 +375,7 @@ pub async fn replay(common: Common, component: Component) -> anyhow::Result<Exit
     };
     let digest = store.digest()?;
     drop(store);
+    drop(live_guard);
     lifeline_store::swap_in(&fresh, &live)?;
     println!(
         "replayed {} to stream sequence {head} in {:.2}s; digest {digest}; swapped into {}",

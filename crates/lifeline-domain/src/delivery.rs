@@ -137,10 +137,13 @@ pub fn validate_pick_lines(picked: &OrderPicked) -> Result<(), Rejection> {
         let consistent = match line.outcome {
             PickOutcome::Picked => line.picked == line.ordered && line.substitute.is_none(),
             PickOutcome::Short => line.picked < line.ordered && line.substitute.is_none(),
-            PickOutcome::Substituted => line
-                .substitute
-                .as_ref()
-                .is_some_and(|substitute| substitute.quantity > 0 && substitute.item != line.item),
+            // Part of the line (possibly none) picked, the rest replaced.
+            PickOutcome::Substituted => {
+                line.picked < line.ordered
+                    && line.substitute.as_ref().is_some_and(|substitute| {
+                        substitute.quantity > 0 && substitute.item != line.item
+                    })
+            }
         };
         if !consistent {
             return Err(Rejection::new(
@@ -493,6 +496,11 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
         }
         Event::HouseholdRegistered(household) => {
             if household.vulnerabilities.is_empty() {
+                // A household re-registered as no longer vulnerable leaves the list.
+                if state.get(VULNERABLE, &household.household).is_some() {
+                    state.delete(VULNERABLE, &household.household);
+                    return Ok(Applied::Changed);
+                }
                 return Ok(Applied::Ignored);
             }
             let last_served_day = state

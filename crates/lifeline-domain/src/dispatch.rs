@@ -22,8 +22,10 @@ pub const COMMUNITIES: &str = "communities";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
-    /// Placed, not yet at the checkpoint.
+    /// Placed, not yet picked.
     Waiting,
+    /// Picked, on its way to the checkpoint.
+    Picked,
     Queued,
     OnRun,
     /// The last drop failed; it goes back in the queue when its run returns.
@@ -41,6 +43,9 @@ pub struct DispatchOrder {
     pub weight_g: u32,
     pub phase: Phase,
     pub failed_drops: u32,
+    /// The run it is on, or was last on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +238,7 @@ fn plan_and_emit(
         for queued in &load.orders {
             let mut order = load_order(state, &queued.order)?;
             order.phase = Phase::OnRun;
+            order.run = Some(run.clone());
             state.put_json(ORDERS, &queued.order, &order);
         }
         community
@@ -303,6 +309,7 @@ impl Handler for Dispatch {
                     weight_g: placed.weight_g,
                     phase: Phase::Waiting,
                     failed_drops: 0,
+                    run: None,
                 };
                 state.put_json(ORDERS, &placed.order, &order);
                 Ok(Applied::Changed)
@@ -322,11 +329,28 @@ impl Handler for Dispatch {
                 state.put_json(ORDERS, &cancelled.order, &order);
                 Ok(Applied::Changed)
             }
+            Event::OrderPicked(picked) => {
+                let mut order = load_order(state, &picked.order)?;
+                if order.phase != Phase::Waiting {
+                    return Err(Rejection::new(
+                        "impossible_transition",
+                        format!("pick of order {} in phase {:?}", picked.order, order.phase),
+                    ));
+                }
+                // The same predicate as the delivery status: nothing picked, nothing to carry.
+                order.phase = if crate::delivery::anything_picked(picked) {
+                    Phase::Picked
+                } else {
+                    Phase::Done
+                };
+                state.put_json(ORDERS, &picked.order, &order);
+                Ok(Applied::Changed)
+            }
             Event::ArrivedAtCheckpoint(arrival) => {
                 let mut community = load_community(state, &arrival.community)?;
                 for order_id in &arrival.orders {
                     let mut order = load_order(state, order_id)?;
-                    if order.phase != Phase::Waiting {
+                    if order.phase != Phase::Picked {
                         return Err(Rejection::new(
                             "impossible_transition",
                             format!(
@@ -344,7 +368,9 @@ impl Handler for Dispatch {
             }
             Event::DropDelivered(delivered) => {
                 let mut order = load_order(state, &delivered.order)?;
-                if order.phase != Phase::OnRun {
+                if order.phase != Phase::OnRun
+                    || order.run.as_deref() != Some(delivered.run.as_str())
+                {
                     return Err(Rejection::new(
                         "impossible_transition",
                         format!(
@@ -359,7 +385,8 @@ impl Handler for Dispatch {
             }
             Event::DropFailed(failed) => {
                 let mut order = load_order(state, &failed.order)?;
-                if order.phase != Phase::OnRun {
+                if order.phase != Phase::OnRun || order.run.as_deref() != Some(failed.run.as_str())
+                {
                     return Err(Rejection::new(
                         "impossible_transition",
                         format!(
@@ -382,18 +409,24 @@ impl Handler for Dispatch {
                 let Some(orders) = community.runs.remove(&returned.run) else {
                     return Err(Rejection::new("unknown_run", returned.run.clone()));
                 };
-                if let Some(tricycle) = community.tricycles.get_mut(&returned.tricycle) {
-                    tricycle.run = None;
+                // The tricycle that took this run, whatever the event says.
+                for tricycle in community.tricycles.values_mut() {
+                    if tricycle.run.as_deref() == Some(returned.run.as_str()) {
+                        tricycle.run = None;
+                    }
                 }
                 for order_id in orders {
                     let mut order = load_order(state, &order_id)?;
+                    if order.run.as_deref() != Some(returned.run.as_str()) {
+                        continue;
+                    }
                     match order.phase {
                         Phase::OnRun | Phase::DropFailed => {
                             order.phase = Phase::Queued;
                             state.put_json(ORDERS, &order_id, &order);
                             enqueue(&mut community, &order_id, &order);
                         }
-                        Phase::Waiting | Phase::Queued | Phase::Done => {}
+                        Phase::Waiting | Phase::Picked | Phase::Queued | Phase::Done => {}
                     }
                 }
                 plan_and_emit(state, envelope, &returned.community, community, emit)?;

@@ -48,20 +48,38 @@ pub fn subject_for(event: &Event) -> String {
             format!("lifeline.registry.{}.{}", e.community, e.volunteer)
         }
         Event::ItemRegistered(e) => format!("lifeline.catalogue.{}", e.item),
-        Event::OrderPlaced(e) => format!("lifeline.orders.{}.{}", e.community, e.order),
-        Event::OrderCancelled(e) => format!("lifeline.orders.{}.{}", e.community, e.order),
-        Event::OrderPicked(e) => {
-            format!("lifeline.picks.{}.{}.{}", e.community, e.partner, e.order)
-        }
+        Event::OrderPlaced(e) => order_subject(&e.community, &e.order),
+        Event::OrderCancelled(e) => order_subject(&e.community, &e.order),
+        Event::OrderPicked(e) => pick_subject(&e.community, &e.partner, &e.order),
         Event::StockReceived(e) => format!("lifeline.stock.{}.{}", e.partner, e.item),
         Event::StockAdjusted(e) => format!("lifeline.stock.{}.{}", e.partner, e.item),
         Event::ArrivedAtCheckpoint(e) => {
             format!("lifeline.runs.{}.checkpoint.{}", e.community, e.partner)
         }
-        Event::RunPlanned(e) => format!("lifeline.runs.{}.run.{}", e.community, e.run),
-        Event::RunDeparted(e) => format!("lifeline.runs.{}.run.{}", e.community, e.run),
-        Event::RunReturned(e) => format!("lifeline.runs.{}.run.{}", e.community, e.run),
-        Event::DropDelivered(e) => format!("lifeline.drops.{}.{}", e.community, e.order),
-        Event::DropFailed(e) => format!("lifeline.drops.{}.{}", e.community, e.order),
+        Event::RunPlanned(e) => run_subject(&e.community, &e.run),
+        Event::RunDeparted(e) => run_subject(&e.community, &e.run),
+        Event::RunReturned(e) => run_subject(&e.community, &e.run),
+        Event::DropDelivered(e) => drop_subject(&e.community, &e.order),
+        Event::DropFailed(e) => drop_subject(&e.community, &e.order),
     }
+}
+
+/// An order's own subject: placed and cancelled.
+pub fn order_subject(community: &str, order: &str) -> String {
+    format!("lifeline.orders.{community}.{order}")
+}
+
+/// The subject of an order's pick by its partner.
+pub fn pick_subject(community: &str, partner: &str, order: &str) -> String {
+    format!("lifeline.picks.{community}.{partner}.{order}")
+}
+
+/// A tricycle run's subject: planned, departed, returned.
+pub fn run_subject(community: &str, run: &str) -> String {
+    format!("lifeline.runs.{community}.run.{run}")
+}
+
+/// The subject of an order's drops (each attempt).
+pub fn drop_subject(community: &str, order: &str) -> String {
+    format!("lifeline.drops.{community}.{order}")
 }

@@ -206,6 +206,26 @@ impl Api {
         Ok(published.sequence)
     }
 
+    /// Optimistic concurrency on one aggregate: the sequence of the last message on its
+    /// subject, once the delivery projection has applied it. Validating after this and
+    /// publishing with it as the expected last subject sequence means any write to the
+    /// aggregate in between makes the publish fail with a conflict (409).
+    async fn settled_sequence(&self, subject: &str) -> Result<u64, ApiError> {
+        let expected = self.last_sequence(subject).await?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            let store = Arc::clone(&self.delivery);
+            if blocking(move || store.position()).await? >= expected {
+                return Ok(expected);
+            }
+            if std::time::Instant::now() > deadline {
+                // The projection is behind: the client retries later.
+                return Err(ApiError::Unavailable);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// The sequence of the last message on `subject` (0 when none), for optimistic
     /// concurrency on that aggregate.
     async fn last_sequence(&self, subject: &str) -> Result<u64, ApiError> {
@@ -467,6 +487,10 @@ async fn cancel_order(
     if !caller.acts_for_household(&record.community, &record.household) {
         return Err(caller.forbidden("cancel this order"));
     }
+    let expected = api
+        .settled_sequence(&lifeline_events::order_subject(&record.community, &order))
+        .await?;
+    let record = visible_order(&api, &caller, &order).await?;
     if record.status.next(Step::Cancel).is_err() {
         return Err(ApiError::Conflict(format!(
             "order {order} is {} and can no longer be cancelled",
@@ -481,7 +505,6 @@ async fn cancel_order(
             .unwrap_or_else(|| "cancelled by the household".into()),
     });
     let envelope = Envelope::new(event, api.meta(&caller, correlation_id(&headers)));
-    let expected = api.last_sequence(&envelope.subject).await?;
     let sequence = api.append(&envelope, Some(expected)).await?;
     Ok(respond(
         StatusCode::ACCEPTED,
@@ -590,10 +613,9 @@ async fn post_pick(
         .run(&caller.0.id, key, |event_id| {
             let (api, caller) = (&api, &caller);
             async move {
-                let picked = checked_pick(api, caller, &partner, request).await?;
+                let (picked, expected) = checked_pick(api, caller, &partner, request).await?;
                 let order = picked.order.clone();
                 let envelope = Envelope::with_id(event_id, Event::OrderPicked(picked), api.meta(caller, correlation));
-                let expected = api.last_sequence(&envelope.subject).await?;
                 let sequence = api.append(&envelope, Some(expected)).await?;
                 Ok((StatusCode::ACCEPTED, serde_json::json!({"order": order, "event_id": event_id, "stream_sequence": sequence})))
             }
@@ -609,7 +631,7 @@ async fn checked_pick(
     caller: &Caller,
     partner: &str,
     request: PostPick,
-) -> Result<OrderPicked, ApiError> {
+) -> Result<(OrderPicked, u64), ApiError> {
     let record = if is_token(&request.order) {
         api.order(&request.order).await?
     } else {
@@ -620,6 +642,14 @@ async fn checked_pick(
     if record.partner != partner {
         return Err(caller.forbidden("pick another partner's order"));
     }
+    let expected = api
+        .settled_sequence(&lifeline_events::pick_subject(
+            &record.community,
+            partner,
+            &record.order,
+        ))
+        .await?;
+    let record = api.order(&record.order).await?.unwrap_or(record);
     if record.status.stage != Stage::Placed {
         return Err(ApiError::Conflict(format!(
             "order {} is {}, not waiting to be picked",
@@ -661,7 +691,51 @@ async fn checked_pick(
             )));
         }
     }
-    Ok(picked)
+    check_pick_stock(api, &picked).await?;
+    Ok((picked, expected))
+}
+
+/// What the pick takes off the shelf must be there: beyond each line's own reservation it
+/// needs available stock, and a substitute needs its own. Otherwise inventory would refuse
+/// the pick while delivery accepted it (409 here instead).
+async fn check_pick_stock(api: &Api, picked: &OrderPicked) -> Result<(), ApiError> {
+    let inventory = Arc::clone(&api.inventory);
+    let order = picked.order.clone();
+    let partner = picked.partner.clone();
+    let (reservation, stock) = blocking(move || {
+        Ok((
+            lifeline_inventory::reservation(&inventory, &order)?,
+            lifeline_inventory::stock(&inventory, Some(&partner))?,
+        ))
+    })
+    .await?;
+    // The inventory projection has not seen the order yet: try again in a moment.
+    let reservation = reservation.ok_or(ApiError::Unavailable)?;
+    let mut available: BTreeMap<String, u64> = stock
+        .iter()
+        .map(|row| (row.item.clone(), row.available))
+        .collect();
+    // The pick releases the order's whole reservation first.
+    for line in &reservation.lines {
+        *available.entry(line.item.clone()).or_default() += u64::from(line.reserved);
+    }
+    let mut take = |item: &str, quantity: u32| -> Result<(), ApiError> {
+        let left = available.entry(item.to_owned()).or_default();
+        if *left < u64::from(quantity) {
+            return Err(ApiError::Conflict(format!(
+                "only {left} of {item} can be picked, not {quantity}"
+            )));
+        }
+        *left -= u64::from(quantity);
+        Ok(())
+    };
+    for line in &picked.lines {
+        take(&line.item, line.picked)?;
+        if let Some(substitute) = &line.substitute {
+            take(&substitute.item, substitute.quantity)?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -916,6 +990,10 @@ async fn depart_run(
             record.community
         )));
     }
+    let expected = api
+        .settled_sequence(&lifeline_events::run_subject(&record.community, &run))
+        .await?;
+    let record = api.run(&run).await?;
     if record.state != RunState::Planned {
         return Err(ApiError::Conflict(format!(
             "run {run} is {:?}, not planned",
@@ -929,7 +1007,6 @@ async fn depart_run(
         courier: courier.clone(),
     });
     let envelope = Envelope::new(event, api.meta(&caller, correlation_id(&headers)));
-    let expected = api.last_sequence(&envelope.subject).await?;
     let sequence = api.append(&envelope, Some(expected)).await?;
     Ok(respond(
         StatusCode::ACCEPTED,
@@ -956,6 +1033,10 @@ async fn return_run(
     if !(own || staff) {
         return Err(caller.forbidden("return this run"));
     }
+    let expected = api
+        .settled_sequence(&lifeline_events::run_subject(&record.community, &run))
+        .await?;
+    let record = api.run(&run).await?;
     if record.state != RunState::Departed {
         return Err(ApiError::Conflict(format!(
             "run {run} is {:?}, not out",
@@ -968,7 +1049,6 @@ async fn return_run(
         tricycle: record.tricycle,
     });
     let envelope = Envelope::new(event, api.meta(&caller, correlation_id(&headers)));
-    let expected = api.last_sequence(&envelope.subject).await?;
     let sequence = api.append(&envelope, Some(expected)).await?;
     Ok(respond(
         StatusCode::ACCEPTED,
@@ -1144,13 +1224,20 @@ async fn post_drop(
         .run(&caller.0.id, Some(key), |event_id| {
             let (api, caller) = (&api, &caller);
             async move {
+            let known = if is_token(&request.order) { api.order(&request.order).await? } else { None };
+            let known = known.ok_or_else(|| ApiError::Unprocessable(format!("unknown order {:?}", request.order)))?;
+            // Two different acknowledgements of one order race on its drop subject: after
+            // this, the projection has seen every earlier drop, and a later one makes the
+            // publish fail with a conflict.
+            let expected = api.settled_sequence(&lifeline_events::drop_subject(&known.community, &known.order)).await?;
+            let record = api.run(&run).await?;
             if record.state != RunState::Departed {
                 return Err(ApiError::Conflict(format!("run {run} is {:?}, not out", record.state)));
             }
             if !record.orders.contains(&request.order) {
                 return Err(ApiError::Conflict(format!("order {:?} is not on run {run}", request.order)));
             }
-            let order = api.order(&request.order).await?.ok_or_else(|| ApiError::Conflict(format!("order {} is not on run {run}", request.order)))?;
+            let order = api.order(&request.order).await?.unwrap_or(known);
             if order.status.stage != Stage::OnRun || order.run.as_deref() != Some(run.as_str()) {
                 return Err(ApiError::Conflict(format!("order {} is {}, not out on run {run}", order.order, order.status.stage.as_str())));
             }
@@ -1172,8 +1259,6 @@ async fn post_drop(
                 }),
             };
             let envelope = Envelope::with_id(event_id, event, api.meta(caller, correlation));
-            // Two different acknowledgements of one order race on its drop subject: one wins.
-            let expected = api.last_sequence(&envelope.subject).await?;
             let sequence = api.append(&envelope, Some(expected)).await?;
             let outcome = match request.outcome {
                 Outcome::Delivered => "delivered",

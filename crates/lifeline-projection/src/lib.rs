@@ -79,6 +79,9 @@ pub struct Projection<H: Handler> {
     dead_letter: DeadLetter,
     config: DriverConfig,
     status: Arc<ProjectionStatus>,
+    /// Series are initialised once per process run, not at every reconnect (a consumer
+    /// that keeps failing must not look freshly committed).
+    metrics_initialised: AtomicBool,
 }
 
 impl<H: Handler> std::fmt::Debug for Projection<H> {
@@ -211,6 +214,7 @@ impl<H: Handler> Projection<H> {
             jetstream,
             config,
             status: Arc::new(ProjectionStatus::default()),
+            metrics_initialised: AtomicBool::new(false),
         }
     }
 
@@ -296,7 +300,7 @@ impl<H: Handler> Projection<H> {
         shutdown: &mut Shutdown,
     ) -> Result<(), ProjectionError> {
         let name = self.handler.name();
-        if mode == Mode::Live {
+        if mode == Mode::Live && !self.metrics_initialised.swap(true, Ordering::Relaxed) {
             self.initialise_metrics();
         }
         let mut position = self.store.position()?;
