@@ -754,49 +754,14 @@ async fn openapi_document_is_served_and_checked_in() {
 async fn courier_page_works_offline_and_every_drop_lands_exactly_once() {
     let world = World::start().await;
     let c = &world.client;
-    let households = [
-        "tianlun-b07-u8-0301",
-        "tianlun-b07-u8-0302",
-        "tianlun-b07-u1-0101",
-    ];
-    let mut orders = Vec::new();
-    for household in households {
-        let (status, placed) = c
-            .post("/v1/orders", STAFF, json!({"household": household, "partner": "yonghui", "lines": [{"item": "veg-pack", "quantity": 1}]}))
-            .await;
-        assert_eq!(status, 202, "{placed}");
-        orders.push(placed["order"].as_str().expect("id").to_owned());
-    }
-    for order in &orders {
-        world.stage_of(order, "placed").await;
-        let pick = json!({"order": order, "lines": [{"item": "veg-pack", "ordered": 1, "outcome": "picked", "picked": 1}]});
-        assert_eq!(
-            c.post("/v1/partners/yonghui/picks", YONGHUI, pick).await.0,
-            202
-        );
-        world.stage_of(order, "picked").await;
-    }
-    assert_eq!(
-        c.post(
-            "/v1/communities/tianlun/arrivals",
-            STAFF,
-            json!({"partner": "yonghui", "orders": orders})
-        )
-        .await
-        .0,
-        202
-    );
-    let run = world.stage_of(&orders[0], "on_run").await["run"]
-        .as_str()
-        .expect("run")
-        .to_owned();
-    for order in &orders {
-        assert_eq!(
-            world.stage_of(order, "on_run").await["run"],
-            run.as_str(),
-            "one run carries all three"
-        );
-    }
+    let (run, orders) = world
+        .run_for(&[
+            "tianlun-b07-u8-0301",
+            "tianlun-b07-u8-0302",
+            "tianlun-b07-u1-0101",
+        ])
+        .await;
+
     assert_eq!(
         c.post(&format!("/v1/runs/{run}/depart"), COURIER, json!({}))
             .await
@@ -929,4 +894,90 @@ async fn the_request_trace_travels_in_the_event_and_its_nats_headers() {
         .expect("traceparent header")
         .to_string();
     assert!(header.starts_with(&format!("00-{trace}-")), "{header}");
+}
+
+impl World {
+    /// Orders for `households`, picked, brought to the checkpoint: returns the run dispatch
+    /// planned for them (one tricycle has room for all) and the order ids.
+    async fn run_for(&self, households: &[&str]) -> (String, Vec<String>) {
+        let c = &self.client;
+        let world = self;
+        let mut orders = Vec::new();
+        for household in households {
+            let (status, placed) = c
+                .post("/v1/orders", STAFF, json!({"household": household, "partner": "yonghui", "lines": [{"item": "veg-pack", "quantity": 1}]}))
+                .await;
+            assert_eq!(status, 202, "{placed}");
+            orders.push(placed["order"].as_str().expect("id").to_owned());
+        }
+        for order in &orders {
+            world.stage_of(order, "placed").await;
+            let pick = json!({"order": order, "lines": [{"item": "veg-pack", "ordered": 1, "outcome": "picked", "picked": 1}]});
+            assert_eq!(
+                c.post("/v1/partners/yonghui/picks", YONGHUI, pick).await.0,
+                202
+            );
+            world.stage_of(order, "picked").await;
+        }
+        let arrival = json!({"partner": "yonghui", "orders": orders});
+        assert_eq!(
+            c.post("/v1/communities/tianlun/arrivals", STAFF, arrival)
+                .await
+                .0,
+            202
+        );
+        let run = world.stage_of(&orders[0], "on_run").await["run"]
+            .as_str()
+            .expect("run")
+            .to_owned();
+        for order in &orders {
+            assert_eq!(
+                world.stage_of(order, "on_run").await["run"],
+                run.as_str(),
+                "one run carries them all"
+            );
+        }
+        (run, orders)
+    }
+}
+
+/// Two phones acknowledge the same drop at the same moment with different keys: one is
+/// recorded, the other gets 409, and the stream holds one drop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_acknowledgements_of_one_drop_record_one() {
+    let world = World::start().await;
+    let c = &world.client;
+    let (run, orders) = world.run_for(&[HOUSEHOLD]).await;
+    assert_eq!(
+        c.post(&format!("/v1/runs/{run}/depart"), COURIER, json!({}))
+            .await
+            .0,
+        202
+    );
+    world
+        .until(
+            "run departed",
+            |b| b["state"] == "departed",
+            &format!("/v1/runs/{run}/manifest"),
+            COURIER,
+        )
+        .await;
+    let before = world.harness.head().await;
+    let path = format!("/v1/runs/{run}/drops");
+    let delivered = json!({"order": orders[0], "outcome": "delivered"});
+    let failed = json!({"order": orders[0], "outcome": "failed", "reason": "no_answer"});
+    let (first, second) = tokio::join!(
+        c.call(
+            "POST",
+            &path,
+            Some(COURIER),
+            Some(delivered),
+            Some("phone-a")
+        ),
+        c.call("POST", &path, Some(COURIER), Some(failed), Some("phone-b")),
+    );
+    let mut statuses = [first.0, second.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [202, 409], "{first:?} {second:?}");
+    assert_eq!(world.harness.head().await, before + 1, "one drop appended");
 }
