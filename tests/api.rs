@@ -981,3 +981,98 @@ async fn concurrent_acknowledgements_of_one_drop_record_one() {
     assert_eq!(statuses, [202, 409], "{first:?} {second:?}");
     assert_eq!(world.harness.head().await, before + 1, "one drop appended");
 }
+
+/// The courier's first attempt was stored but its acknowledgement never reached the
+/// gateway (the phone saw an error and retries). The retry, even after the drop is applied
+/// and JetStream's duplicate window has passed, finds the stored event and returns it: no
+/// 409 for a drop that happened, and nothing appended twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_lost_acknowledgement_returns_the_stored_drop() {
+    let mut world = World::start().await;
+    let (run, orders) = world.run_for(&[HOUSEHOLD]).await;
+    assert_eq!(
+        world
+            .client
+            .post(&format!("/v1/runs/{run}/depart"), COURIER, json!({}))
+            .await
+            .0,
+        202
+    );
+    world
+        .until(
+            "run departed",
+            |b| b["state"] == "departed",
+            &format!("/v1/runs/{run}/manifest"),
+            COURIER,
+        )
+        .await;
+
+    // What the gateway had done before the acknowledgement was lost: chosen the id and
+    // published the drop.
+    let event_id = lifeline_events::new_event_id();
+    let drop = lifeline_events::Envelope::with_id(
+        event_id,
+        lifeline_events::Event::DropDelivered(lifeline_events::DropDelivered {
+            order: orders[0].clone(),
+            run: run.clone(),
+            community: "tianlun".into(),
+            household: HOUSEHOLD.into(),
+            proof: Default::default(),
+        }),
+        meta(lifeline_events::Actor::new(
+            lifeline_events::ActorKind::Courier,
+            "vol-tianlun-007",
+        )),
+    );
+    world.harness.publish(std::slice::from_ref(&drop)).await;
+    world.stage_of(&orders[0], "delivered").await;
+
+    // Restart the gateway with that attempt pending in its idempotency table.
+    let up = std::mem::replace(&mut world.up, Up::placeholder());
+    assert_eq!(up.terminate(), 0);
+    {
+        let store = lifeline_store::ProjectionStore::open(
+            &world._data.path().join("gateway"),
+            &[lifeline_gateway::idempotency::TABLE],
+        )
+        .expect("open");
+        let mut batch = store.batch();
+        batch.put(
+            lifeline_gateway::idempotency::TABLE,
+            "vol-tianlun-007/lost-ack",
+            serde_json::to_vec(&json!({"state": "pending", "event_id": event_id})).expect("json"),
+        );
+        batch.commit(0).expect("commit");
+    }
+    world.up = Up::start_with_args(
+        &world.harness,
+        world._data.path(),
+        &["--access", &workspace_path("deploy/access.example.toml")],
+    );
+    world.client.base = world.up.http.clone();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            world.up.get("/readyz").await.is_some_and(|(s, _)| s == 200)
+        })
+        .await
+    );
+
+    let before = world.harness.head().await;
+    let (status, answer) = world
+        .client
+        .call(
+            "POST",
+            &format!("/v1/runs/{run}/drops"),
+            Some(COURIER),
+            Some(json!({"order": orders[0], "outcome": "delivered"})),
+            Some("lost-ack"),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(
+        answer["event_id"],
+        event_id.to_string(),
+        "the stored drop is the answer"
+    );
+    assert_eq!(world.harness.head().await, before, "nothing appended");
+}

@@ -372,6 +372,16 @@ impl Up {
         Some((status, response.text().await.ok()?))
     }
 
+    /// A stand-in while a test restarts the process: no child, nothing listening.
+    pub fn placeholder() -> Up {
+        let child = Command::new("true").spawn().expect("spawn true");
+        Up {
+            child,
+            http: String::new(),
+            log: std::path::PathBuf::new(),
+        }
+    }
+
     /// SIGKILL, as a crash or an OOM kill would: no batch is finished.
     pub fn kill(mut self) {
         let _ = self.child.kill();

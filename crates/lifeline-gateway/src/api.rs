@@ -226,6 +226,49 @@ impl Api {
         }
     }
 
+    /// The stream sequence of the event with this id on `subject`, if the stream holds it:
+    /// a retry whose first attempt was published (and its acknowledgement lost) finds it
+    /// here, even after JetStream's duplicate window.
+    async fn stored(&self, subject: &str, event_id: Uuid) -> Result<Option<u64>, ApiError> {
+        let stream = self
+            .jetstream
+            .get_stream(EVENT_STREAM)
+            .await
+            .map_err(|_| ApiError::Unavailable)?;
+        let mut from = 1;
+        loop {
+            match stream
+                .direct_get_next_for_subject(subject, Some(from))
+                .await
+            {
+                Ok(message) => {
+                    if Envelope::decode(&message.payload)
+                        .is_ok_and(|envelope| envelope.id == event_id)
+                    {
+                        return Ok(Some(message.sequence));
+                    }
+                    from = message.sequence + 1;
+                }
+                Err(error) if error.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
+                    return Ok(None);
+                }
+                Err(_) => return Err(ApiError::Unavailable),
+            }
+        }
+    }
+
+    /// For a retry whose first attempt may have been published: where the stream holds it.
+    async fn already_stored(
+        &self,
+        maybe_published: bool,
+        envelope: &Envelope,
+    ) -> Result<Option<u64>, ApiError> {
+        if !maybe_published {
+            return Ok(None);
+        }
+        self.stored(&envelope.subject, envelope.id).await
+    }
+
     /// The sequence of the last message on `subject` (0 when none), for optimistic
     /// concurrency on that aggregate.
     async fn last_sequence(&self, subject: &str) -> Result<u64, ApiError> {
@@ -395,7 +438,7 @@ async fn place_order(
     let priority = request.priority.unwrap_or_default().max(floor);
     let (status, body) = api
         .idempotency
-        .run(&caller.0.id, key, |event_id| {
+        .run(&caller.0.id, key, |event_id, maybe_published| {
             let (api, caller) = (&api, &caller);
             async move {
                 let order = event_id.to_string();
@@ -417,7 +460,10 @@ async fn place_order(
                     api.meta(caller, correlation),
                 );
                 // A new order's subject must be empty: a second order with this id is refused.
-                let sequence = api.append(&envelope, Some(0)).await?;
+                let sequence = match api.already_stored(maybe_published, &envelope).await? {
+                    Some(sequence) => sequence,
+                    None => api.append(&envelope, Some(0)).await?,
+                };
                 let accepted = OrderAccepted {
                     order,
                     community: household.community.clone(),
@@ -610,9 +656,17 @@ async fn post_pick(
     // picked already, and must get the first answer rather than a conflict.
     let (status, body) = api
         .idempotency
-        .run(&caller.0.id, key, |event_id| {
+        .run(&caller.0.id, key, |event_id, maybe_published| {
             let (api, caller) = (&api, &caller);
             async move {
+                if maybe_published
+                    && let Some(record) = api.order(&request.order).await?
+                    && let Some(sequence) = api
+                        .stored(&lifeline_events::pick_subject(&record.community, &partner, &record.order), event_id)
+                        .await?
+                {
+                    return Ok((StatusCode::ACCEPTED, serde_json::json!({"order": record.order, "event_id": event_id, "stream_sequence": sequence})));
+                }
                 let (picked, expected) = checked_pick(api, caller, &partner, request).await?;
                 let order = picked.order.clone();
                 let envelope = Envelope::with_id(event_id, Event::OrderPicked(picked), api.meta(caller, correlation));
@@ -775,7 +829,7 @@ async fn restock(
     }
     let (status, body) = api
         .idempotency
-        .run(&caller.0.id, key, |event_id| {
+        .run(&caller.0.id, key, |event_id, maybe_published| {
             let (api, caller) = (&api, &caller);
             async move {
                 let event = Event::StockReceived(StockReceived {
@@ -784,7 +838,10 @@ async fn restock(
                     quantity: request.quantity,
                 });
                 let envelope = Envelope::with_id(event_id, event, api.meta(caller, correlation));
-                let sequence = api.append(&envelope, None).await?;
+                let sequence = match api.already_stored(maybe_published, &envelope).await? {
+                    Some(sequence) => sequence,
+                    None => api.append(&envelope, None).await?,
+                };
                 Ok((
                     StatusCode::ACCEPTED,
                     serde_json::json!({"event_id": event_id, "stream_sequence": sequence}),
@@ -890,9 +947,22 @@ async fn post_arrival(
     }
     let (status, body) = api
         .idempotency
-        .run(&caller.0.id, key, |event_id| {
+        .run(&caller.0.id, key, |event_id, maybe_published| {
             let (api, caller) = (&api, &caller);
             async move {
+                let probe = Envelope::with_id(
+                    event_id,
+                    Event::ArrivedAtCheckpoint(ArrivedAtCheckpoint {
+                        arrival: event_id.to_string(),
+                        community: community.clone(),
+                        partner: request.partner.clone(),
+                        orders: Vec::new(),
+                    }),
+                    api.meta(caller, correlation),
+                );
+                if let Some(sequence) = api.already_stored(maybe_published, &probe).await? {
+                    return Ok((StatusCode::ACCEPTED, serde_json::json!({"arrival": event_id, "event_id": event_id, "stream_sequence": sequence})));
+                }
                 // Inside the idempotent section: a retry finds the orders at the checkpoint
                 // already and must get the first answer.
                 for order in &request.orders {
@@ -1221,11 +1291,20 @@ async fn post_drop(
     let community = record.community.clone();
     let (status, body) = api
         .idempotency
-        .run(&caller.0.id, Some(key), |event_id| {
+        .run(&caller.0.id, Some(key), |event_id, maybe_published| {
             let (api, caller) = (&api, &caller);
             async move {
             let known = if is_token(&request.order) { api.order(&request.order).await? } else { None };
             let known = known.ok_or_else(|| ApiError::Unprocessable(format!("unknown order {:?}", request.order)))?;
+            let outcome = match request.outcome {
+                Outcome::Delivered => "delivered",
+                Outcome::Failed => "failed",
+            };
+            if maybe_published
+                && let Some(sequence) = api.stored(&lifeline_events::drop_subject(&known.community, &known.order), event_id).await?
+            {
+                return Ok((StatusCode::ACCEPTED, serde_json::json!({"order": known.order, "outcome": outcome, "event_id": event_id, "stream_sequence": sequence})));
+            }
             // Two different acknowledgements of one order race on its drop subject: after
             // this, the projection has seen every earlier drop, and a later one makes the
             // publish fail with a conflict.
@@ -1260,10 +1339,6 @@ async fn post_drop(
             };
             let envelope = Envelope::with_id(event_id, event, api.meta(caller, correlation));
             let sequence = api.append(&envelope, Some(expected)).await?;
-            let outcome = match request.outcome {
-                Outcome::Delivered => "delivered",
-                Outcome::Failed => "failed",
-            };
             Ok((StatusCode::ACCEPTED, serde_json::json!({"order": order.order, "outcome": outcome, "event_id": event_id, "stream_sequence": sequence})))
         }})
         .await?;

@@ -98,7 +98,9 @@ impl Idempotency {
     }
 
     /// Runs `command` with the event id to use, once per (caller, key). Without a key every
-    /// call runs with a fresh id.
+    /// call runs with a fresh id. The flag tells the command that an earlier attempt with
+    /// this id may have been published already (its acknowledgement was lost): the command
+    /// should then look for it in the stream before validating again.
     pub async fn run<F, Fut>(
         &self,
         caller: &str,
@@ -106,28 +108,28 @@ impl Idempotency {
         command: F,
     ) -> Result<(StatusCode, serde_json::Value), ApiError>
     where
-        F: FnOnce(Uuid) -> Fut,
+        F: FnOnce(Uuid, bool) -> Fut,
         Fut: std::future::Future<Output = Result<(StatusCode, serde_json::Value), ApiError>>,
     {
         let Some(key) = key else {
-            return command(lifeline_events::new_event_id()).await;
+            return command(lifeline_events::new_event_id(), false).await;
         };
         let key = format!("{caller}/{key}");
         let _guard = self.locks[stripe(&key)].lock().await;
-        let event_id = match self.read(&key).await? {
+        let (event_id, maybe_published) = match self.read(&key).await? {
             Some(Record::Completed { status, body, .. }) => {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
                 return Ok((status, body));
             }
-            Some(Record::Pending { event_id }) => event_id,
+            Some(Record::Pending { event_id }) => (event_id, true),
             None => {
                 let event_id = lifeline_events::new_event_id();
                 self.write(&key, Some(&Record::Pending { event_id }))
                     .await?;
-                event_id
+                (event_id, false)
             }
         };
-        match command(event_id).await {
+        match command(event_id, maybe_published).await {
             Ok((status, body)) => {
                 let record = Record::Completed {
                     event_id,
