@@ -1269,7 +1269,7 @@ pub struct PostDrop {
 /// an `Idempotency-Key`: a retry returns the first answer and appends nothing.
 #[utoipa::path(post, path = "/v1/runs/{run}/drops", tag = "couriers", request_body = PostDrop,
     params(("run" = String, Path), ("Idempotency-Key" = String, Header, description = "The acknowledgement's id, generated on the phone")),
-    responses((status = 202, description = "recorded", body = Object), (status = 200, description = "a retry: the first answer", body = Object),
+    responses((status = 202, description = "recorded; a retry with the same key gets this first answer again", body = Object),
         (status = 400, description = "malformed JSON or no Idempotency-Key", body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, description = "another courier's run", body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "the order is not on this run, or already dropped", body = ErrorBody), (status = 422, body = ErrorBody)),
