@@ -229,3 +229,34 @@ async fn kill_nine_mid_stream_then_restart_equals_a_replay() {
         );
     }
 }
+
+/// `lifeline seed` publishes the registry once: a second run stores nothing new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_publishes_the_registry_once() {
+    let harness = Harness::start().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let run = || {
+        Command::new(LIFELINE)
+            .args(["seed", "--nats-url", harness.server.url()])
+            .arg("--data-dir")
+            .arg(data.path())
+            .output()
+            .expect("run seed")
+    };
+    let first = run();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("seeded 6120 households"));
+    let head = harness.head().await;
+    assert!(head > 6120);
+    let second = run();
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains(": 0 new events"),
+        "{}",
+        String::from_utf8_lossy(&second.stdout)
+    );
+    assert_eq!(harness.head().await, head);
+}

@@ -324,6 +324,26 @@ fn api_if_served(
     })))
 }
 
+/// `lifeline seed`.
+pub async fn seed(common: Common) -> anyhow::Result<ExitCode> {
+    let connection = connect(&common, "lifeline-seed").await?;
+    let seeds = lifeline_seeds::Seeds::load(&lifeline_seeds::default_directory())
+        .context("cannot load seed data")?;
+    let events = seeds.events(time::OffsetDateTime::now_utc());
+    let publisher = lifeline_bus::Publisher::new(connection.jetstream.clone(), "seed");
+    let published = publisher.publish_all(&events).await?;
+    let new = published.iter().filter(|p| !p.duplicate).count();
+    println!(
+        "seeded {} households, {} items, {} tricycles, {} volunteers: {new} new events, {} duplicates",
+        seeds.households.len(),
+        seeds.catalogue.len(),
+        seeds.tricycles.len(),
+        seeds.volunteers.len(),
+        published.len() - new
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `lifeline replay <projection>`.
 pub async fn replay(common: Common, component: Component) -> anyhow::Result<ExitCode> {
     let connection = connect(&common, "lifeline-replay").await?;

@@ -83,6 +83,13 @@ pub enum Command {
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
     },
+    /// Publish the seed data (both communities' registry, the catalogue, the partners'
+    /// opening stock). Ids come from the content, so publishing twice stores nothing new
+    /// within JetStream's duplicate window.
+    Seed {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Rebuild a projection from the stream into a fresh directory and swap it in.
     Replay {
         projection: Component,
@@ -123,5 +130,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout_secs,
         } => demo::run(common, households, seed, timeout_secs).await,
         Command::Replay { projection, common } => components::replay(common, projection).await,
+        Command::Seed { common } => components::seed(common).await,
     }
 }
