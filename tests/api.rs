@@ -697,6 +697,15 @@ async fn partners_dispatch_couriers_and_operators_each_act_only_on_what_is_their
             .map_or(0, Vec::len)
     );
     assert!(summary["late_orders"].as_array().expect("list").is_empty());
+    world
+        .rejected(400, c.get("/v1/stuck?minutes=soon", OPERATOR))
+        .await;
+    world
+        .rejected(
+            400,
+            c.get("/v1/partners/yonghui/orders?stage=teleported", YONGHUI),
+        )
+        .await;
     let (status, stuck) = c.get("/v1/stuck?minutes=0", OPERATOR).await;
     assert_eq!(status, 200, "{stuck}");
     let (status, letters) = c.get("/v1/dead-letters", OPERATOR).await;

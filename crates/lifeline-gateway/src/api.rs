@@ -120,6 +120,27 @@ where
     }
 }
 
+/// Query parameters whose rejection is a JSON 400 like every other error.
+pub struct Params<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Params<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| Params(value))
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+    }
+}
+
 async fn blocking<T, F>(read: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, lifeline_store::StoreError> + Send + 'static,
@@ -608,7 +629,7 @@ async fn partner_orders(
     State(api): State<Arc<Api>>,
     caller: Caller,
     Path(partner): Path<String>,
-    Query(filter): Query<StageFilter>,
+    Params(filter): Params<StageFilter>,
 ) -> Result<Response, ApiError> {
     check_partner(&caller, &partner)?;
     let stage = filter.stage.unwrap_or_else(|| "placed".into());
@@ -1423,7 +1444,7 @@ pub struct StuckFilter {
 async fn stuck_orders(
     State(api): State<Arc<Api>>,
     caller: Caller,
-    Query(filter): Query<StuckFilter>,
+    Params(filter): Params<StuckFilter>,
 ) -> Result<Response, ApiError> {
     check_operator_or_staff(&caller, None)?;
     let minutes = filter.minutes.unwrap_or(60).max(0);
