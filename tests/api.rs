@@ -1059,12 +1059,7 @@ async fn a_retry_after_a_lost_acknowledgement_returns_the_stored_drop() {
         &["--access", &workspace_path("deploy/access.example.toml")],
     );
     world.client.base = world.up.http.clone();
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            world.up.get("/readyz").await.is_some_and(|(s, _)| s == 200)
-        })
-        .await
-    );
+    world.up.wait_ready().await;
 
     let before = world.harness.head().await;
     let (status, answer) = world

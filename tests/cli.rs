@@ -15,15 +15,7 @@ async fn up_serves_health_readiness_metrics_and_replay_matches_the_live_projecti
     let harness = Harness::start().await;
     let data = tempfile::tempdir().expect("tempdir");
     let up = Up::start(&harness, data.path());
-    assert!(
-        eventually(WAIT, || async {
-            up.get("/readyz")
-                .await
-                .is_some_and(|(status, _)| status == 200)
-        })
-        .await,
-        "lifeline up became ready"
-    );
+    up.wait_ready().await;
     assert_eq!(up.get("/healthz").await.expect("healthz").0, 200);
 
     harness
@@ -152,16 +144,7 @@ async fn kill_nine_mid_stream_then_restart_equals_a_replay() {
             events.push(pick(
                 &id,
                 "yonghui",
-                vec![
-                    picked_in_full("veg-pack", 1),
-                    lifeline_events::PickLine {
-                        item: "eggs".into(),
-                        ordered: 1,
-                        outcome: lifeline_events::PickOutcome::Short,
-                        picked: 0,
-                        substitute: None,
-                    },
-                ],
+                vec![picked_in_full("veg-pack", 1), picked_short("eggs", 1, 0)],
             ));
         }
     }

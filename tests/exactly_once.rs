@@ -42,13 +42,7 @@ fn workload() -> Vec<Envelope> {
             let eggs = if n < 10 {
                 picked_in_full("eggs", 1)
             } else {
-                lifeline_events::PickLine {
-                    item: "eggs".into(),
-                    ordered: 1,
-                    outcome: lifeline_events::PickOutcome::Short,
-                    picked: 0,
-                    substitute: None,
-                }
+                picked_short("eggs", 1, 0)
             };
             events.push(pick(
                 &id,

@@ -199,15 +199,7 @@ async fn scrape_after_a_workload_is_valid_complete_and_exact() {
     let harness = Harness::start().await;
     let data = tempfile::tempdir().expect("tempdir");
     let up = Up::start(&harness, data.path());
-    assert!(
-        eventually(WAIT, || async {
-            up.get("/readyz")
-                .await
-                .is_some_and(|(status, _)| status == 200)
-        })
-        .await,
-        "lifeline up became ready"
-    );
+    up.wait_ready().await;
     workload(&harness).await;
 
     // Wait for dispatch's run, then ride it: two drops delivered, one failed, back home.

@@ -47,16 +47,7 @@ async fn orders_flow_through_all_four_stages() {
             pick(
                 "o2",
                 "yonghui",
-                vec![
-                    picked_in_full("veg-pack", 1),
-                    PickLine {
-                        item: "eggs".into(),
-                        ordered: 2,
-                        outcome: PickOutcome::Short,
-                        picked: 1,
-                        substitute: None,
-                    },
-                ],
+                vec![picked_in_full("veg-pack", 1), picked_short("eggs", 2, 1)],
             ),
             pick(
                 "o3",

@@ -245,6 +245,17 @@ pub fn picked_in_full(item: &str, quantity: u32) -> PickLine {
     }
 }
 
+/// A line picked short: `picked` of `ordered`.
+pub fn picked_short(item: &str, ordered: u32, picked: u32) -> PickLine {
+    PickLine {
+        item: item.into(),
+        ordered,
+        outcome: PickOutcome::Short,
+        picked,
+        substitute: None,
+    }
+}
+
 pub fn arrival(partner: &str, orders: &[&str]) -> Envelope {
     system(Event::ArrivedAtCheckpoint(ArrivedAtCheckpoint {
         arrival: new_event_id().to_string(),
@@ -364,6 +375,19 @@ impl Up {
             http: format!("http://{address}"),
             log,
         }
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        assert!(
+            eventually(WAIT, || async {
+                self.get("/readyz")
+                    .await
+                    .is_some_and(|(status, _)| status == 200)
+            })
+            .await,
+            "lifeline up became ready"
+        );
     }
 
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
