@@ -4,6 +4,7 @@
 # `lifeline demo`, for example: scripts/demo.sh --households 500
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lifeline-target}"
+. scripts/lib/cargo.sh
 bash scripts/setup.sh demo
-cargo run --quiet --locked -p lifeline-cli --bin lifeline -- demo "$@"
+announce_first_build
+cargo run --quiet --locked --release -p lifeline-cli --bin lifeline -- demo "$@"

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what is missing, checks formatting and lints, runs every
-# test (unit, property, and integration tests against a real nats-server and RocksDB).
+# The whole test suite: installs what is missing, tests the setup checks, checks
+# formatting and lints, runs every test (unit, property, and integration tests against a
+# real nats-server and RocksDB). Release profile, like the demo and the bench, so the three
+# share one RocksDB build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lifeline-target}"
+. scripts/lib/cargo.sh
+bash scripts/tests/setup_checks.sh
 bash scripts/setup.sh
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+announce_first_build
+cargo clippy --release --workspace --all-targets --locked -- -D warnings
+cargo test --release --workspace --locked

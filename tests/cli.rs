@@ -79,15 +79,22 @@ async fn up_serves_health_readiness_metrics_and_replay_matches_the_live_projecti
     );
 }
 
+/// The demo runs from a directory that is not a checkout (the seed data is inside the
+/// binary), and with its output piped, as in CI or a file, carries no ANSI escape codes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_plays_a_small_lockdown_day_to_the_end() {
     let harness = Harness::start().await;
     let data = tempfile::tempdir().expect("tempdir");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
     let output = tokio::task::spawn_blocking({
         let url = harness.server.url().to_owned();
         let data = data.path().to_owned();
+        let elsewhere = elsewhere.path().to_owned();
         move || {
             Command::new(LIFELINE)
+                .current_dir(&elsewhere)
+                .env_remove("LIFELINE_SEEDS_DIR")
+                .env_remove("NO_COLOR")
                 .args([
                     "demo",
                     "--households",
@@ -117,6 +124,61 @@ async fn demo_plays_a_small_lockdown_day_to_the_end() {
     );
     assert!(stdout.contains("delivered"), "{stdout}");
     assert!(stdout.contains("tricycle runs"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "escape codes on stdout:\n{stdout:?}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "escape codes on stderr:\n{stderr:?}"
+    );
+}
+
+/// `--log-format json`: every log line is one JSON object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_a_line() {
+    let harness = Harness::start().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(LIFELINE)
+        .args([
+            "--log-format",
+            "json",
+            "seed",
+            "--nats-url",
+            harness.server.url(),
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("run seed");
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|line| !line.is_empty()).collect();
+    assert!(!lines.is_empty(), "debug logging printed nothing");
+    for line in lines {
+        let object: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {line:?}"));
+        assert!(object.is_object(), "{line}");
+        assert!(object.get("level").is_some(), "{line}");
+    }
+}
+
+/// `--seeds` naming a directory that does not exist fails at once and says which.
+#[test]
+fn a_missing_seed_directory_is_a_clear_error() {
+    let output = Command::new(LIFELINE)
+        .args(["seed", "--seeds", "/nonexistent/lifeline-seeds"])
+        .args(["--nats-url", "nats://127.0.0.1:1"])
+        .output()
+        .expect("run seed");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("/nonexistent/lifeline-seeds") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
 }
 
 /// `kill -9` of `lifeline up` in the middle of the stream, then a restart on the same data
@@ -125,7 +187,7 @@ async fn demo_plays_a_small_lockdown_day_to_the_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_nine_mid_stream_then_restart_equals_a_replay() {
     let harness = Harness::start().await;
-    let seeds = lifeline_seeds::Seeds::load(&lifeline_seeds::default_directory()).expect("seeds");
+    let seeds = lifeline_seeds::Seeds::embedded().expect("seeds");
     harness
         .publish(&seeds.events(time::OffsetDateTime::now_utc()))
         .await;
@@ -169,7 +231,17 @@ async fn kill_nine_mid_stream_then_restart_equals_a_replay() {
     }
     up.kill();
     assert!(killed_at > 0, "the consumers had started");
-    eprintln!("killed at delivery position {killed_at} of {head}");
+    // What the crash left on disk: the kill must have landed before the stream head, or
+    // this test would only show that a finished consumer restarts.
+    let committed = {
+        let store = open_store(Kind::Delivery, &data.path().join("delivery"));
+        store.position().expect("position")
+    };
+    eprintln!("killed at delivery position {killed_at} (committed {committed}) of {head}");
+    assert!(
+        committed < head,
+        "the kill landed mid-stream: committed {committed} of {head}"
+    );
 
     let up = Up::start(&harness, data.path());
     assert!(

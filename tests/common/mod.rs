@@ -331,14 +331,6 @@ pub async fn planned_runs(harness: &Harness) -> Vec<(u64, RunPlanned)> {
 
 pub const LIFELINE: &str = env!("CARGO_BIN_EXE_lifeline");
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 pub struct Up {
     child: Child,
     pub http: String,
@@ -352,12 +344,21 @@ impl Up {
         Up::start_with_args(harness, data_dir, &[])
     }
 
+    /// Starts `lifeline up` on a port the OS chooses (`127.0.0.1:0`, so no two tests can
+    /// race for one) and reads the bound address back from its "http listening" log line.
     pub fn start_with_args(harness: &Harness, data_dir: &std::path::Path, extra: &[&str]) -> Up {
-        let address = format!("127.0.0.1:{}", free_port());
-        let log = data_dir.join(format!("lifeline-{}.log", free_port()));
+        static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let start = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = data_dir.join(format!("lifeline-{}-{start}.log", std::process::id()));
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(LIFELINE)
-            .args(["up", "--nats-url", harness.server.url(), "--http", &address])
+            .args([
+                "up",
+                "--nats-url",
+                harness.server.url(),
+                "--http",
+                "127.0.0.1:0",
+            ])
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
@@ -370,10 +371,35 @@ impl Up {
             .stderr(log_file)
             .spawn()
             .expect("start lifeline up");
-        Up {
+        let mut up = Up {
             child,
-            http: format!("http://{address}"),
+            http: String::new(),
             log,
+        };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let text = std::fs::read_to_string(&up.log).unwrap_or_default();
+            let address = text
+                .lines()
+                .filter(|line| line.contains("http listening"))
+                .find_map(|line| {
+                    line.split_whitespace()
+                        .find_map(|field| field.strip_prefix("address="))
+                        .map(str::to_owned)
+                });
+            if let Some(address) = address {
+                up.http = format!("http://{address}");
+                return up;
+            }
+            assert!(
+                up.child.try_wait().expect("wait").is_none(),
+                "lifeline up exited before listening:\n{text}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "lifeline up did not listen:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

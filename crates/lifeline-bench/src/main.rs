@@ -30,6 +30,9 @@ struct Args {
     /// Use this NATS server instead of starting one.
     #[arg(long)]
     nats_url: Option<String>,
+    /// Also report the size of this binary (the release `lifeline`, as shipped).
+    #[arg(long)]
+    binary: Option<std::path::PathBuf>,
 }
 
 struct Figure {
@@ -347,6 +350,17 @@ async fn main() -> anyhow::Result<()> {
     );
     if let Some(rss) = peak_rss_mib() {
         println!("  peak resident memory of this process       {rss:>6.0} MiB");
+    }
+    if let Some(binary) = &args.binary {
+        let bytes = std::fs::metadata(binary)
+            .with_context(|| format!("cannot read {}", binary.display()))?
+            .len();
+        println!();
+        println!(
+            "release binary {}: {:.1} MB ({bytes} bytes)",
+            binary.display(),
+            bytes as f64 / 1e6
+        );
     }
     Ok(())
 }

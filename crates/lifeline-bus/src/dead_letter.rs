@@ -35,7 +35,7 @@ impl std::fmt::Debug for DeadLetter {
 }
 
 /// A parked message as operators see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeadLetterRecord {
     pub sequence: u64,
     pub consumer: String,

@@ -3,12 +3,14 @@
 //! resumes from a stored position, and dead-letter parking.
 
 mod dead_letter;
+mod lookup;
 pub mod metrics;
 mod provision;
 mod publisher;
 mod reader;
 
 pub use dead_letter::{DeadLetter, DeadLetterRecord, read_dead_letters};
+pub use lookup::{LookupError, find_event_on_subject, last_subject_sequence};
 pub use provision::{StreamSettings, provision};
 pub use publisher::{PublishError, Published, Publisher};
 pub use reader::{EventReader, ReadError, StreamMessage, stream_head};

@@ -325,10 +325,10 @@ fn api_if_served(
 }
 
 /// `lifeline seed`.
-pub async fn seed(common: Common) -> anyhow::Result<ExitCode> {
+pub async fn seed(common: Common, source: crate::SeedSource) -> anyhow::Result<ExitCode> {
+    // The seed data first: a bad --seeds fails before anything connects.
+    let seeds = source.load().context("cannot load seed data")?;
     let connection = connect(&common, "lifeline-seed").await?;
-    let seeds = lifeline_seeds::Seeds::load(&lifeline_seeds::default_directory())
-        .context("cannot load seed data")?;
     let events = seeds.events(time::OffsetDateTime::now_utc());
     let publisher = lifeline_bus::Publisher::new(connection.jetstream.clone(), "seed");
     let published = publisher.publish_all(&events).await?;

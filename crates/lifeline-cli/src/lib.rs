@@ -47,6 +47,22 @@ pub struct Common {
     pub replicas: usize,
 }
 
+/// Where the seed data comes from.
+#[derive(Debug, Clone, Args)]
+pub struct SeedSource {
+    /// A directory of seed files (communities.json, buildings.json, households.json,
+    /// catalogue.json, partners.json, tricycles.json, volunteers.json). Without it, the
+    /// seed data built into the binary.
+    #[arg(long = "seeds", env = "LIFELINE_SEEDS_DIR", value_name = "DIR")]
+    pub directory: Option<PathBuf>,
+}
+
+impl SeedSource {
+    pub fn load(&self) -> Result<lifeline_seeds::Seeds, lifeline_seeds::SeedError> {
+        lifeline_seeds::Seeds::load_or_embedded(self.directory.as_deref())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run every component in one process.
@@ -82,6 +98,8 @@ pub enum Command {
         /// Give up (exit 1) after this many seconds.
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
+        #[command(flatten)]
+        seeds: SeedSource,
     },
     /// Publish the seed data (both communities' registry, the catalogue, the partners'
     /// opening stock). Ids come from the content, so publishing twice stores nothing new
@@ -89,6 +107,8 @@ pub enum Command {
     Seed {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        seeds: SeedSource,
     },
     /// Rebuild a projection from the stream into a fresh directory and swap it in.
     Replay {
@@ -98,12 +118,19 @@ pub enum Command {
     },
 }
 
-/// `RUST_LOG` filters (default `info`); `--log-format json` for machines.
+/// `RUST_LOG` filters (default `info`); `--log-format json` for machines. Logs go to
+/// stderr, coloured only when stderr is a terminal and `NO_COLOR` is unset, so a log piped
+/// into a file, CI or journald carries no escape codes.
 pub fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn"));
+    let colour = format == LogFormat::Text
+        && std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -128,8 +155,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             households,
             seed,
             timeout_secs,
-        } => demo::run(common, households, seed, timeout_secs).await,
+            seeds,
+        } => demo::run(common, households, seed, timeout_secs, seeds).await,
         Command::Replay { projection, common } => components::replay(common, projection).await,
-        Command::Seed { common } => components::seed(common).await,
+        Command::Seed { common, seeds } => components::seed(common, seeds).await,
     }
 }

@@ -197,7 +197,17 @@ fn pick(state: &mut dyn StateTx, picked: &OrderPicked) -> Result<Applied, Reject
             ),
         ));
     }
-    crate::delivery::validate_pick_lines(picked)?;
+    // The pick command's line rules, against the lines the order reserved for.
+    let ordered: Vec<lifeline_events::OrderLine> = reservation
+        .lines
+        .iter()
+        .map(|line| lifeline_events::OrderLine {
+            item: line.item.clone(),
+            quantity: line.requested,
+        })
+        .collect();
+    crate::command::check_pick_lines(&ordered, &picked.lines)
+        .map_err(|error| Rejection::new("invalid_pick", error.to_string()))?;
     // Release every reservation of the order first, then take what was picked.
     for line in &reservation.lines {
         let mut level = stock(state, &reservation.partner, &line.item)?;

@@ -3,12 +3,14 @@
 //! reads and writes its state through [`StateTx`] and returns follow-up events, and the
 //! projection driver (in `lifeline-projection`) maps that onto RocksDB and JetStream.
 
+pub mod command;
 pub mod delivery;
 pub mod dispatch;
 pub mod inventory;
 pub mod order;
 pub mod registry;
 mod state;
+pub mod testing;
 
 pub use state::{MemoryState, Rejection, Savepoint, StateTx, StateTxExt, apply_atomically};
 

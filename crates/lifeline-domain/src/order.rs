@@ -8,6 +8,7 @@ pub const MAX_DROP_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Stage {
     Placed,
     Picked,
@@ -60,6 +61,7 @@ pub enum Step {
 
 /// Where an order is: its stage, how many drops failed, and whether it is finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderStatus {
     pub stage: Stage,
     pub failed_drops: u32,

@@ -73,3 +73,69 @@ impl Handler for Registry {
         Ok(Applied::Changed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use lifeline_events::{Event, HouseholdRegistered, SealChanged, SealScope, Vulnerability};
+
+    use super::*;
+    use crate::testing::given;
+
+    fn household(head_count: u32, vulnerabilities: Vec<Vulnerability>) -> Event {
+        Event::HouseholdRegistered(HouseholdRegistered {
+            community: "tianlun".into(),
+            building: "tianlun-b07".into(),
+            unit: "tianlun-b07-u8".into(),
+            household: "tianlun-b07-u8-0301".into(),
+            door: "301".into(),
+            head_count,
+            vulnerabilities,
+        })
+    }
+
+    #[test]
+    fn a_household_with_nobody_in_it_is_parked() {
+        let rejection = given(&[])
+            .when_event(NAME, household(0, vec![]))
+            .expect_err("nobody lives there");
+        assert_eq!(rejection.reason, "invalid_registration");
+    }
+
+    #[test]
+    fn the_latest_registration_of_a_household_wins() {
+        let given = given(&[
+            household(3, vec![]),
+            household(2, vec![Vulnerability::Dialysis]),
+        ]);
+        let row: HouseholdRegistered = given
+            .registry
+            .get_json(HOUSEHOLDS, "tianlun-b07-u8-0301")
+            .expect("row")
+            .expect("registered");
+        assert_eq!(row.head_count, 2);
+        assert_eq!(row.vulnerabilities, vec![Vulnerability::Dialysis]);
+    }
+
+    #[test]
+    fn a_seal_is_kept_per_scope() {
+        let unit = SealScope::Unit {
+            building: "tianlun-b07".into(),
+            unit: "tianlun-b07-u8".into(),
+        };
+        let given = given(&[Event::SealChanged(SealChanged {
+            community: "tianlun".into(),
+            scope: unit.clone(),
+            sealed: true,
+        })]);
+        let sealed: Option<bool> = given
+            .registry
+            .get_json(SEALS, &seal_key("tianlun", &unit))
+            .expect("row");
+        assert_eq!(sealed, Some(true));
+        let community: Option<bool> = given
+            .registry
+            .get_json(SEALS, &seal_key("tianlun", &SealScope::Community))
+            .expect("row");
+        assert_eq!(community, None, "only the unit is sealed");
+    }
+}

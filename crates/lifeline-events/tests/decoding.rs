@@ -148,7 +148,171 @@ fn catalogue_examples_decode() {
     );
 }
 
+/// Every example envelope of docs/events.md: one valid envelope per event type, the corpus
+/// the mutation tests start from.
+fn corpus() -> Vec<serde_json::Value> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/events.md");
+    let text = std::fs::read_to_string(path).expect("docs/events.md exists");
+    text.split("```json")
+        .skip(1)
+        .map(|block| {
+            let json = block.split("```").next().expect("closed block");
+            serde_json::from_str(json).expect("example is JSON")
+        })
+        .collect()
+}
+
+/// One change to a valid envelope.
+#[derive(Debug, Clone)]
+enum Mutation {
+    /// Remove the n-th field (in a depth-first walk of every object).
+    Remove(usize),
+    /// Replace the n-th value with another JSON value.
+    Replace(usize, serde_json::Value),
+    /// Set the event type to this.
+    Retype(String),
+}
+
+fn any_json() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        (-1.0e6f64..1.0e6).prop_map(serde_json::Value::from),
+        "[ -~]{0,12}".prop_map(serde_json::Value::from),
+        Just(serde_json::json!([])),
+        Just(serde_json::json!({})),
+        Just(serde_json::json!(u64::MAX)),
+    ]
+}
+
+fn any_mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (0usize..64).prop_map(Mutation::Remove),
+        (0usize..64, any_json()).prop_map(|(n, value)| Mutation::Replace(n, value)),
+        prop_oneof![
+            Just("order.placed.v2".to_owned()),
+            Just("order.picked.v1".to_owned()),
+            Just("drop.failed.v1".to_owned()),
+            "[a-z.0-9]{0,20}",
+        ]
+        .prop_map(Mutation::Retype),
+    ]
+}
+
+/// Visits every value under `value` depth-first, counting; `visit` returns true to stop.
+fn walk(
+    value: &mut serde_json::Value,
+    counter: &mut usize,
+    visit: &mut dyn FnMut(&mut serde_json::Map<String, serde_json::Value>, &str) -> bool,
+) -> bool {
+    if let serde_json::Value::Object(map) = value {
+        let keys: Vec<String> = map.keys().cloned().collect();
+        for key in keys {
+            if *counter == 0 && visit(map, &key) {
+                return true;
+            }
+            *counter = counter.saturating_sub(1);
+            if let Some(child) = map.get_mut(&key)
+                && walk(child, counter, visit)
+            {
+                return true;
+            }
+        }
+    }
+    if let serde_json::Value::Array(items) = value {
+        for item in items {
+            if walk(item, counter, visit) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn mutate(mut envelope: serde_json::Value, mutations: &[Mutation]) -> serde_json::Value {
+    for mutation in mutations {
+        match mutation {
+            Mutation::Remove(n) => {
+                let mut counter = *n;
+                walk(&mut envelope, &mut counter, &mut |map, key| {
+                    map.remove(key);
+                    true
+                });
+            }
+            Mutation::Replace(n, replacement) => {
+                let mut counter = *n;
+                walk(&mut envelope, &mut counter, &mut |map, key| {
+                    map.insert(key.to_owned(), replacement.clone());
+                    true
+                });
+            }
+            Mutation::Retype(event_type) => {
+                envelope["type"] = serde_json::Value::from(event_type.as_str());
+            }
+        }
+    }
+    envelope
+}
+
+/// What decoding a mutated envelope must do: succeed and round-trip, or fail with one of
+/// the documented dead-letter reasons.
+fn check_mutated(bytes: &[u8]) -> Result<&'static str, String> {
+    match Envelope::decode(bytes) {
+        Ok(envelope) => {
+            let again = Envelope::decode(&envelope.encode()).map_err(|e| e.to_string())?;
+            if again == envelope {
+                Ok("decoded")
+            } else {
+                Err(format!(
+                    "re-encoding changed the envelope: {envelope:?} vs {again:?}"
+                ))
+            }
+        }
+        Err(error) => Ok(error.reason_code()),
+    }
+}
+
+/// The mutations reach past the envelope into each payload: over a fixed sample, some
+/// mutated envelopes still decode, some have an unknown type, some a payload that does not
+/// fit its type, and some a broken envelope.
+#[test]
+fn mutated_envelopes_reach_every_outcome() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, TestRng, TestRunner};
+    let corpus = corpus();
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
+    );
+    let strategy = (0..corpus.len(), prop::collection::vec(any_mutation(), 1..3));
+    let mut outcomes = std::collections::BTreeMap::new();
+    for _ in 0..3000 {
+        let (index, mutations) = strategy.new_tree(&mut runner).expect("a sample").current();
+        let bytes = serde_json::to_vec(&mutate(corpus[index].clone(), &mutations)).expect("json");
+        let outcome = check_mutated(&bytes).unwrap_or_else(|error| panic!("{error}"));
+        *outcomes.entry(outcome).or_insert(0u32) += 1;
+    }
+    for outcome in ["decoded", "undecodable", "unknown_type", "invalid_payload"] {
+        assert!(
+            outcomes.get(outcome).copied().unwrap_or(0) > 0,
+            "no mutated envelope ended {outcome}: {outcomes:?}"
+        );
+    }
+}
+
 proptest! {
+    #[test]
+    fn mutated_valid_envelopes_decode_and_round_trip_or_fail_with_a_reason(
+        index in 0usize..64,
+        mutations in prop::collection::vec(any_mutation(), 1..4),
+    ) {
+        let corpus = corpus();
+        let envelope = mutate(corpus[index % corpus.len()].clone(), &mutations);
+        let bytes = serde_json::to_vec(&envelope).expect("json");
+        prop_assert!(check_mutated(&bytes).is_ok(), "{:?}", check_mutated(&bytes));
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = Envelope::decode(&bytes);

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use lifeline_domain::command::Refusal;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -31,12 +32,17 @@ pub enum ApiError {
     /// Something broke inside; the detail is in the log only.
     #[error("internal error")]
     Internal(String),
+    /// The domain refused the command: the code is the rule's own.
+    #[error(transparent)]
+    Refused(#[from] lifeline_domain::command::CommandError),
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// A stable machine-readable code, e.g. `not_found`, `conflict`.
-    pub code: &'static str,
+    /// A stable machine-readable code: the rule a command broke (`unknown_item`,
+    /// `quantity_out_of_range`, `not_cancellable`, ...) or the kind of request error
+    /// (`bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`, ...).
+    pub code: String,
     pub message: String,
 }
 
@@ -58,11 +64,19 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Refused(error) => match error.refusal() {
+                Refusal::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+                Refusal::NotFound => StatusCode::NOT_FOUND,
+                Refusal::Conflict => StatusCode::CONFLICT,
+                Refusal::Forbidden => StatusCode::FORBIDDEN,
+                Refusal::NotYetVisible => StatusCode::SERVICE_UNAVAILABLE,
+                Refusal::Unreadable => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         }
     }
 
-    pub fn code(&self) -> &'static str {
-        match self {
+    pub fn code(&self) -> String {
+        let code = match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
@@ -73,14 +87,24 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal(_) => "internal",
-        }
+            ApiError::Refused(error) if error.refusal() == Refusal::Unreadable => "internal",
+            ApiError::Refused(error) => return error.code().to_string(),
+        };
+        code.to_owned()
     }
 
     pub fn body(&self) -> ErrorBody {
+        let message = match self {
+            // Internals are logged, not sent.
+            ApiError::Refused(error) if error.refusal() == Refusal::Unreadable => {
+                "internal error".to_owned()
+            }
+            _ => self.to_string(),
+        };
         ErrorBody {
             error: ErrorDetail {
                 code: self.code(),
-                message: self.to_string(),
+                message,
             },
         }
     }
@@ -88,8 +112,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(detail) = &self {
-            tracing::error!(%detail, "request failed");
+        match &self {
+            ApiError::Internal(detail) => tracing::error!(%detail, "request failed"),
+            ApiError::Refused(error) if error.refusal() == Refusal::Unreadable => {
+                tracing::error!(error = %error, source = ?std::error::Error::source(error), "request failed");
+            }
+            _ => {}
         }
         (self.status(), Json(self.body())).into_response()
     }

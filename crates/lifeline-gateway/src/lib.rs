@@ -123,6 +123,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(address).await?;
+    // The bound address: with port 0 the OS chose it, and this line is how callers learn it.
+    let address = listener.local_addr()?;
     tracing::info!(%address, "http listening");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)

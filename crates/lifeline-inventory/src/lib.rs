@@ -28,7 +28,7 @@ pub fn projection(
 }
 
 /// One row of the stock table.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct StockRow {
     pub partner: String,
     pub item: String,

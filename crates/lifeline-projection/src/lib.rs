@@ -101,6 +101,40 @@ struct AppliedBatch {
     ignored: u64,
 }
 
+/// A projection store as the command side reads it (see `lifeline_domain::command::Views`).
+/// Every call reads RocksDB: call it off the async runtime (`spawn_blocking`).
+#[derive(Debug, Clone, Copy)]
+pub struct StoreState<'a>(pub &'a ProjectionStore);
+
+impl lifeline_domain::command::ReadState for StoreState<'_> {
+    fn read(
+        &self,
+        table: &'static str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, lifeline_domain::command::ReadError> {
+        self.0
+            .get(table, key)
+            .map_err(|error| lifeline_domain::command::ReadError {
+                table,
+                source: Box::new(error),
+            })
+    }
+
+    fn any_with_prefix(
+        &self,
+        table: &'static str,
+        prefix: &str,
+    ) -> Result<bool, lifeline_domain::command::ReadError> {
+        self.0
+            .first_with_prefix(table, prefix)
+            .map(|key| key.is_some())
+            .map_err(|error| lifeline_domain::command::ReadError {
+                table,
+                source: Box::new(error),
+            })
+    }
+}
+
 /// Adapts a store batch to the handler's state interface. A read error is remembered and
 /// fails the whole batch afterwards (the handler never sees it as missing data).
 struct StoreTx<'a> {

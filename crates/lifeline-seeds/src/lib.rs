@@ -1,6 +1,8 @@
 //! Seed data: the two communities of the source story (buildings, units, households with
 //! head counts and vulnerabilities), the catalogue, the partners and their stock, tricycles
-//! and volunteers. Loaded from the JSON files in `seeds/` and turned into registry events.
+//! and volunteers. The JSON files in the workspace's `seeds/` are compiled into the binary
+//! (so a copied binary needs no checkout); `--seeds DIR` loads another set of the same
+//! files. Either way they are checked and turned into registry events.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,10 @@ pub enum SeedError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error(
+        "seed directory {path} does not exist (give --seeds a directory holding communities.json, households.json, ...)"
+    )]
+    MissingDirectory { path: PathBuf },
     #[error("seed data is inconsistent: {0}")]
     Inconsistent(String),
 }
@@ -111,38 +117,92 @@ pub struct Seeds {
     pub volunteers: Vec<Volunteer>,
 }
 
-fn read<T: serde::de::DeserializeOwned>(directory: &Path, name: &str) -> Result<T, SeedError> {
-    let path = directory.join(name);
-    let text = std::fs::read(&path).map_err(|source| SeedError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    serde_json::from_slice(&text).map_err(|source| SeedError::Parse { path, source })
-}
+/// The seed files, in the order they are read.
+const FILES: [&str; 7] = [
+    "communities.json",
+    "buildings.json",
+    "households.json",
+    "catalogue.json",
+    "partners.json",
+    "tricycles.json",
+    "volunteers.json",
+];
 
-/// Where the seed files are: `$LIFELINE_SEEDS_DIR`, else `seeds/` under the current
-/// directory or the workspace this binary was built from.
-pub fn default_directory() -> PathBuf {
-    if let Some(directory) = std::env::var_os("LIFELINE_SEEDS_DIR") {
-        return PathBuf::from(directory);
-    }
-    let local = PathBuf::from("seeds");
-    if local.join("communities.json").exists() {
-        return local;
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../seeds")
+/// The workspace's `seeds/`, compiled in.
+const EMBEDDED: [&str; 7] = [
+    include_str!("../../../seeds/communities.json"),
+    include_str!("../../../seeds/buildings.json"),
+    include_str!("../../../seeds/households.json"),
+    include_str!("../../../seeds/catalogue.json"),
+    include_str!("../../../seeds/partners.json"),
+    include_str!("../../../seeds/tricycles.json"),
+    include_str!("../../../seeds/volunteers.json"),
+];
+
+fn parse<T: serde::de::DeserializeOwned>(path: PathBuf, bytes: &[u8]) -> Result<T, SeedError> {
+    serde_json::from_slice(bytes).map_err(|source| SeedError::Parse { path, source })
 }
 
 impl Seeds {
+    /// The seed data shipped inside the binary: Tianlun Jincheng and Huangtugang.
+    pub fn embedded() -> Result<Seeds, SeedError> {
+        Seeds::from_files(|index| {
+            Ok((
+                PathBuf::from("seeds").join(FILES[index]),
+                EMBEDDED[index].as_bytes().to_vec(),
+            ))
+        })
+    }
+
+    /// The seed files in `directory` (the same seven files as the workspace's `seeds/`).
     pub fn load(directory: &Path) -> Result<Seeds, SeedError> {
+        if !directory.is_dir() {
+            return Err(SeedError::MissingDirectory {
+                path: directory.to_owned(),
+            });
+        }
+        Seeds::from_files(|index| {
+            let path = directory.join(FILES[index]);
+            match std::fs::read(&path) {
+                Ok(bytes) => Ok((path, bytes)),
+                Err(source) => Err(SeedError::Read { path, source }),
+            }
+        })
+    }
+
+    /// `directory` when given, else the embedded seeds.
+    pub fn load_or_embedded(directory: Option<&Path>) -> Result<Seeds, SeedError> {
+        match directory {
+            Some(directory) => Seeds::load(directory),
+            None => Seeds::embedded(),
+        }
+    }
+
+    fn from_files(
+        mut file: impl FnMut(usize) -> Result<(PathBuf, Vec<u8>), SeedError>,
+    ) -> Result<Seeds, SeedError> {
+        let (path, bytes) = file(0)?;
+        let communities = parse(path, &bytes)?;
+        let (path, bytes) = file(1)?;
+        let buildings = parse(path, &bytes)?;
+        let (path, bytes) = file(2)?;
+        let households = parse(path, &bytes)?;
+        let (path, bytes) = file(3)?;
+        let catalogue = parse(path, &bytes)?;
+        let (path, bytes) = file(4)?;
+        let partners = parse(path, &bytes)?;
+        let (path, bytes) = file(5)?;
+        let tricycles = parse(path, &bytes)?;
+        let (path, bytes) = file(6)?;
+        let volunteers = parse(path, &bytes)?;
         let seeds = Seeds {
-            communities: read(directory, "communities.json")?,
-            buildings: read(directory, "buildings.json")?,
-            households: read(directory, "households.json")?,
-            catalogue: read(directory, "catalogue.json")?,
-            partners: read(directory, "partners.json")?,
-            tricycles: read(directory, "tricycles.json")?,
-            volunteers: read(directory, "volunteers.json")?,
+            communities,
+            buildings,
+            households,
+            catalogue,
+            partners,
+            tricycles,
+            volunteers,
         };
         seeds.check()?;
         Ok(seeds)
@@ -319,7 +379,7 @@ mod tests {
 
     #[test]
     fn shipped_seeds_load_and_match_the_story() {
-        let seeds = Seeds::load(&default_directory()).expect("seeds load");
+        let seeds = Seeds::embedded().expect("seeds load");
         let tianlun: Vec<&Household> = seeds
             .households
             .iter()
@@ -337,5 +397,33 @@ mod tests {
         let events = seeds.events(OffsetDateTime::UNIX_EPOCH);
         let ids: std::collections::BTreeSet<_> = events.iter().map(|e| e.id).collect();
         assert_eq!(ids.len(), events.len(), "seed event ids are unique");
+    }
+
+    #[test]
+    fn the_embedded_seeds_are_the_workspace_seed_files() {
+        let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../seeds");
+        let from_disk = Seeds::load(&directory).expect("seed files load");
+        let embedded = Seeds::embedded().expect("embedded seeds load");
+        assert_eq!(
+            from_disk.events(OffsetDateTime::UNIX_EPOCH),
+            embedded.events(OffsetDateTime::UNIX_EPOCH)
+        );
+    }
+
+    #[test]
+    fn a_missing_seed_directory_says_which() {
+        let error = Seeds::load(Path::new("/nonexistent/seeds")).expect_err("no such directory");
+        assert!(matches!(error, SeedError::MissingDirectory { .. }));
+        assert!(error.to_string().contains("/nonexistent/seeds"), "{error}");
+    }
+
+    #[test]
+    fn a_directory_missing_one_file_names_the_file() {
+        let directory = std::env::temp_dir().join(format!("lifeline-seeds-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).expect("temp dir");
+        std::fs::write(directory.join("communities.json"), "[]").expect("write");
+        let error = Seeds::load(&directory).expect_err("buildings.json is missing");
+        std::fs::remove_dir_all(&directory).expect("clean up");
+        assert!(error.to_string().contains("buildings.json"), "{error}");
     }
 }

@@ -46,6 +46,10 @@ pub struct DispatchOrder {
     /// The run it is on, or was last on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    /// The ordered lines, until the pick: a pick is checked against them by the same rule
+    /// as delivery and inventory, so all three park the same picks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<lifeline_events::OrderLine>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,6 +317,7 @@ impl Handler for Dispatch {
                     phase: Phase::Waiting,
                     failed_drops: 0,
                     run: None,
+                    lines: placed.lines.clone(),
                 };
                 state.put_json(ORDERS, &placed.order, &order);
                 Ok(Applied::Changed)
@@ -340,6 +345,9 @@ impl Handler for Dispatch {
                         format!("pick of order {} in phase {:?}", picked.order, order.phase),
                     ));
                 }
+                crate::command::check_pick_lines(&order.lines, &picked.lines)
+                    .map_err(|error| Rejection::new("invalid_pick", error.to_string()))?;
+                order.lines = Vec::new();
                 // The same predicate as the delivery status: nothing picked, nothing to carry.
                 order.phase = if crate::delivery::anything_picked(picked) {
                     Phase::Picked
@@ -464,334 +472,10 @@ impl Handler for Dispatch {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn queued(order: usize, building: usize, priority: Priority, weight_g: u32) -> QueuedOrder {
-        QueuedOrder {
-            order: format!("o{order}"),
-            priority,
-            building: format!("b{building}"),
-            unit: "u1".into(),
-            household: format!("h{order}"),
-            weight_g,
-            seq: order as u64,
-        }
-    }
-
-    fn fleet(capacities: &[u32]) -> BTreeMap<String, Tricycle> {
-        capacities
-            .iter()
-            .enumerate()
-            .map(|(i, capacity_g)| {
-                (
-                    format!("t{i:02}"),
-                    Tricycle {
-                        capacity_g: *capacity_g,
-                        run: None,
-                    },
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn priority_orders_go_first_and_buildings_stay_together() {
-        let mut dispatch = CommunityDispatch {
-            tricycles: fleet(&[10_000]),
-            queue: vec![
-                queued(0, 1, Priority::Routine, 4_000),
-                queued(1, 2, Priority::Routine, 4_000),
-                queued(2, 2, Priority::Urgent, 4_000),
-                queued(3, 1, Priority::Routine, 4_000),
-            ],
-            ..Default::default()
-        };
-        let loads = plan_loads(&mut dispatch);
-        assert_eq!(loads.len(), 1);
-        let orders: Vec<&str> = loads[0].orders.iter().map(|o| o.order.as_str()).collect();
-        assert_eq!(
-            orders,
-            ["o2", "o1"],
-            "urgent order's building first, filled with its neighbour"
-        );
-        assert_eq!(loads[0].load_g, 8_000);
-        assert_eq!(dispatch.queue.len(), 2);
-    }
-
-    #[test]
-    fn oversize_order_rides_alone() {
-        let mut dispatch = CommunityDispatch {
-            tricycles: fleet(&[1_000]),
-            queue: vec![
-                queued(0, 1, Priority::Routine, 5_000),
-                queued(1, 1, Priority::Routine, 10),
-            ],
-            ..Default::default()
-        };
-        let loads = plan_loads(&mut dispatch);
-        assert_eq!(loads.len(), 1);
-        assert_eq!(loads[0].orders.len(), 1);
-    }
-
-    proptest! {
-        /// Every planned order is planned once, no load exceeds capacity unless it is a
-        /// single oversize order, and no tricycle gets two runs.
-        #[test]
-        fn planning_conserves_orders_and_respects_capacity(
-            capacities in prop::collection::vec(1_000u32..20_000, 1..6),
-            orders in prop::collection::vec((0usize..5, 0u8..3, 100u32..8_000), 0..60),
-        ) {
-            let queue: Vec<QueuedOrder> = orders.iter().enumerate().map(|(i, (building, priority, weight))| {
-                let priority = Priority::ALL[*priority as usize];
-                queued(i, *building, priority, *weight)
-            }).collect();
-            let mut dispatch = CommunityDispatch { tricycles: fleet(&capacities), queue: queue.clone(), ..Default::default() };
-            let loads = plan_loads(&mut dispatch);
-            let mut seen = BTreeSet::new();
-            let mut tricycles = BTreeSet::new();
-            for load in &loads {
-                prop_assert!(tricycles.insert(load.tricycle.clone()));
-                let capacity = dispatch.tricycles[&load.tricycle].capacity_g;
-                prop_assert!(load.load_g <= capacity || load.orders.len() == 1);
-                prop_assert_eq!(load.load_g, load.orders.iter().map(|o| o.weight_g).sum::<u32>());
-                for order in &load.orders { prop_assert!(seen.insert(order.order.clone())); }
-                let stops = stops_for(load);
-                prop_assert_eq!(stops.iter().map(|s| s.orders.len()).sum::<usize>(), load.orders.len());
-            }
-            for order in &dispatch.queue { prop_assert!(seen.insert(order.order.clone())); }
-            prop_assert_eq!(seen.len(), queue.len());
-            if !dispatch.queue.is_empty() {
-                prop_assert_eq!(loads.len(), capacities.len(), "orders left while a tricycle is free");
-            }
-        }
-    }
-}
+mod tests;
 
 /// Dispatch and the delivery status follow the same orders through different eyes; whatever
 /// arrives, in whatever order, they must agree on where each order is, or an order gets
 /// stuck (planned by one and refused by the other).
 #[cfg(test)]
-mod agreement {
-    use super::*;
-    use crate::delivery::{DeliveryStatus, OrderRecord};
-    use crate::order::Stage;
-    use crate::{MemoryState, apply_atomically};
-    use lifeline_events::{
-        ArrivedAtCheckpoint, DropDelivered, DropFailed, DropFailure, EventMeta, OrderCancelled,
-        OrderPicked, OrderPlaced, PickLine, PickOutcome, RunDeparted, RunReturned,
-        TricycleRegistered,
-    };
-    use proptest::prelude::*;
-
-    const ORDERS_N: usize = 6;
-
-    #[derive(Debug, Clone)]
-    enum Input {
-        Place(usize),
-        Cancel(usize),
-        Pick(usize, bool),
-        Arrive(Vec<usize>),
-        Depart(usize),
-        Return(usize),
-        /// Drop for an order on the run it is on (`true`), or on some other known run.
-        Drop {
-            order: usize,
-            on_its_run: bool,
-            run: usize,
-            delivered: bool,
-        },
-    }
-
-    fn any_input() -> impl Strategy<Value = Input> {
-        prop_oneof![
-            (0..ORDERS_N).prop_map(Input::Place),
-            (0..ORDERS_N).prop_map(Input::Cancel),
-            (0..ORDERS_N, prop::bool::weighted(0.85)).prop_map(|(n, any)| Input::Pick(n, any)),
-            prop::collection::vec(0..ORDERS_N, 1..4).prop_map(Input::Arrive),
-            (0usize..8).prop_map(Input::Depart),
-            (0usize..8).prop_map(Input::Return),
-            (
-                0..ORDERS_N,
-                prop::bool::weighted(0.8),
-                0usize..8,
-                prop::bool::weighted(0.7)
-            )
-                .prop_map(|(order, on_its_run, run, delivered)| Input::Drop {
-                    order,
-                    on_its_run,
-                    run,
-                    delivered
-                }),
-        ]
-    }
-
-    fn envelope(event: Event, step: usize) -> Envelope {
-        let meta = EventMeta {
-            time: time::OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(step as i64),
-            source: "test".into(),
-            actor: lifeline_events::Actor::system("test"),
-            correlation_id: uuid::Uuid::nil(),
-            causation_id: None,
-        };
-        Envelope::new(event, meta)
-    }
-
-    fn id(n: usize) -> String {
-        format!("o{n}")
-    }
-
-    fn to_event(input: &Input, delivery: &MemoryState, runs: &[String]) -> Option<Event> {
-        let c = || "c".to_owned();
-        let order_run = |n: usize| {
-            delivery
-                .get_json::<OrderRecord>(crate::delivery::ORDERS, &id(n))
-                .ok()
-                .flatten()
-                .and_then(|record| record.run)
-        };
-        Some(match input {
-            Input::Place(n) => Event::OrderPlaced(OrderPlaced {
-                order: id(*n),
-                community: c(),
-                building: format!("b{}", n % 2),
-                unit: "u".into(),
-                household: format!("h{n}"),
-                partner: "p".into(),
-                lines: vec![],
-                priority: Priority::ALL[n % 3],
-                weight_g: 30_000,
-                on_behalf_by: None,
-            }),
-            Input::Cancel(n) => Event::OrderCancelled(OrderCancelled {
-                order: id(*n),
-                community: c(),
-                reason: "x".into(),
-            }),
-            Input::Pick(n, any) => Event::OrderPicked(OrderPicked {
-                order: id(*n),
-                community: c(),
-                partner: "p".into(),
-                lines: vec![PickLine {
-                    item: "i".into(),
-                    ordered: 1,
-                    outcome: if *any {
-                        PickOutcome::Picked
-                    } else {
-                        PickOutcome::Short
-                    },
-                    picked: u32::from(*any),
-                    substitute: None,
-                }],
-            }),
-            Input::Arrive(orders) => {
-                let mut orders: Vec<String> = orders.iter().map(|n| id(*n)).collect();
-                orders.dedup();
-                Event::ArrivedAtCheckpoint(ArrivedAtCheckpoint {
-                    arrival: "a".into(),
-                    community: c(),
-                    partner: "p".into(),
-                    orders,
-                })
-            }
-            Input::Depart(k) => {
-                let run = runs.get(k % runs.len().max(1))?.clone();
-                Event::RunDeparted(RunDeparted {
-                    run,
-                    community: c(),
-                    tricycle: "t".into(),
-                    courier: "v".into(),
-                })
-            }
-            Input::Return(k) => {
-                let run = runs.get(k % runs.len().max(1))?.clone();
-                Event::RunReturned(RunReturned {
-                    run,
-                    community: c(),
-                    tricycle: "t".into(),
-                })
-            }
-            Input::Drop {
-                order,
-                on_its_run,
-                run,
-                delivered,
-            } => {
-                let run = if *on_its_run {
-                    order_run(*order)?
-                } else {
-                    runs.get(run % runs.len().max(1))?.clone()
-                };
-                if *delivered {
-                    Event::DropDelivered(DropDelivered {
-                        order: id(*order),
-                        run,
-                        community: c(),
-                        household: format!("h{order}"),
-                        proof: Default::default(),
-                    })
-                } else {
-                    Event::DropFailed(DropFailed {
-                        order: id(*order),
-                        run,
-                        community: c(),
-                        household: format!("h{order}"),
-                        reason: DropFailure::NoAnswer,
-                        note: None,
-                    })
-                }
-            }
-        })
-    }
-
-    /// The phases dispatch may be in while the delivery status says `record`.
-    fn agrees(record: &OrderRecord, order: &DispatchOrder) -> bool {
-        match record.status.stage {
-            _ if record.is_final => order.phase == Phase::Done,
-            Stage::Placed => order.phase == Phase::Waiting,
-            Stage::Picked => order.phase == Phase::Picked,
-            Stage::AtCheckpoint => order.phase == Phase::Queued,
-            Stage::OnRun => order.phase == Phase::OnRun && order.run == record.run,
-            Stage::Failed => matches!(order.phase, Phase::DropFailed | Phase::Queued),
-            Stage::Delivered | Stage::Cancelled => order.phase == Phase::Done,
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
-        #[test]
-        fn dispatch_and_delivery_agree_on_every_order(inputs in prop::collection::vec(any_input(), 1..80)) {
-            let mut dispatch = MemoryState::default();
-            let mut delivery = MemoryState::default();
-            let mut runs: Vec<String> = Vec::new();
-            let mut emitted = Vec::new();
-            // One small tricycle: runs are short and orders wait for each other.
-            let fleet = envelope(Event::TricycleRegistered(TricycleRegistered { community: "c".into(), tricycle: "t".into(), capacity_g: 60_000 }), 0);
-            apply_atomically(&Dispatch, &mut dispatch, &fleet, &mut emitted).expect("fleet");
-            for (step, input) in inputs.iter().enumerate() {
-                let Some(event) = to_event(input, &delivery, &runs) else { continue };
-                let mut queue = vec![envelope(event, step + 1)];
-                while let Some(next) = queue.pop() {
-                    let mut emits = Vec::new();
-                    let _ = apply_atomically(&Dispatch, &mut dispatch, &next, &mut emits);
-                    let _ = apply_atomically(&DeliveryStatus, &mut delivery, &next, &mut Vec::new());
-                    for emit in emits {
-                        if let Event::RunPlanned(planned) = &emit.event {
-                            runs.push(planned.run.clone());
-                        }
-                        queue.insert(0, emit);
-                    }
-                }
-                for n in 0..ORDERS_N {
-                    let record: Option<OrderRecord> = delivery.get_json(crate::delivery::ORDERS, &id(n)).expect("row");
-                    let order: Option<DispatchOrder> = dispatch.get_json(ORDERS, &id(n)).expect("row");
-                    if let (Some(record), Some(order)) = (record, order) {
-                        prop_assert!(agrees(&record, &order), "after {input:?}: delivery {:?} (run {:?}, final {}) vs dispatch {:?} (run {:?})",
-                            record.status, record.run, record.is_final, order.phase, order.run);
-                    }
-                }
-            }
-        }
-    }
-}
+mod agreement;

@@ -1,9 +1,10 @@
 //! Delivery status: each order's stage with the time of every transition, and lookups by
 //! household, building and run. Impossible transitions are rejected (and so parked).
 
-use lifeline_events::{Envelope, Event, OrderLine, OrderPicked, PickOutcome, Priority};
+use lifeline_events::{Envelope, Event, OrderLine, OrderPicked, Priority};
 use serde::{Deserialize, Serialize};
 
+use crate::command::check_pick_lines;
 use crate::order::{OrderStatus, Stage, Step};
 use crate::{Applied, Handler, Rejection, StateTx, StateTxExt};
 
@@ -74,6 +75,7 @@ pub fn day_of(envelope: &Envelope) -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transition {
     pub stage: Stage,
     /// RFC 3339 time of the event that caused the transition.
@@ -84,6 +86,7 @@ pub struct Transition {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderRecord {
     pub order: String,
     pub community: String,
@@ -107,13 +110,42 @@ pub struct OrderRecord {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RunState {
     Planned,
     Departed,
     Returned,
 }
 
+/// What happens to a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStep {
+    Depart,
+    Return,
+}
+
+impl RunState {
+    /// The state after `step`, or `None` when the step is impossible.
+    pub fn next(self, step: RunStep) -> Option<RunState> {
+        match (self, step) {
+            (RunState::Planned, RunStep::Depart) => Some(RunState::Departed),
+            (RunState::Departed, RunStep::Return) => Some(RunState::Returned),
+            _ => None,
+        }
+    }
+
+    /// The wire name, as serde spells it (for messages and labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Planned => "planned",
+            RunState::Departed => "departed",
+            RunState::Returned => "returned",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunRecord {
     pub run: String,
     pub community: String,
@@ -127,36 +159,6 @@ pub struct RunRecord {
 
 #[derive(Debug, Default)]
 pub struct DeliveryStatus;
-
-/// Checks that a pick's lines are self-consistent (shared with the inventory rules).
-pub fn validate_pick_lines(picked: &OrderPicked) -> Result<(), Rejection> {
-    if picked.lines.is_empty() {
-        return Err(Rejection::new("invalid_pick", "a pick has no lines"));
-    }
-    for line in &picked.lines {
-        let consistent = match line.outcome {
-            PickOutcome::Picked => line.picked == line.ordered && line.substitute.is_none(),
-            PickOutcome::Short => line.picked < line.ordered && line.substitute.is_none(),
-            // Part of the line (possibly none) picked, the rest replaced.
-            PickOutcome::Substituted => {
-                line.picked < line.ordered
-                    && line.substitute.as_ref().is_some_and(|substitute| {
-                        substitute.quantity > 0 && substitute.item != line.item
-                    })
-            }
-        };
-        if !consistent {
-            return Err(Rejection::new(
-                "invalid_pick",
-                format!(
-                    "line for {} is inconsistent with outcome {:?}",
-                    line.item, line.outcome
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
 
 /// What a pick hands over: each line's picked quantity and any substitute.
 pub fn picked_items(picked: &OrderPicked) -> Vec<OrderLine> {
@@ -354,8 +356,14 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
             Ok(Applied::Changed)
         }
         Event::OrderPicked(picked) => {
-            validate_pick_lines(picked)?;
             let record = load_order(state, &picked.order)?;
+            // The same line rules as the pick command, for picks published straight to
+            // NATS. Checked only while the order waits for its pick (its items are still
+            // the ordered lines); a later pick is an impossible transition below.
+            if record.status.stage == Stage::Placed {
+                check_pick_lines(&record.items, &picked.lines)
+                    .map_err(|error| Rejection::new("invalid_pick", error.to_string()))?;
+            }
             if record.partner != picked.partner {
                 return Err(Rejection::new(
                     "wrong_partner",
@@ -418,25 +426,24 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
         }
         Event::RunDeparted(departed) => {
             let mut run = load_run(state, &departed.run)?;
-            if run.state != RunState::Planned {
-                return Err(Rejection::new(
+            run.state = run.state.next(RunStep::Depart).ok_or_else(|| {
+                Rejection::new(
                     "impossible_transition",
-                    format!("run {} departed while {:?}", run.run, run.state),
-                ));
-            }
-            run.state = RunState::Departed;
+                    format!("run {} departed while {}", run.run, run.state.as_str()),
+                )
+            })?;
             run.courier = Some(departed.courier.clone());
             state.put_json(RUNS, &departed.run, &run);
             Ok(Applied::Changed)
         }
         Event::RunReturned(returned) => {
             let mut run = load_run(state, &returned.run)?;
-            if run.state != RunState::Departed {
-                return Err(Rejection::new(
+            let returned_state = run.state.next(RunStep::Return).ok_or_else(|| {
+                Rejection::new(
                     "impossible_transition",
-                    format!("run {} returned while {:?}", run.run, run.state),
-                ));
-            }
+                    format!("run {} returned while {}", run.run, run.state.as_str()),
+                )
+            })?;
             for order in &run.orders {
                 let record = load_order(state, order)?;
                 if record.status.stage == Stage::OnRun
@@ -452,7 +459,7 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
                     )?;
                 }
             }
-            run.state = RunState::Returned;
+            run.state = returned_state;
             state.put_json(RUNS, &returned.run, &run);
             bump(state, &format!("runs_open/{}", run.community), -1)?;
             Ok(Applied::Changed)
@@ -520,181 +527,6 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{MemoryState, apply_atomically};
-    use lifeline_events::{
-        Actor, ArrivedAtCheckpoint, DropDelivered, DropFailed, DropFailure, EventMeta,
-        OrderCancelled, OrderPlaced, PickLine, RunDeparted, RunPlanned, RunReturned,
-    };
-    use proptest::prelude::*;
-
-    const ORDERS_N: usize = 4;
-    const RUNS_N: usize = 3;
-
-    fn envelope(event: Event, millis: u64) -> Envelope {
-        let meta = EventMeta {
-            time: time::OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(millis as i64),
-            source: "test".into(),
-            actor: Actor::system("test"),
-            correlation_id: uuid::Uuid::nil(),
-            causation_id: None,
-        };
-        Envelope::new(event, meta)
-    }
-
-    fn order_id(n: usize) -> String {
-        format!("o{n}")
-    }
-
-    /// Any event of the delivery stages about a handful of orders and runs, valid or not.
-    fn any_event() -> impl Strategy<Value = Event> {
-        let community = || "c".to_owned();
-        prop_oneof![
-            (0..ORDERS_N, 0u8..3).prop_map(move |(n, priority)| Event::OrderPlaced(OrderPlaced {
-                order: order_id(n),
-                community: community(),
-                building: "b".into(),
-                unit: "u".into(),
-                household: format!("h{n}"),
-                partner: "p".into(),
-                lines: vec![],
-                priority: Priority::ALL[priority as usize],
-                weight_g: 1,
-                on_behalf_by: None,
-            })),
-            (0..ORDERS_N).prop_map(move |n| Event::OrderCancelled(OrderCancelled {
-                order: order_id(n),
-                community: community(),
-                reason: "x".into()
-            })),
-            (0..ORDERS_N, 0u32..2).prop_map(move |(n, picked)| Event::OrderPicked(OrderPicked {
-                order: order_id(n),
-                community: community(),
-                partner: "p".into(),
-                lines: vec![PickLine {
-                    item: "i".into(),
-                    ordered: 1,
-                    outcome: if picked == 1 {
-                        PickOutcome::Picked
-                    } else {
-                        PickOutcome::Short
-                    },
-                    picked,
-                    substitute: None
-                }],
-            })),
-            prop::collection::vec(0..ORDERS_N, 1..3).prop_map(move |orders| {
-                Event::ArrivedAtCheckpoint(ArrivedAtCheckpoint {
-                    arrival: "a".into(),
-                    community: community(),
-                    partner: "p".into(),
-                    orders: orders.into_iter().map(order_id).collect(),
-                })
-            }),
-            (0..RUNS_N, prop::collection::vec(0..ORDERS_N, 1..3)).prop_map(move |(run, orders)| {
-                Event::RunPlanned(RunPlanned {
-                    run: format!("r{run}"),
-                    community: community(),
-                    tricycle: "t".into(),
-                    stops: vec![lifeline_events::Stop {
-                        building: "b".into(),
-                        unit: "u".into(),
-                        household: "h".into(),
-                        orders: orders.into_iter().map(order_id).collect(),
-                    }],
-                    load_g: 1,
-                })
-            }),
-            (0..RUNS_N).prop_map(move |run| Event::RunDeparted(RunDeparted {
-                run: format!("r{run}"),
-                community: community(),
-                tricycle: "t".into(),
-                courier: "v".into()
-            })),
-            (0..RUNS_N).prop_map(move |run| Event::RunReturned(RunReturned {
-                run: format!("r{run}"),
-                community: community(),
-                tricycle: "t".into()
-            })),
-            (0..ORDERS_N, 0..RUNS_N).prop_map(move |(n, run)| Event::DropDelivered(
-                DropDelivered {
-                    order: order_id(n),
-                    run: format!("r{run}"),
-                    community: community(),
-                    household: format!("h{n}"),
-                    proof: Default::default()
-                }
-            )),
-            (0..ORDERS_N, 0..RUNS_N).prop_map(move |(n, run)| Event::DropFailed(DropFailed {
-                order: order_id(n),
-                run: format!("r{run}"),
-                community: community(),
-                household: format!("h{n}"),
-                reason: DropFailure::NoAnswer,
-                note: None
-            })),
-        ]
-    }
-
-    fn rows<T: serde::de::DeserializeOwned>(state: &MemoryState, table: &str) -> Vec<(String, T)> {
-        state
-            .rows
-            .iter()
-            .filter(|((t, _), _)| t == table)
-            .map(|((_, key), value)| {
-                (
-                    key.clone(),
-                    serde_json::from_slice(value).expect("row decodes"),
-                )
-            })
-            .collect()
-    }
-
-    proptest! {
-        /// Whatever arrives: every order's history is a chain of legal steps, the stage
-        /// counters equal a count of the orders, the open index holds exactly the orders
-        /// that are not final, rejected events leave no trace, and a replay is equal.
-        #[test]
-        fn counters_and_indexes_agree_with_the_orders(events in prop::collection::vec(any_event(), 0..60)) {
-            let envelopes: Vec<Envelope> = events.into_iter().enumerate().map(|(i, e)| envelope(e, i as u64 * 1000)).collect();
-            let mut state = MemoryState::default();
-            let mut emit = Vec::new();
-            for envelope in &envelopes {
-                let before = state.clone();
-                if apply_atomically(&DeliveryStatus, &mut state, envelope, &mut emit).is_err() {
-                    prop_assert_eq!(&state, &before);
-                }
-            }
-            let orders: Vec<(String, OrderRecord)> = rows(&state, ORDERS);
-            for stage in Stage::ALL {
-                let counted = orders.iter().filter(|(_, o)| o.status.stage == stage).count() as i64;
-                let stored: i64 = state.get_json(STATS, &stage_key("c", stage)).expect("row").unwrap_or(0);
-                prop_assert_eq!(stored, counted, "stage {:?}", stage);
-            }
-            let open: BTreeSet<String> = state.rows.keys().filter(|(t, _)| t == OPEN).map(|(_, k)| k.rsplit('/').next().unwrap_or_default().to_owned()).collect();
-            let not_final: BTreeSet<String> = orders.iter().filter(|(_, o)| !o.is_final).map(|(id, _)| id.clone()).collect();
-            prop_assert_eq!(open, not_final);
-            for (_, order) in &orders {
-                let mut status = OrderStatus::placed();
-                prop_assert_eq!(order.history[0].stage, Stage::Placed);
-                for transition in &order.history[1..] {
-                    let legal = [
-                        Step::Cancel, Step::Pick { anything_picked: true }, Step::Pick { anything_picked: false },
-                        Step::ArriveAtCheckpoint, Step::PlanOnRun, Step::ReturnUndropped, Step::Deliver, Step::FailDrop,
-                    ].iter().filter_map(|step| status.next(*step).ok()).find(|next| next.stage == transition.stage);
-                    prop_assert!(legal.is_some(), "illegal {:?} -> {:?}", status.stage, transition.stage);
-                    status = legal.expect("checked");
-                }
-                prop_assert_eq!(status.stage, order.status.stage);
-            }
-            let mut replayed = MemoryState::default();
-            for envelope in &envelopes {
-                let _ = apply_atomically(&DeliveryStatus, &mut replayed, envelope, &mut emit);
-            }
-            prop_assert_eq!(replayed, state);
-        }
-    }
-
-    use std::collections::BTreeSet;
-}
+mod examples;
+#[cfg(test)]
+mod tests;

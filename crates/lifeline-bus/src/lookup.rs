@@ -1,0 +1,68 @@
+//! Point look-ups in the event stream, for the command side: the last sequence on an
+//! aggregate's subject (optimistic concurrency) and whether an event id is stored on a
+//! subject (an idempotent retry whose first acknowledgement was lost).
+
+use async_nats::jetstream;
+use lifeline_events::{EVENT_STREAM, Envelope};
+use uuid::Uuid;
+
+/// The stream could not be asked: the caller retries later.
+#[derive(Debug, thiserror::Error)]
+#[error("the event stream is unavailable for a look-up")]
+pub struct LookupError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+async fn event_stream(
+    jetstream: &jetstream::Context,
+) -> Result<jetstream::stream::Stream, LookupError> {
+    jetstream
+        .get_stream(EVENT_STREAM)
+        .await
+        .map_err(|error| LookupError(Box::new(error)))
+}
+
+/// The sequence of the last message on `subject`, 0 when there is none.
+pub async fn last_subject_sequence(
+    jetstream: &jetstream::Context,
+    subject: &str,
+) -> Result<u64, LookupError> {
+    let stream = event_stream(jetstream).await?;
+    match stream.get_last_raw_message_by_subject(subject).await {
+        Ok(message) => Ok(message.sequence),
+        Err(error)
+            if error.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+        {
+            Ok(0)
+        }
+        Err(error) => Err(LookupError(Box::new(error))),
+    }
+}
+
+/// The event with id `event_id` on `subject` and its stream sequence, if the stream holds
+/// it (found even after JetStream's duplicate window has passed).
+pub async fn find_event_on_subject(
+    jetstream: &jetstream::Context,
+    subject: &str,
+    event_id: Uuid,
+) -> Result<Option<(u64, Envelope)>, LookupError> {
+    let stream = event_stream(jetstream).await?;
+    let mut from = 1;
+    loop {
+        match stream
+            .direct_get_next_for_subject(subject, Some(from))
+            .await
+        {
+            Ok(message) => {
+                if let Ok(envelope) = Envelope::decode(&message.payload)
+                    && envelope.id == event_id
+                {
+                    return Ok(Some((message.sequence, envelope)));
+                }
+                from = message.sequence + 1;
+            }
+            Err(error) if error.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
+                return Ok(None);
+            }
+            Err(error) => return Err(LookupError(Box::new(error))),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The couriers: take each planned run, depart, drop at every door (some drops fail), come
+//! back. Each step is a command decided by the domain against the delivery projection,
+//! after the projection has seen the step before it, as a courier's phone would.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use lifeline_bus::async_nats::jetstream;
+use lifeline_bus::{EventReader, Publisher};
+use lifeline_domain::command::{self, DepartRun, RecordDrop, ReturnRun};
+use lifeline_events::{Actor, ActorKind, EVENT_STREAM, Envelope, Event, RunPlanned};
+use tokio::sync::watch;
+
+use super::Projections;
+use super::simulation::{self, Clock, RUN_SECS, Random};
+
+/// What the couriers did.
+#[derive(Debug, Default)]
+pub struct Rides {
+    pub runs: u64,
+    pub delivered: u64,
+    pub failed: u64,
+}
+
+pub struct Couriers {
+    pub jetstream: jetstream::Context,
+    pub projections: Arc<Projections>,
+    pub clock: Arc<Clock>,
+    pub volunteers: Vec<String>,
+    pub seed: u64,
+    pub deadline: Instant,
+}
+
+impl Couriers {
+    /// Rides every run planned from stream position `start` on, until `shutdown`.
+    pub async fn ride(self, start: u64, mut shutdown: watch::Receiver<bool>) -> Rides {
+        let mut random = Random(self.seed);
+        let publisher = Publisher::new(self.jetstream.clone(), "demo-couriers");
+        let mut reader = match EventReader::open(&self.jetstream, EVENT_STREAM, start, 256).await {
+            Ok(reader) => reader,
+            Err(error) => {
+                tracing::error!(%error, "couriers cannot read the stream");
+                return Rides::default();
+            }
+        };
+        let mut rides = Rides::default();
+        loop {
+            let batch = tokio::select! {
+                _ = shutdown.changed() => return rides,
+                batch = reader.next_batch() => batch,
+            };
+            let Some(Ok(batch)) = batch else {
+                return rides;
+            };
+            for message in batch {
+                let Ok(envelope) = Envelope::decode(&message.payload) else {
+                    continue;
+                };
+                let Event::RunPlanned(planned) = &envelope.event else {
+                    continue;
+                };
+                // A refused step is a bug in the simulation: the courier stops, the day
+                // does not finish, and the demo says so.
+                match self
+                    .ride_one(
+                        &publisher,
+                        &envelope,
+                        planned,
+                        message.sequence,
+                        &mut random,
+                    )
+                    .await
+                {
+                    Ok((delivered, failed)) => {
+                        rides.runs += 1;
+                        rides.delivered += delivered;
+                        rides.failed += failed;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, run = %planned.run, "courier could not ride the run");
+                        return rides;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn ride_one(
+        &self,
+        publisher: &Publisher,
+        cause: &Envelope,
+        planned: &RunPlanned,
+        sequence: u64,
+        random: &mut Random,
+    ) -> anyhow::Result<(u64, u64)> {
+        let courier = self
+            .volunteers
+            .get(random.below(self.volunteers.len() as u64) as usize)
+            .cloned()
+            .unwrap_or_else(|| "vol-unknown".to_owned());
+        self.clock.advance(RUN_SECS);
+        let actor = Actor::new(ActorKind::Courier, courier.clone());
+        let follow = |event: Event| {
+            Envelope::new(
+                event,
+                lifeline_events::EventMeta {
+                    time: self.clock.now(),
+                    source: "lifeline-courier-page".to_owned(),
+                    actor: actor.clone(),
+                    correlation_id: cause.correlation_id,
+                    causation_id: Some(cause.id),
+                },
+            )
+        };
+        // Depart once the run is visible.
+        self.projections
+            .delivery_at(sequence, self.deadline)
+            .await?;
+        let run = planned.run.clone();
+        let departed = self
+            .projections
+            .decide(move |views| command::depart_run(views, DepartRun { run, courier }))
+            .await??;
+        let published = publisher
+            .publish(&follow(Event::RunDeparted(departed)), None)
+            .await?;
+        // Drop at every door once the departure is visible, then come back.
+        self.projections
+            .delivery_at(published.sequence, self.deadline)
+            .await?;
+        let drops: Vec<RecordDrop> = planned
+            .orders()
+            .map(|order| RecordDrop {
+                run: planned.run.clone(),
+                order: order.clone(),
+                outcome: simulation::drop_outcome(random),
+            })
+            .collect();
+        let run = planned.run.clone();
+        let events = self
+            .projections
+            .decide(move |views| {
+                let mut events = Vec::with_capacity(drops.len() + 1);
+                for drop in drops {
+                    events.push(command::record_drop(views, drop)?);
+                }
+                events.push(Event::RunReturned(command::return_run(
+                    views,
+                    ReturnRun { run },
+                )?));
+                Ok::<_, command::CommandError>(events)
+            })
+            .await??;
+        let delivered = events
+            .iter()
+            .filter(|event| matches!(event, Event::DropDelivered(_)))
+            .count() as u64;
+        let failed = events
+            .iter()
+            .filter(|event| matches!(event, Event::DropFailed(_)))
+            .count() as u64;
+        let envelopes: Vec<Envelope> = events.into_iter().map(follow).collect();
+        publisher.publish_all(&envelopes).await?;
+        Ok((delivered, failed))
+    }
+}

@@ -1,0 +1,450 @@
+//! `lifeline demo`: one lockdown day in Tianlun Jincheng, on a simulated clock.
+//!
+//! Every household orders (staff order for those who cannot), partners pick from their
+//! reserved stock (short where stock ran out, now and then a substitution), vehicles bring
+//! the goods to the railway checkpoint, dispatch plans tricycle runs, couriers drop at each
+//! door (some drops fail and are retried). The real consumers run in this process against a
+//! real nats-server. The simulated people (`simulation`) choose; every choice is a command
+//! the domain decides against the projections, as the API would, before it is published.
+
+mod couriers;
+mod report;
+mod simulation;
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use lifeline_bus::async_nats::jetstream;
+use lifeline_bus::{Publisher, stream_head};
+use lifeline_domain::command::{self, CommandError, Views};
+use lifeline_events::{
+    Actor, ActorKind, EVENT_STREAM, Envelope, Event, EventMeta, OrderPlaced, new_event_id,
+};
+use lifeline_projection::{ProjectionStatus, StoreState};
+use lifeline_store::ProjectionStore;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::Common;
+use crate::components::{Component, Running, connect, start_consumers};
+use couriers::Couriers;
+use simulation::{
+    COMMUNITY, Clock, ORDER_SECS, PICK_SECS, Random, VEHICLE_LOAD, VEHICLE_SECS, orderer,
+};
+
+/// The in-process projections the simulated people's commands are decided against.
+pub struct Projections {
+    registry: Arc<ProjectionStore>,
+    inventory: Arc<ProjectionStore>,
+    delivery: Arc<ProjectionStore>,
+    delivery_status: Arc<ProjectionStatus>,
+    statuses: Vec<Arc<ProjectionStatus>>,
+}
+
+impl Projections {
+    fn of(running: &[Running]) -> anyhow::Result<Projections> {
+        let find = |component: Component| {
+            running
+                .iter()
+                .find(|r| r.component == component)
+                .with_context(|| format!("the demo runs {}", component.name()))
+        };
+        Ok(Projections {
+            registry: Arc::clone(&find(Component::Registry)?.store),
+            inventory: Arc::clone(&find(Component::Inventory)?.store),
+            delivery: Arc::clone(&find(Component::Delivery)?.store),
+            delivery_status: Arc::clone(&find(Component::Delivery)?.status),
+            statuses: running.iter().map(|r| Arc::clone(&r.status)).collect(),
+        })
+    }
+
+    /// Runs `decide` against the projections on the blocking pool (RocksDB reads).
+    pub async fn decide<T, F>(&self, decide: F) -> anyhow::Result<T>
+    where
+        F: FnOnce(&Views<'_>) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (registry, inventory, delivery) = (
+            Arc::clone(&self.registry),
+            Arc::clone(&self.inventory),
+            Arc::clone(&self.delivery),
+        );
+        Ok(tokio::task::spawn_blocking(move || {
+            let (registry, inventory, delivery) = (
+                StoreState(&registry),
+                StoreState(&inventory),
+                StoreState(&delivery),
+            );
+            decide(&Views {
+                registry: &registry,
+                inventory: &inventory,
+                delivery: &delivery,
+            })
+        })
+        .await?)
+    }
+
+    /// Waits until every consumer has applied the stream up to `sequence`.
+    async fn caught_up(&self, sequence: u64, deadline: Instant) -> anyhow::Result<()> {
+        for status in &self.statuses {
+            wait_for(status, sequence, deadline).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the delivery projection has applied the stream up to `sequence`.
+    pub async fn delivery_at(&self, sequence: u64, deadline: Instant) -> anyhow::Result<()> {
+        wait_for(&self.delivery_status, sequence, deadline).await
+    }
+}
+
+/// Polls a consumer's in-memory position (no disk) until it reaches `sequence`.
+async fn wait_for(
+    status: &ProjectionStatus,
+    sequence: u64,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    while status.position.load(std::sync::atomic::Ordering::Relaxed) < sequence {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "consumers did not catch up before the deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+async fn head(jetstream: &jetstream::Context) -> anyhow::Result<u64> {
+    Ok(stream_head(jetstream, EVENT_STREAM).await?)
+}
+
+fn meta(clock: &Clock, source: &str, actor: Actor) -> EventMeta {
+    EventMeta {
+        time: clock.now(),
+        source: source.to_owned(),
+        actor,
+        correlation_id: new_event_id(),
+        causation_id: None,
+    }
+}
+
+/// Commands the domain refused, by rule: zero on a good day.
+#[derive(Debug, Default)]
+pub struct Refusals(BTreeMap<String, u64>);
+
+impl Refusals {
+    fn keep<T>(&mut self, decided: Result<T, CommandError>) -> Option<T> {
+        match decided {
+            Ok(value) => Some(value),
+            Err(error) => {
+                tracing::warn!(code = %error.code(), %error, "the domain refused a simulated command");
+                *self.0.entry(error.code().to_string()).or_default() += 1;
+                None
+            }
+        }
+    }
+}
+
+struct Bars {
+    progress: MultiProgress,
+    style: ProgressStyle,
+}
+
+impl Bars {
+    fn new() -> Self {
+        Bars {
+            progress: MultiProgress::new(),
+            style: ProgressStyle::with_template("{prefix:>10} {bar:40} {pos:>5}/{len:5} {msg}")
+                .expect("valid template"),
+        }
+    }
+
+    fn bar(&self, prefix: &str, length: usize) -> ProgressBar {
+        let bar = self.progress.add(ProgressBar::new(length as u64));
+        bar.set_style(self.style.clone());
+        bar.set_prefix(prefix.to_owned());
+        bar
+    }
+}
+
+pub async fn run(
+    mut common: Common,
+    households: usize,
+    seed: u64,
+    timeout_secs: u64,
+    source: crate::SeedSource,
+) -> anyhow::Result<ExitCode> {
+    let mut seeds = source.load().context("cannot load seed data")?;
+    // A fresh data directory unless one was given, so each demo plays a clean day.
+    let _temporary;
+    if std::env::var_os("LIFELINE_DATA_DIR").is_none()
+        && common.data_dir.as_os_str() == "lifeline-data"
+    {
+        let directory = tempfile::tempdir().context("cannot create a temporary data dir")?;
+        common.data_dir = directory.path().to_owned();
+        _temporary = Some(directory);
+    }
+    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+    seeds.restrict(COMMUNITY, Some(households));
+    let connection = connect(&common, "lifeline-demo").await?;
+    let jetstream = connection.jetstream.clone();
+    let (trigger, shutdown) = watch::channel(false);
+    crate::components::stop_on_signal(trigger.clone());
+    let mut tasks = JoinSet::new();
+    let running = start_consumers(
+        &jetstream,
+        &common.data_dir,
+        &Component::ALL,
+        &shutdown,
+        &mut tasks,
+    )?;
+    let projections = Arc::new(Projections::of(&running)?);
+    let clock = Arc::new(Clock::default());
+    let mut random = Random(seed);
+    let mut refusals = Refusals::default();
+    let bars = Bars::new();
+    let publisher = Publisher::new(jetstream.clone(), "demo");
+
+    // 1. The registry, catalogue and opening stock.
+    let seed_events = seeds.events(clock.now());
+    let seeding = bars.bar("seeding", seed_events.len());
+    for chunk in seed_events.chunks(1000) {
+        publisher.publish_all(chunk).await?;
+        seeding.inc(chunk.len() as u64);
+    }
+    seeding.finish_with_message("registry loaded");
+    projections
+        .caught_up(head(&jetstream).await?, deadline)
+        .await?;
+
+    // Couriers listen for planned runs from here on.
+    let courier_start = head(&jetstream).await?;
+    let couriers = Couriers {
+        jetstream: jetstream.clone(),
+        projections: Arc::clone(&projections),
+        clock: Arc::clone(&clock),
+        volunteers: seeds
+            .volunteers
+            .iter()
+            .filter(|v| v.group == "rapid_delivery")
+            .map(|v| v.volunteer.clone())
+            .collect(),
+        seed: seed ^ 0x5eed,
+        deadline,
+    };
+    let courier = tokio::spawn(couriers.ride(courier_start, shutdown.clone()));
+
+    // 2. Every household orders; staff order for the elderly living alone and the disabled.
+    let ordering = bars.bar("ordering", seeds.households.len());
+    let mut orders: Vec<OrderPlaced> = Vec::with_capacity(seeds.households.len());
+    for chunk in seeds.households.chunks(500) {
+        let commands: Vec<_> = chunk
+            .iter()
+            .map(|household| {
+                (
+                    simulation::order_for(household, &seeds, &mut random),
+                    orderer(household),
+                )
+            })
+            .collect();
+        let decided = projections
+            .decide(move |views| {
+                commands
+                    .into_iter()
+                    .map(|(command, actor)| (command::place_order(views, command), actor))
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+        let mut batch = Vec::with_capacity(decided.len());
+        for (placed, actor) in decided {
+            let Some(placed) = refusals.keep(placed) else {
+                continue;
+            };
+            clock.advance(ORDER_SECS);
+            batch.push(Envelope::new(
+                Event::OrderPlaced(placed.clone()),
+                meta(&clock, "lifeline-demo", actor),
+            ));
+            orders.push(placed);
+        }
+        publisher.publish_all(&batch).await?;
+        ordering.inc(chunk.len() as u64);
+    }
+    ordering.finish_with_message("orders placed");
+
+    // A few residents change their minds before the partner picks.
+    projections
+        .caught_up(head(&jetstream).await?, deadline)
+        .await?;
+    let cancelling: Vec<(String, String)> = orders
+        .iter()
+        .filter(|_| simulation::cancels(&mut random))
+        .map(|order| (order.order.clone(), order.household.clone()))
+        .collect();
+    let decided = projections
+        .decide(move |views| {
+            cancelling
+                .into_iter()
+                .map(|(order, household)| {
+                    let command = command::CancelOrder {
+                        order,
+                        reason: Some("resident cancelled".to_owned()),
+                    };
+                    (command::cancel_order(views, command), household)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    let mut cancelled = std::collections::BTreeSet::new();
+    let mut cancels = Vec::new();
+    for (decided, household) in decided {
+        let Some(cancel) = refusals.keep(decided) else {
+            continue;
+        };
+        cancelled.insert(cancel.order.clone());
+        let actor = Actor::new(ActorKind::Resident, household);
+        cancels.push(Envelope::new(
+            Event::OrderCancelled(cancel),
+            meta(&clock, "lifeline-demo", actor),
+        ));
+    }
+    publisher.publish_all(&cancels).await?;
+
+    // 3. Partners pick what the inventory reserved for each order.
+    projections
+        .caught_up(head(&jetstream).await?, deadline)
+        .await?;
+    let to_pick: Vec<(String, String)> = orders
+        .iter()
+        .filter(|order| !cancelled.contains(&order.order))
+        .map(|order| (order.order.clone(), order.partner.clone()))
+        .collect();
+    let picking = bars.bar("picking", to_pick.len());
+    let mut picked_orders: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let (mut short_lines, mut substituted_lines) = (0u64, 0u64);
+    for chunk in to_pick.chunks(500) {
+        let chunk = chunk.to_vec();
+        let mut chunk_random = Random(random.next());
+        let decided = projections
+            .decide(move |views| {
+                chunk
+                    .into_iter()
+                    .map(|(order, partner)| {
+                        let reservation = views.reservation(&order)?.ok_or_else(|| {
+                            CommandError::NotYetVisible {
+                                what: format!("the reservation of order {order}"),
+                            }
+                        })?;
+                        let pick =
+                            simulation::pick_for(&order, &partner, &reservation, &mut chunk_random);
+                        command::pick_order(views, pick)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+        let mut batch = Vec::with_capacity(decided.len());
+        for picked in decided {
+            let Some(picked) = refusals.keep(picked) else {
+                continue;
+            };
+            clock.advance(PICK_SECS);
+            let tally = report::tally_pick(&picked);
+            short_lines += tally.short;
+            substituted_lines += tally.substituted;
+            if tally.anything {
+                picked_orders
+                    .entry(picked.partner.clone())
+                    .or_default()
+                    .push(picked.order.clone());
+            }
+            let actor = Actor::new(ActorKind::Partner, picked.partner.clone());
+            let source = format!("partner-{}", picked.partner);
+            batch.push(Envelope::new(
+                Event::OrderPicked(picked),
+                meta(&clock, &source, actor),
+            ));
+        }
+        publisher.publish_all(&batch).await?;
+        picking.inc(batch.len() as u64);
+    }
+    picking.finish_with_message("picked");
+
+    // 4. Vehicles bring picked orders to the railway checkpoint, a load at a time.
+    projections
+        .caught_up(head(&jetstream).await?, deadline)
+        .await?;
+    let arriving_total: usize = picked_orders.values().map(Vec::len).sum();
+    let arriving = bars.bar("arriving", arriving_total);
+    for (partner, order_ids) in &picked_orders {
+        for load in order_ids.chunks(VEHICLE_LOAD) {
+            let command = command::Arrival {
+                arrival: new_event_id().to_string(),
+                community: COMMUNITY.to_owned(),
+                partner: partner.clone(),
+                orders: load.to_vec(),
+            };
+            let decided = projections
+                .decide(move |views| command::arrive(views, command))
+                .await?;
+            let Some(arrival) = refusals.keep(decided) else {
+                continue;
+            };
+            let actor = Actor::new(ActorKind::Staff, "staff-tianlun-checkpoint");
+            let envelope = Envelope::new(
+                Event::ArrivedAtCheckpoint(arrival),
+                meta(&clock, "lifeline-demo", actor),
+            );
+            clock.advance(VEHICLE_SECS);
+            publisher.publish(&envelope, None).await?;
+            arriving.inc(load.len() as u64);
+        }
+    }
+    arriving.finish_with_message("at the checkpoint");
+
+    // 5. Watch the delivery-status projection until every order is final.
+    let delivering = bars.bar("final", orders.len());
+    let order_ids: Vec<String> = orders.iter().map(|o| o.order.clone()).collect();
+    let finished = loop {
+        let store = Arc::clone(&projections.delivery);
+        let ids = order_ids.clone();
+        let stages =
+            tokio::task::spawn_blocking(move || report::final_stages(&store, &ids)).await??;
+        delivering.set_position(stages.final_count as u64);
+        delivering.set_message(format!("{:?}", stages.by_stage));
+        if stages.final_count == orders.len() {
+            break true;
+        }
+        if Instant::now() > deadline || *shutdown.borrow() {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    delivering.finish();
+
+    // Stop everything, committing what is in flight.
+    let _ = trigger.send(true);
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((component, Err(error))) = joined {
+            tracing::error!(component = component.name(), %error, "consumer failed");
+        }
+    }
+    let rides = courier.await.unwrap_or_default();
+
+    let day = report::Day {
+        households: seeds.households.len(),
+        start: Clock::START,
+        end: clock.now(),
+        orders: order_ids,
+        short_lines,
+        substituted_lines,
+        rides,
+        refusals,
+        finished,
+    };
+    day.print(&projections.delivery, &projections.inventory, &jetstream)
+        .await
+}

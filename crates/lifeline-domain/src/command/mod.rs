@@ -1,0 +1,29 @@
+//! The command side: what a resident, staff member, partner or courier may do, decided
+//! here and nowhere else.
+//!
+//! Each command is a pure function from the projections' state (read through [`Views`])
+//! and the command to the event it appends, or a [`CommandError`] saying which rule it
+//! broke. The gateway, the demo and the consumers (for events published straight to NATS)
+//! all end in these functions, so a rule cannot drift between them. Who may act for whom
+//! (tokens, roles, scopes) is the gateway's concern; whether the act is allowed is this
+//! module's.
+
+mod error;
+mod order;
+mod pick;
+mod run;
+#[cfg(test)]
+mod tests;
+mod views;
+
+pub use error::{CommandError, ErrorCode, Refusal};
+pub use order::{
+    CancelOrder, MAX_LINES, MAX_QUANTITY, PlaceOrder, cancel_order, deadline_seconds, place_order,
+    priority_floor,
+};
+pub use pick::{MAX_RESTOCK, PostPick, Restock, check_pick_lines, pick_order, restock};
+pub use run::{
+    Arrival, DepartRun, DropOutcome, MAX_ARRIVAL_ORDERS, RecordDrop, ReturnRun, arrive, depart_run,
+    record_drop, return_run,
+};
+pub use views::{ReadError, ReadState, Views};

@@ -1,0 +1,192 @@
+//! The checkpoint and the tricycle: a vehicle's arrival, a run's departure and return,
+//! and each drop at a door.
+
+use std::collections::BTreeSet;
+
+use lifeline_events::{
+    ArrivedAtCheckpoint, DropDelivered, DropFailed, DropFailure, Event, Proof, RunDeparted,
+    RunReturned,
+};
+
+use super::{CommandError, Views};
+use crate::delivery::{RunRecord, RunState};
+use crate::order::Stage;
+
+/// An arrival carries 1 to this many orders.
+pub const MAX_ARRIVAL_ORDERS: usize = 1000;
+
+/// A partner's vehicle at the checkpoint with picked orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    /// The arrival's id (the gateway uses the event id).
+    pub arrival: String,
+    pub community: String,
+    pub partner: String,
+    pub orders: Vec<String>,
+}
+
+/// The size limits of an arrival, checked before anything is read.
+fn check_arrival_shape(orders: &[String]) -> Result<(), CommandError> {
+    if orders.is_empty() || orders.len() > MAX_ARRIVAL_ORDERS {
+        return Err(CommandError::ArrivalSize {
+            max: MAX_ARRIVAL_ORDERS,
+        });
+    }
+    let mut seen = BTreeSet::new();
+    if let Some(order) = orders.iter().find(|order| !seen.insert(order.as_str())) {
+        return Err(CommandError::DuplicateOrder {
+            order: order.clone(),
+        });
+    }
+    Ok(())
+}
+
+pub fn arrive(views: &Views<'_>, command: Arrival) -> Result<ArrivedAtCheckpoint, CommandError> {
+    check_arrival_shape(&command.orders)?;
+    for order in &command.orders {
+        let record = views
+            .order(order)?
+            .ok_or_else(|| CommandError::UnknownOrder {
+                order: order.clone(),
+            })?;
+        if record.community != command.community || record.partner != command.partner {
+            return Err(CommandError::OrderElsewhere {
+                order: order.clone(),
+                partner: command.partner,
+                community: command.community,
+            });
+        }
+        if record.status.stage != Stage::Picked {
+            return Err(CommandError::NotPicked {
+                order: order.clone(),
+                stage: record.status.stage.as_str(),
+            });
+        }
+    }
+    Ok(ArrivedAtCheckpoint {
+        arrival: command.arrival,
+        community: command.community,
+        partner: command.partner,
+        orders: command.orders,
+    })
+}
+
+fn known_run(views: &Views<'_>, run: &str) -> Result<RunRecord, CommandError> {
+    views.run(run)?.ok_or_else(|| CommandError::UnknownRun {
+        run: run.to_owned(),
+    })
+}
+
+/// A planned run leaves with its courier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepartRun {
+    pub run: String,
+    pub courier: String,
+}
+
+pub fn depart_run(views: &Views<'_>, command: DepartRun) -> Result<RunDeparted, CommandError> {
+    let record = known_run(views, &command.run)?;
+    let volunteer = views.volunteer(&command.courier)?;
+    if volunteer.is_none_or(|volunteer| volunteer.community != record.community) {
+        return Err(CommandError::UnknownCourier {
+            courier: command.courier,
+            community: record.community,
+        });
+    }
+    if record.state != RunState::Planned {
+        return Err(CommandError::RunNotPlanned {
+            run: command.run,
+            state: record.state.as_str(),
+        });
+    }
+    Ok(RunDeparted {
+        run: command.run,
+        community: record.community,
+        tricycle: record.tricycle,
+        courier: command.courier,
+    })
+}
+
+/// A departed run is back at the checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnRun {
+    pub run: String,
+}
+
+pub fn return_run(views: &Views<'_>, command: ReturnRun) -> Result<RunReturned, CommandError> {
+    let record = known_run(views, &command.run)?;
+    if record.state != RunState::Departed {
+        return Err(CommandError::RunNotOut {
+            run: command.run,
+            state: record.state.as_str(),
+        });
+    }
+    Ok(RunReturned {
+        run: command.run,
+        community: record.community,
+        tricycle: record.tricycle,
+    })
+}
+
+/// What happened at the door.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DropOutcome {
+    Delivered {
+        proof: Proof,
+    },
+    /// `reason` is required; `None` is refused.
+    Failed {
+        reason: Option<DropFailure>,
+        note: Option<String>,
+    },
+}
+
+/// One drop of a departed run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordDrop {
+    pub run: String,
+    pub order: String,
+    pub outcome: DropOutcome,
+}
+
+pub fn record_drop(views: &Views<'_>, command: RecordDrop) -> Result<Event, CommandError> {
+    let order = views
+        .order(&command.order)?
+        .ok_or_else(|| CommandError::UnknownOrder {
+            order: command.order.clone(),
+        })?;
+    let run = known_run(views, &command.run)?;
+    if run.state != RunState::Departed {
+        return Err(CommandError::RunNotOut {
+            run: command.run,
+            state: run.state.as_str(),
+        });
+    }
+    let on_this_run = run.orders.contains(&command.order)
+        && order.status.stage == Stage::OnRun
+        && order.run.as_deref() == Some(command.run.as_str());
+    if !on_this_run {
+        return Err(CommandError::NotOnRun {
+            order: command.order,
+            run: command.run,
+            stage: order.status.stage.as_str(),
+        });
+    }
+    Ok(match command.outcome {
+        DropOutcome::Delivered { proof } => Event::DropDelivered(DropDelivered {
+            order: order.order,
+            run: command.run,
+            community: run.community,
+            household: order.household,
+            proof,
+        }),
+        DropOutcome::Failed { reason, note } => Event::DropFailed(DropFailed {
+            order: order.order,
+            run: command.run,
+            community: run.community,
+            household: order.household,
+            reason: reason.ok_or(CommandError::FailureNeedsReason)?,
+            note,
+        }),
+    })
+}

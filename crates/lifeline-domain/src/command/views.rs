@@ -1,0 +1,116 @@
+//! What commands read: the registry, inventory and delivery projections, through a small
+//! read-only interface that RocksDB (in the gateway and the demo) and [`MemoryState`] (in
+//! tests) both implement. The table layouts stay the projections' own: every lookup here
+//! goes through the same keys the handlers write.
+
+use lifeline_events::{HouseholdRegistered, ItemRegistered, VolunteerRegistered};
+use serde::de::DeserializeOwned;
+
+use crate::MemoryState;
+use crate::delivery::{self, OrderRecord, RunRecord};
+use crate::inventory::{self, Reservation, StockLevel};
+use crate::registry;
+
+use super::CommandError;
+
+/// A projection's tables could not be read (the disk, not the data): retry later.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read table {table}")]
+pub struct ReadError {
+    pub table: &'static str,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// Read-only access to one projection's tables.
+pub trait ReadState {
+    fn read(&self, table: &'static str, key: &str) -> Result<Option<Vec<u8>>, ReadError>;
+    /// True when some key of `table` starts with `prefix`.
+    fn any_with_prefix(&self, table: &'static str, prefix: &str) -> Result<bool, ReadError>;
+}
+
+impl ReadState for MemoryState {
+    fn read(&self, table: &'static str, key: &str) -> Result<Option<Vec<u8>>, ReadError> {
+        Ok(self.rows.get(&(table.to_owned(), key.to_owned())).cloned())
+    }
+
+    fn any_with_prefix(&self, table: &'static str, prefix: &str) -> Result<bool, ReadError> {
+        Ok(self
+            .rows
+            .range((table.to_owned(), prefix.to_owned())..)
+            .next()
+            .is_some_and(|((t, key), _)| t == table && key.starts_with(prefix)))
+    }
+}
+
+/// The three projections a command may consult.
+#[derive(Clone, Copy)]
+pub struct Views<'a> {
+    pub registry: &'a dyn ReadState,
+    pub inventory: &'a dyn ReadState,
+    pub delivery: &'a dyn ReadState,
+}
+
+impl std::fmt::Debug for Views<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Views").finish_non_exhaustive()
+    }
+}
+
+fn json<T: DeserializeOwned>(
+    state: &dyn ReadState,
+    table: &'static str,
+    key: &str,
+) -> Result<Option<T>, CommandError> {
+    match state.read(table, key)? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|error| {
+            CommandError::Unreadable(ReadError {
+                table,
+                source: Box::new(error),
+            })
+        }),
+    }
+}
+
+impl Views<'_> {
+    pub fn household(&self, id: &str) -> Result<Option<HouseholdRegistered>, CommandError> {
+        json(self.registry, registry::HOUSEHOLDS, id)
+    }
+
+    pub fn item(&self, id: &str) -> Result<Option<ItemRegistered>, CommandError> {
+        json(self.registry, registry::ITEMS, id)
+    }
+
+    pub fn volunteer(&self, id: &str) -> Result<Option<VolunteerRegistered>, CommandError> {
+        json(self.registry, registry::VOLUNTEERS, id)
+    }
+
+    /// A partner is known once it holds stock of anything.
+    pub fn partner_known(&self, partner: &str) -> Result<bool, CommandError> {
+        Ok(self
+            .inventory
+            .any_with_prefix(inventory::STOCK, &inventory::stock_key(partner, ""))?)
+    }
+
+    pub fn stock(&self, partner: &str, item: &str) -> Result<StockLevel, CommandError> {
+        Ok(json(
+            self.inventory,
+            inventory::STOCK,
+            &inventory::stock_key(partner, item),
+        )?
+        .unwrap_or_default())
+    }
+
+    pub fn reservation(&self, order: &str) -> Result<Option<Reservation>, CommandError> {
+        json(self.inventory, inventory::RESERVATIONS, order)
+    }
+
+    pub fn order(&self, id: &str) -> Result<Option<OrderRecord>, CommandError> {
+        json(self.delivery, delivery::ORDERS, id)
+    }
+
+    pub fn run(&self, id: &str) -> Result<Option<RunRecord>, CommandError> {
+        json(self.delivery, delivery::RUNS, id)
+    }
+}

@@ -1,0 +1,105 @@
+//! The dispatch planner and process manager: table tests and properties (conservation,
+//! capacity, deterministic ids).
+
+use super::*;
+use proptest::prelude::*;
+
+fn queued(order: usize, building: usize, priority: Priority, weight_g: u32) -> QueuedOrder {
+    QueuedOrder {
+        order: format!("o{order}"),
+        priority,
+        building: format!("b{building}"),
+        unit: "u1".into(),
+        household: format!("h{order}"),
+        weight_g,
+        seq: order as u64,
+    }
+}
+
+fn fleet(capacities: &[u32]) -> BTreeMap<String, Tricycle> {
+    capacities
+        .iter()
+        .enumerate()
+        .map(|(i, capacity_g)| {
+            (
+                format!("t{i:02}"),
+                Tricycle {
+                    capacity_g: *capacity_g,
+                    run: None,
+                },
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn priority_orders_go_first_and_buildings_stay_together() {
+    let mut dispatch = CommunityDispatch {
+        tricycles: fleet(&[10_000]),
+        queue: vec![
+            queued(0, 1, Priority::Routine, 4_000),
+            queued(1, 2, Priority::Routine, 4_000),
+            queued(2, 2, Priority::Urgent, 4_000),
+            queued(3, 1, Priority::Routine, 4_000),
+        ],
+        ..Default::default()
+    };
+    let loads = plan_loads(&mut dispatch);
+    assert_eq!(loads.len(), 1);
+    let orders: Vec<&str> = loads[0].orders.iter().map(|o| o.order.as_str()).collect();
+    assert_eq!(
+        orders,
+        ["o2", "o1"],
+        "urgent order's building first, filled with its neighbour"
+    );
+    assert_eq!(loads[0].load_g, 8_000);
+    assert_eq!(dispatch.queue.len(), 2);
+}
+
+#[test]
+fn oversize_order_rides_alone() {
+    let mut dispatch = CommunityDispatch {
+        tricycles: fleet(&[1_000]),
+        queue: vec![
+            queued(0, 1, Priority::Routine, 5_000),
+            queued(1, 1, Priority::Routine, 10),
+        ],
+        ..Default::default()
+    };
+    let loads = plan_loads(&mut dispatch);
+    assert_eq!(loads.len(), 1);
+    assert_eq!(loads[0].orders.len(), 1);
+}
+
+proptest! {
+    /// Every planned order is planned once, no load exceeds capacity unless it is a
+    /// single oversize order, and no tricycle gets two runs.
+    #[test]
+    fn planning_conserves_orders_and_respects_capacity(
+        capacities in prop::collection::vec(1_000u32..20_000, 1..6),
+        orders in prop::collection::vec((0usize..5, 0u8..3, 100u32..8_000), 0..60),
+    ) {
+        let queue: Vec<QueuedOrder> = orders.iter().enumerate().map(|(i, (building, priority, weight))| {
+            let priority = Priority::ALL[*priority as usize];
+            queued(i, *building, priority, *weight)
+        }).collect();
+        let mut dispatch = CommunityDispatch { tricycles: fleet(&capacities), queue: queue.clone(), ..Default::default() };
+        let loads = plan_loads(&mut dispatch);
+        let mut seen = BTreeSet::new();
+        let mut tricycles = BTreeSet::new();
+        for load in &loads {
+            prop_assert!(tricycles.insert(load.tricycle.clone()));
+            let capacity = dispatch.tricycles[&load.tricycle].capacity_g;
+            prop_assert!(load.load_g <= capacity || load.orders.len() == 1);
+            prop_assert_eq!(load.load_g, load.orders.iter().map(|o| o.weight_g).sum::<u32>());
+            for order in &load.orders { prop_assert!(seen.insert(order.order.clone())); }
+            let stops = stops_for(load);
+            prop_assert_eq!(stops.iter().map(|s| s.orders.len()).sum::<usize>(), load.orders.len());
+        }
+        for order in &dispatch.queue { prop_assert!(seen.insert(order.order.clone())); }
+        prop_assert_eq!(seen.len(), queue.len());
+        if !dispatch.queue.is_empty() {
+            prop_assert_eq!(loads.len(), capacities.len(), "orders left while a tricycle is free");
+        }
+    }
+}

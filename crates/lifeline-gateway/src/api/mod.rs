@@ -1,0 +1,454 @@
+//! The `/v1` API, one file per role. Every command goes through [`Api::execute`]: settle
+//! on the aggregate, decide with `lifeline_domain::command` (no rule lives here), append,
+//! answer. A refused command publishes nothing. Reads come from the projections and are
+//! eventually consistent with the stream (usually milliseconds behind).
+//!
+//! Architecture invariant: this module checks who may act for whom (tokens, roles, scopes)
+//! and nothing else; whether an act is allowed is decided in the domain.
+
+mod couriers;
+mod dispatch;
+mod operators;
+mod partners;
+mod residents;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, Query, Request};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use lifeline_bus::Publisher;
+use lifeline_bus::async_nats::jetstream;
+use lifeline_domain::command::{CommandError, Views};
+use lifeline_domain::delivery::{OrderRecord, RunRecord};
+use lifeline_events::{Actor, ActorKind, Envelope, Event, EventMeta, is_token};
+use lifeline_projection::StoreState;
+use lifeline_store::ProjectionStore;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::access::{Access, Caller, HasAccess, Role};
+use crate::error::ApiError;
+use crate::idempotency::Idempotency;
+
+pub use couriers::{Manifest, ManifestItem, ManifestOrder, ManifestStop, Outcome, PostDrop};
+pub use dispatch::{DepartRun, PostArrival};
+pub use partners::{PostPick, Restock};
+pub use residents::{CancelOrder, LineRequest, OrderAccepted, PlaceOrder};
+
+/// Request bodies above this are refused with 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What the API needs: the publisher, the projections it validates against, the access table.
+pub struct Api {
+    pub publisher: Publisher,
+    pub jetstream: jetstream::Context,
+    pub registry: Arc<ProjectionStore>,
+    pub delivery: Arc<ProjectionStore>,
+    pub inventory: Arc<ProjectionStore>,
+    pub idempotency: Idempotency,
+    pub access: Access,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api").finish()
+    }
+}
+
+impl HasAccess for Arc<Api> {
+    fn access(&self) -> &Access {
+        &self.access
+    }
+}
+
+pub fn router(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/v1/orders", post(residents::place_order))
+        .route("/v1/orders/{order}", get(residents::get_order))
+        .route("/v1/orders/{order}/cancel", post(residents::cancel_order))
+        .route(
+            "/v1/households/{household}/orders",
+            get(residents::household_orders),
+        )
+        .route(
+            "/v1/partners/{partner}/orders",
+            get(partners::partner_orders),
+        )
+        .route("/v1/partners/{partner}/picks", post(partners::post_pick))
+        .route(
+            "/v1/partners/{partner}/stock",
+            get(partners::partner_stock).post(partners::restock),
+        )
+        .route(
+            "/v1/communities/{community}/ready",
+            get(dispatch::ready_orders),
+        )
+        .route(
+            "/v1/communities/{community}/arrivals",
+            post(dispatch::post_arrival),
+        )
+        .route(
+            "/v1/communities/{community}/runs",
+            get(dispatch::community_runs),
+        )
+        .route(
+            "/v1/communities/{community}/summary",
+            get(operators::community_summary),
+        )
+        .route("/v1/runs/{run}/depart", post(dispatch::depart_run))
+        .route("/v1/runs/{run}/return", post(dispatch::return_run))
+        .route("/v1/runs/{run}/manifest", get(couriers::run_manifest))
+        .route("/v1/runs/{run}/drops", post(couriers::post_drop))
+        .route("/v1/stuck", get(operators::stuck_orders))
+        .route("/v1/dead-letters", get(operators::dead_letters))
+        .route("/v1/stock", get(operators::all_stock))
+        .with_state(api)
+}
+
+// ---- extraction ---------------------------------------------------------------------------
+
+/// A JSON body whose rejections are API errors: bad syntax 400, wrong shape 422, too
+/// large 413, not JSON 415.
+pub struct Body<T>(pub T);
+
+impl<S, T> FromRequest<S> for Body<T>
+where
+    Json<T>: FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(BODY_LIMIT),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                    ApiError::UnsupportedMediaType(rejection.body_text())
+                }
+                StatusCode::UNPROCESSABLE_ENTITY => ApiError::Unprocessable(rejection.body_text()),
+                _ => ApiError::BadRequest(rejection.body_text()),
+            }),
+        }
+    }
+}
+
+/// Query parameters whose rejection is a JSON 400 like every other error.
+pub struct Params<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Params<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| Params(value))
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+    }
+}
+
+/// The correlation id of a request: the trace id of an incoming W3C `traceparent`, an
+/// `X-Correlation-Id` UUID, or a fresh one. It travels in every event the request causes.
+pub fn correlation_id(headers: &HeaderMap) -> Uuid {
+    let from_traceparent = headers
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split('-').nth(1))
+        .and_then(|trace| Uuid::try_parse(trace).ok());
+    let from_header = headers
+        .get("x-correlation-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| Uuid::try_parse(value).ok());
+    from_traceparent
+        .or(from_header)
+        .unwrap_or_else(lifeline_events::new_event_id)
+}
+
+// ---- reading ------------------------------------------------------------------------------
+
+/// Runs a RocksDB read on the blocking pool, never on an async worker.
+async fn blocking<T, F>(read: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, lifeline_store::StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?
+        .map_err(ApiError::from)
+}
+
+fn token_or_404(value: &str, what: &str) -> Result<(), ApiError> {
+    if is_token(value) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!("no {what} {value:?}")))
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// How a command guards its aggregate against concurrent writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Concurrency {
+    /// No guard (a restock adds to whatever is there; an arrival is its own aggregate).
+    None,
+    /// The aggregate is new: its subject must be empty.
+    New,
+    /// Decide after the projections have applied the subject's last event, and append only
+    /// if nothing landed on it since (otherwise 409).
+    Settled,
+}
+
+/// Where a command's event landed.
+#[derive(Debug, Clone, Copy)]
+struct Appended {
+    event_id: Uuid,
+    stream_sequence: u64,
+}
+
+/// The 202 answer to a command (a retry with the same idempotency key gets the same).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    /// The order acted on (cancel, pick, drop).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+    /// The run acted on (depart, return).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// The arrival's id (an arrival).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<String>,
+    /// The courier riding (a departure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub courier: Option<String>,
+    /// `delivered` or `failed` (a drop).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[schema(value_type = String, example = "0192f0c4-7a1e-7c3b-9d2e-5b6a8c9d0e1f")]
+    pub event_id: Uuid,
+    pub stream_sequence: u64,
+}
+
+impl From<Appended> for Accepted {
+    fn from(appended: Appended) -> Self {
+        Accepted {
+            order: None,
+            run: None,
+            arrival: None,
+            courier: None,
+            outcome: None,
+            event_id: appended.event_id,
+            stream_sequence: appended.stream_sequence,
+        }
+    }
+}
+
+impl Api {
+    fn views_of<'a>(
+        registry: &'a StoreState<'a>,
+        inventory: &'a StoreState<'a>,
+        delivery: &'a StoreState<'a>,
+    ) -> Views<'a> {
+        Views {
+            registry,
+            inventory,
+            delivery,
+        }
+    }
+
+    /// Runs a domain decision against the projections, on the blocking pool.
+    async fn decide<T, F>(&self, decide: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&Views<'_>) -> Result<T, CommandError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let registry = Arc::clone(&self.registry);
+        let inventory = Arc::clone(&self.inventory);
+        let delivery = Arc::clone(&self.delivery);
+        tokio::task::spawn_blocking(move || {
+            let (registry, inventory, delivery) = (
+                StoreState(&registry),
+                StoreState(&inventory),
+                StoreState(&delivery),
+            );
+            decide(&Api::views_of(&registry, &inventory, &delivery))
+        })
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?
+        .map_err(ApiError::from)
+    }
+
+    async fn order(&self, order: &str) -> Result<Option<OrderRecord>, ApiError> {
+        if !is_token(order) {
+            return Ok(None);
+        }
+        let order = order.to_owned();
+        self.decide(move |views| views.order(&order)).await
+    }
+
+    async fn run(&self, run: &str) -> Result<RunRecord, ApiError> {
+        token_or_404(run, "run")?;
+        let id = run.to_owned();
+        self.decide(move |views| views.run(&id))
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no run {run}")))
+    }
+
+    fn meta(&self, caller: &Caller, correlation_id: Uuid) -> EventMeta {
+        let kind = match caller.0.role {
+            Role::Resident => ActorKind::Resident,
+            Role::Staff => ActorKind::Staff,
+            Role::Partner => ActorKind::Partner,
+            Role::Courier => ActorKind::Courier,
+            Role::Operator => ActorKind::Operator,
+        };
+        EventMeta {
+            time: time::OffsetDateTime::now_utc(),
+            source: "lifeline-gateway".to_owned(),
+            actor: Actor::new(kind, caller.0.id.clone()),
+            correlation_id,
+            causation_id: None,
+        }
+    }
+
+    /// Optimistic concurrency on one aggregate: the sequence of the last message on its
+    /// subject, once the delivery projection has applied it. Deciding after this and
+    /// publishing with it as the expected last subject sequence means any write to the
+    /// aggregate in between makes the publish fail with a conflict (409).
+    async fn settled_sequence(&self, subject: &str) -> Result<u64, ApiError> {
+        let expected = lifeline_bus::last_subject_sequence(&self.jetstream, subject)
+            .await
+            .map_err(|_| ApiError::Unavailable)?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            let store = Arc::clone(&self.delivery);
+            if blocking(move || store.position()).await? >= expected {
+                return Ok(expected);
+            }
+            if std::time::Instant::now() > deadline {
+                // The projection is behind: the client retries later.
+                return Err(ApiError::Unavailable);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// One command, end to end, under its idempotency key: a retry whose first attempt is
+    /// in the stream answers with it; otherwise settle on the aggregate's `subject`,
+    /// decide, append with the expected sequence, and answer.
+    /// `answer` builds the 202 body from the event and where it was stored.
+    #[allow(clippy::too_many_arguments)]
+    async fn execute<D, A, R>(
+        &self,
+        caller: &Caller,
+        key: Option<String>,
+        correlation: Uuid,
+        subject: impl FnOnce(Uuid) -> String,
+        concurrency: Concurrency,
+        decide: D,
+        answer: A,
+    ) -> Result<Response, ApiError>
+    where
+        D: FnOnce(&Views<'_>, Uuid) -> Result<Event, CommandError> + Send + 'static,
+        A: FnOnce(&Event, Appended) -> R,
+        R: Serialize,
+    {
+        let (status, body) = self
+            .idempotency
+            .run(&caller.0.id, key, |event_id, maybe_published| async move {
+                let subject = subject(event_id);
+                if maybe_published
+                    && let Some((sequence, stored)) =
+                        lifeline_bus::find_event_on_subject(&self.jetstream, &subject, event_id)
+                            .await
+                            .map_err(|_| ApiError::Unavailable)?
+                {
+                    let appended = Appended {
+                        event_id,
+                        stream_sequence: sequence,
+                    };
+                    return Ok((
+                        StatusCode::ACCEPTED,
+                        to_json(&answer(&stored.event, appended)),
+                    ));
+                }
+                let expected = match concurrency {
+                    Concurrency::None => None,
+                    Concurrency::New => Some(0),
+                    Concurrency::Settled => Some(self.settled_sequence(&subject).await?),
+                };
+                let event = self.decide(move |views| decide(views, event_id)).await?;
+                let envelope = Envelope::with_id(event_id, event, self.meta(caller, correlation));
+                let published = self.publisher.publish(&envelope, expected).await?;
+                tracing::info!(
+                    event_id = %envelope.id,
+                    correlation_id = %envelope.correlation_id,
+                    r#type = envelope.event_type(),
+                    sequence = published.sequence,
+                    duplicate = published.duplicate,
+                    "command appended"
+                );
+                let appended = Appended {
+                    event_id,
+                    stream_sequence: published.sequence,
+                };
+                Ok((
+                    StatusCode::ACCEPTED,
+                    to_json(&answer(&envelope.event, appended)),
+                ))
+            })
+            .await?;
+        Ok((status, Json(body)).into_response())
+    }
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "lifeline API", description = "Orders, picks, runs and drops for sealed communities. Every command appends an event to NATS JetStream; reads come from projections. A refused command answers `{\"error\":{\"code\",\"message\"}}` with the rule's code (`unknown_item`, `quantity_out_of_range`, `not_cancellable`, ...; see docs/events.md)."),
+    paths(residents::place_order, residents::get_order, residents::cancel_order, residents::household_orders,
+        partners::partner_orders, partners::post_pick, partners::restock, partners::partner_stock,
+        dispatch::ready_orders, dispatch::post_arrival, dispatch::community_runs, dispatch::depart_run, dispatch::return_run,
+        couriers::run_manifest, couriers::post_drop,
+        operators::community_summary, operators::stuck_orders, operators::dead_letters, operators::all_stock),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, PlaceOrder, LineRequest, OrderAccepted, CancelOrder, PostPick, Restock,
+        PostArrival, DepartRun, Manifest, ManifestStop, ManifestOrder, ManifestItem, PostDrop, Outcome, Accepted)),
+    modifiers(&BearerAuth),
+    tags((name = "residents"), (name = "partners"), (name = "dispatch"), (name = "couriers"), (name = "operators")),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document as served at `/openapi.json` and checked in at `docs/openapi.json`.
+pub fn openapi_json() -> String {
+    let mut document = <ApiDoc as utoipa::OpenApi>::openapi();
+    document.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    document
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
+        + "\n"
+}

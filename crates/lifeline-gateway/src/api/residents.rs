@@ -1,0 +1,249 @@
+//! Residents, and staff ordering on a household's behalf: place, cancel, follow orders.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use lifeline_domain::command::{self, CommandError};
+use lifeline_domain::delivery::OrderRecord;
+use lifeline_events::{Event, OrderLine, Priority};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{Accepted, Api, Body, Concurrency, blocking, correlation_id, token_or_404};
+use crate::access::{Caller, Role};
+use crate::error::{ApiError, ErrorBody};
+use crate::idempotency::key_from;
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineRequest {
+    /// A catalogue item or set package, e.g. `veg-pack`.
+    pub item: String,
+    /// 1 to 100.
+    pub quantity: u32,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrder {
+    pub household: String,
+    /// The supermarket partner that picks it, e.g. `yonghui`.
+    pub partner: String,
+    /// 1 to 50 lines, each item once.
+    pub lines: Vec<LineRequest>,
+    /// At least this priority; medicine makes an order urgent and a vulnerable household
+    /// makes it priority whatever is asked.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "routine")]
+    pub priority: Option<Priority>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderAccepted {
+    pub order: String,
+    pub community: String,
+    pub household: String,
+    #[schema(value_type = String, example = "urgent")]
+    pub priority: Priority,
+    pub event_id: String,
+    pub stream_sequence: u64,
+}
+
+/// Place an order for a household (a resident for their own, staff for any household in
+/// their community; staff orders are recorded as placed on the household's behalf).
+#[utoipa::path(post, path = "/v1/orders", tag = "residents", request_body = PlaceOrder,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Client-chosen key; a retry with the same key returns the first answer and appends nothing")),
+    responses(
+        (status = 202, description = "order placed", body = OrderAccepted),
+        (status = 400, description = "malformed JSON", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, description = "`unknown_household`, `unknown_partner`, `unknown_item`, `quantity_out_of_range`, `duplicate_line`, `empty_order`, `too_many_lines`", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn place_order(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Body(request): Body<PlaceOrder>,
+) -> Result<Response, ApiError> {
+    let key = key_from(&headers)?;
+    let correlation = correlation_id(&headers);
+    if !matches!(caller.0.role, Role::Resident | Role::Staff) {
+        return Err(caller.forbidden("place orders"));
+    }
+    let household_id = request.household.clone();
+    let household = api
+        .decide(move |views| {
+            views
+                .household(&household_id)?
+                .ok_or(CommandError::UnknownHousehold {
+                    household: household_id,
+                })
+        })
+        .await?;
+    if !caller.acts_for_household(&household.community, &household.household) {
+        return Err(caller.forbidden("order for this household"));
+    }
+    let command = command::PlaceOrder {
+        order: String::new(),
+        household: request.household,
+        partner: request.partner,
+        lines: request
+            .lines
+            .into_iter()
+            .map(|line| OrderLine {
+                item: line.item,
+                quantity: line.quantity,
+            })
+            .collect(),
+        priority: request.priority,
+        on_behalf_by: caller.is(Role::Staff).then(|| caller.0.id.clone()),
+    };
+    let community = household.community;
+    api.execute(
+        &caller,
+        key,
+        correlation,
+        |event_id| lifeline_events::order_subject(&community, &event_id.to_string()),
+        Concurrency::New,
+        move |views, event_id| {
+            let command = command::PlaceOrder {
+                order: event_id.to_string(),
+                ..command
+            };
+            command::place_order(views, command).map(Event::OrderPlaced)
+        },
+        |event, appended| match event {
+            Event::OrderPlaced(placed) => Some(OrderAccepted {
+                order: placed.order.clone(),
+                community: placed.community.clone(),
+                household: placed.household.clone(),
+                priority: placed.priority,
+                event_id: appended.event_id.to_string(),
+                stream_sequence: appended.stream_sequence,
+            }),
+            _ => None,
+        },
+    )
+    .await
+}
+
+/// An order's stage, items and full history.
+#[utoipa::path(get, path = "/v1/orders/{order}", tag = "residents",
+    params(("order" = String, Path)),
+    responses((status = 200, description = "the order with its history", body = OrderRecord), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn get_order(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    Path(order): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = visible_order(&api, &caller, &order).await?;
+    Ok(Json(record).into_response())
+}
+
+/// Loads an order the caller may see: its household's people, staff of its community,
+/// its partner, operators.
+pub(super) async fn visible_order(
+    api: &Api,
+    caller: &Caller,
+    order: &str,
+) -> Result<OrderRecord, ApiError> {
+    token_or_404(order, "order")?;
+    let record = api
+        .order(order)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no order {order}")))?;
+    let allowed = caller.acts_for_household(&record.community, &record.household)
+        || caller.is_partner(&record.partner);
+    if !allowed {
+        return Err(caller.forbidden("see this order"));
+    }
+    Ok(record)
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelOrder {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Cancel an order before its partner picks it.
+#[utoipa::path(post, path = "/v1/orders/{order}/cancel", tag = "residents", request_body = CancelOrder,
+    params(("order" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, body = Accepted), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "`not_cancellable` (already picked, delivered or cancelled), or changed concurrently", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn cancel_order(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(order): Path<String>,
+    Body(request): Body<CancelOrder>,
+) -> Result<Response, ApiError> {
+    let key = key_from(&headers)?;
+    let record = visible_order(&api, &caller, &order).await?;
+    if !caller.acts_for_household(&record.community, &record.household) {
+        return Err(caller.forbidden("cancel this order"));
+    }
+    let answered = order.clone();
+    let subject = lifeline_events::order_subject(&record.community, &order);
+    api.execute(
+        &caller,
+        key,
+        correlation_id(&headers),
+        |_| subject,
+        Concurrency::Settled,
+        move |views, _| {
+            command::cancel_order(
+                views,
+                command::CancelOrder {
+                    order,
+                    reason: request.reason,
+                },
+            )
+            .map(Event::OrderCancelled)
+        },
+        |_, appended| Accepted {
+            order: Some(answered),
+            ..Accepted::from(appended)
+        },
+    )
+    .await
+}
+
+/// A household's orders.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderList {
+    pub orders: Vec<OrderRecord>,
+}
+
+/// A household's orders.
+#[utoipa::path(get, path = "/v1/households/{household}/orders", tag = "residents",
+    params(("household" = String, Path)),
+    responses((status = 200, body = OrderList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn household_orders(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    Path(household): Path<String>,
+) -> Result<Response, ApiError> {
+    token_or_404(&household, "household")?;
+    let id = household.clone();
+    let known = api
+        .decide(move |views| views.household(&id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no household {household}")))?;
+    if !caller.acts_for_household(&known.community, &known.household) {
+        return Err(caller.forbidden("see this household"));
+    }
+    let store = Arc::clone(&api.delivery);
+    let orders =
+        blocking(move || lifeline_delivery::orders_of_household(&store, &household)).await?;
+    Ok(Json(OrderList { orders }).into_response())
+}
