@@ -52,7 +52,7 @@ async fn up_serves_health_readiness_metrics_and_replay_matches_the_live_projecti
     assert_eq!(up.terminate(), 0, "SIGTERM is a clean stop");
 
     let live_digest = {
-        let store = open_store(Kind::Delivery, &data.path().join("delivery"));
+        let store = open_store(DELIVERY, &data.path().join("delivery"));
         store.digest().expect("digest")
     };
     let output = Command::new(LIFELINE)
@@ -71,7 +71,7 @@ async fn up_serves_health_readiness_metrics_and_replay_matches_the_live_projecti
         stdout.contains(&live_digest),
         "replay digest equals the live one: {stdout} vs {live_digest}"
     );
-    let swapped = open_store(Kind::Delivery, &data.path().join("delivery"));
+    let swapped = open_store(DELIVERY, &data.path().join("delivery"));
     assert_eq!(swapped.digest().expect("digest"), live_digest);
     assert!(
         !data.path().join("delivery.replay").exists(),
@@ -234,7 +234,7 @@ async fn kill_nine_mid_stream_then_restart_equals_a_replay() {
     // What the crash left on disk: the kill must have landed before the stream head, or
     // this test would only show that a finished consumer restarts.
     let committed = {
-        let store = open_store(Kind::Delivery, &data.path().join("delivery"));
+        let store = open_store(DELIVERY, &data.path().join("delivery"));
         store.position().expect("position")
     };
     eprintln!("killed at delivery position {killed_at} (committed {committed}) of {head}");
@@ -260,9 +260,9 @@ async fn kill_nine_mid_stream_then_restart_equals_a_replay() {
     assert_eq!(harness.head().await, head, "nothing new was published");
 
     for (name, kind) in [
-        ("inventory", Kind::Inventory),
-        ("delivery", Kind::Delivery),
-        ("dispatch", Kind::Dispatch),
+        ("inventory", INVENTORY),
+        ("delivery", DELIVERY),
+        ("dispatch", DISPATCH),
     ] {
         let live = open_store(kind, &data.path().join(name))
             .digest()

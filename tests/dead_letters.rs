@@ -13,7 +13,7 @@ use lifeline_testkit::eventually;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_messages_are_parked_with_a_reason_and_the_consumer_carries_on() {
     let harness = Harness::start().await;
-    let delivery = start_consumer(&harness, Kind::Delivery, &harness.store_dir("delivery"));
+    let delivery = start_consumer(&harness, DELIVERY, &harness.store_dir("delivery"));
     let js = &harness.jetstream;
 
     // 1. Bytes that are not an event at all.
@@ -79,11 +79,11 @@ async fn bad_messages_are_parked_with_a_reason_and_the_consumer_carries_on() {
         .await;
 
     delivery.wait_for(harness.head().await).await;
-    let good = lifeline_delivery::order(&delivery.store, "good")
+    let good = lifeline_readmodel::delivery::order(&delivery.store, "good")
         .expect("read")
         .expect("applied after the bad ones");
     assert_eq!(good.status.stage, Stage::Placed);
-    let untouched = lifeline_delivery::order(&delivery.store, "never-picked")
+    let untouched = lifeline_readmodel::delivery::order(&delivery.store, "never-picked")
         .expect("read")
         .expect("placed");
     assert_eq!(

@@ -8,6 +8,8 @@ use common::*;
 use lifeline_bus::EventReader;
 use lifeline_events::{EVENT_STREAM, Envelope, Priority};
 use lifeline_projection::{DriverConfig, Mode};
+use lifeline_store::ProjectionStore;
+use std::sync::Arc;
 
 /// A workload touching every rule: stock, orders (some short), cancels, picks, arrivals.
 fn workload() -> Vec<Envelope> {
@@ -64,7 +66,7 @@ fn workload() -> Vec<Envelope> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_the_same_event_twice_changes_nothing() {
     let harness = Harness::start().await;
-    let inventory = start_consumer(&harness, Kind::Inventory, &harness.store_dir("inventory"));
+    let inventory = start_consumer(&harness, INVENTORY, &harness.store_dir("inventory"));
     let received = stock("yonghui", "veg-pack", 10);
     let first = harness
         .publisher
@@ -81,7 +83,7 @@ async fn publishing_the_same_event_twice_changes_nothing() {
     assert_eq!(first.sequence, second.sequence);
     assert_eq!(harness.head().await, 1);
     inventory.wait_for(1).await;
-    let stock = lifeline_inventory::stock(&inventory.store, None).expect("read");
+    let stock = lifeline_readmodel::inventory::stock(&inventory.store, None).expect("read");
     assert_eq!(stock[0].on_hand, 10);
 
     // Optimistic concurrency: a writer that expected an older subject sequence loses.
@@ -119,13 +121,13 @@ async fn stopped_and_restarted_consumer_ends_like_a_straight_run_and_replay_matc
     let (first_half, second_half) = events.split_at(events.len() / 2);
 
     // The straight run: every consumer reads everything once.
-    let straight: Vec<Consumer> = [Kind::Inventory, Kind::Delivery, Kind::Dispatch]
+    let straight: Vec<Consumer> = [INVENTORY, DELIVERY, DISPATCH]
         .iter()
         .map(|kind| {
             start_consumer(
                 &harness,
-                *kind,
-                &harness.store_dir(&format!("straight-{}", kind.name())),
+                kind,
+                &harness.store_dir(&format!("straight-{}", kind)),
             )
         })
         .collect();
@@ -134,14 +136,11 @@ async fn stopped_and_restarted_consumer_ends_like_a_straight_run_and_replay_matc
         max_batch: 3,
         ..DriverConfig::default()
     };
-    let interrupted: Vec<Consumer> = [Kind::Inventory, Kind::Delivery, Kind::Dispatch]
+    let interrupted: Vec<Consumer> = [INVENTORY, DELIVERY, DISPATCH]
         .iter()
         .map(|kind| {
-            let store = open_store(
-                *kind,
-                &harness.store_dir(&format!("interrupted-{}", kind.name())),
-            );
-            start_consumer_with(&harness, *kind, store, small.clone())
+            let store = open_store(kind, &harness.store_dir(&format!("interrupted-{}", kind)));
+            start_consumer_with(&harness, kind, store, small.clone())
         })
         .collect();
 
@@ -155,11 +154,11 @@ async fn stopped_and_restarted_consumer_ends_like_a_straight_run_and_replay_matc
         stores.push(consumer.stop().await);
     }
     harness.publish(second_half).await;
-    let kinds = [Kind::Inventory, Kind::Delivery, Kind::Dispatch];
+    let kinds = [INVENTORY, DELIVERY, DISPATCH];
     let restarted: Vec<Consumer> = kinds
         .iter()
         .zip(stores)
-        .map(|(kind, store)| start_consumer_with(&harness, *kind, store, small.clone()))
+        .map(|(kind, store)| start_consumer_with(&harness, kind, store, small.clone()))
         .collect();
 
     // Dispatch emits run.planned events; wait until the stream is quiet and all caught up.
@@ -185,52 +184,28 @@ async fn stopped_and_restarted_consumer_ends_like_a_straight_run_and_replay_matc
             a.store.digest().expect("digest"),
             b.store.digest().expect("digest"),
             "{}",
-            kind.name()
+            kind
         );
     }
 
     // Replay each projection into a fresh store: equal to the live one.
     for (kind, live) in kinds.iter().zip(straight.iter()) {
-        let fresh = open_store(
-            *kind,
-            &harness.store_dir(&format!("replay-{}", kind.name())),
-        );
-        let replayed_head = match kind {
-            Kind::Inventory => {
-                lifeline_inventory::projection(
-                    fresh.clone(),
-                    harness.jetstream.clone(),
-                    DriverConfig::default(),
-                )
-                .replay()
-                .await
-            }
-            Kind::Delivery => {
-                lifeline_delivery::projection(
-                    fresh.clone(),
-                    harness.jetstream.clone(),
-                    DriverConfig::default(),
-                )
-                .replay()
-                .await
-            }
-            Kind::Dispatch => {
-                lifeline_dispatch::projection(
-                    fresh.clone(),
-                    harness.jetstream.clone(),
-                    DriverConfig::default(),
-                )
-                .replay()
-                .await
-            }
-        }
-        .expect("replay");
+        let fresh = open_store(kind, &harness.store_dir(&format!("replay-{}", kind)));
+        let replayed_head = consumer_of(kind)
+            .projection(
+                fresh.clone(),
+                harness.jetstream.clone(),
+                DriverConfig::default(),
+            )
+            .replay()
+            .await
+            .expect("replay");
         assert_eq!(replayed_head, head);
         assert_eq!(
             fresh.digest().expect("digest"),
             live.store.digest().expect("digest"),
             "replayed {}",
-            kind.name()
+            kind
         );
     }
     assert_eq!(harness.head().await, head, "replay published nothing");
@@ -254,70 +229,37 @@ async fn out_of_order_redelivery_neither_skips_nor_double_applies() {
         messages.extend(reader.next_batch().await.expect("open").expect("batch"));
     }
 
-    for kind in [Kind::Inventory, Kind::Delivery] {
-        let in_order = open_store(
-            kind,
-            &harness.store_dir(&format!("ordered-{}", kind.name())),
-        );
-        let shuffled = open_store(
-            kind,
-            &harness.store_dir(&format!("shuffled-{}", kind.name())),
-        );
-        let (ordered_projection, shuffled_projection) = match kind {
-            Kind::Inventory => (
-                lifeline_inventory::projection(
-                    in_order.clone(),
-                    harness.jetstream.clone(),
-                    DriverConfig::default(),
-                ),
-                lifeline_inventory::projection(
-                    shuffled.clone(),
-                    harness.jetstream.clone(),
-                    DriverConfig::default(),
-                ),
-            ),
-            _ => {
-                // Delivery has a different handler type; run it through the same steps below.
-                let a = lifeline_delivery::projection(
-                    in_order.clone(),
-                    harness.jetstream.clone(),
-                    DriverConfig::default(),
-                );
-                let b = lifeline_delivery::projection(
-                    shuffled.clone(),
-                    harness.jetstream.clone(),
-                    DriverConfig::default(),
-                );
-                a.ingest(Mode::Replay, messages.clone())
-                    .await
-                    .expect("ingest");
-                redeliver_shuffled(&b, &messages).await;
-                assert_eq!(
-                    in_order.digest().expect("digest"),
-                    shuffled.digest().expect("digest"),
-                    "delivery"
-                );
-                continue;
-            }
+    for kind in [INVENTORY, DELIVERY] {
+        let in_order = open_store(kind, &harness.store_dir(&format!("ordered-{}", kind)));
+        let shuffled = open_store(kind, &harness.store_dir(&format!("shuffled-{}", kind)));
+        let projection_on = |store: &Arc<ProjectionStore>| {
+            consumer_of(kind).projection(
+                Arc::clone(store),
+                harness.jetstream.clone(),
+                DriverConfig::default(),
+            )
         };
+        let (ordered_projection, shuffled_projection) =
+            (projection_on(&in_order), projection_on(&shuffled));
         ordered_projection
             .ingest(Mode::Replay, messages.clone())
             .await
             .expect("ingest");
         redeliver_shuffled(&shuffled_projection, &messages).await;
-        assert_eq!(in_order.position().expect("position"), head);
+        assert_eq!(in_order.position().expect("position"), head, "{kind}");
+        assert_eq!(shuffled.position().expect("position"), head, "{kind}");
         assert_eq!(
             in_order.digest().expect("digest"),
             shuffled.digest().expect("digest"),
-            "inventory"
+            "{kind}"
         );
     }
 }
 
 /// Delivers `messages` in overlapping, internally reversed chunks, with every chunk's
 /// messages also delivered again later, as a redelivering consumer might.
-async fn redeliver_shuffled<H: lifeline_domain::Handler>(
-    projection: &lifeline_projection::Projection<H>,
+async fn redeliver_shuffled(
+    projection: &lifeline_projection::Projection,
     messages: &[lifeline_bus::StreamMessage],
 ) {
     let mut start = 0;

@@ -10,9 +10,9 @@ use lifeline_events::{PickLine, PickOutcome, Priority, Substitute};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_flow_through_all_four_stages() {
     let harness = Harness::start().await;
-    let inventory = start_consumer(&harness, Kind::Inventory, &harness.store_dir("inventory"));
-    let delivery = start_consumer(&harness, Kind::Delivery, &harness.store_dir("delivery"));
-    let dispatch = start_consumer(&harness, Kind::Dispatch, &harness.store_dir("dispatch"));
+    let inventory = start_consumer(&harness, INVENTORY, &harness.store_dir("inventory"));
+    let delivery = start_consumer(&harness, DELIVERY, &harness.store_dir("delivery"));
+    let dispatch = start_consumer(&harness, DISPATCH, &harness.store_dir("dispatch"));
 
     harness
         .publish(&[
@@ -35,7 +35,7 @@ async fn orders_flow_through_all_four_stages() {
     inventory.wait_for(harness.head().await).await;
 
     // o2 asked for two eggs; only one was there to reserve.
-    let reservation = lifeline_inventory::reservation(&inventory.store, "o2")
+    let reservation = lifeline_readmodel::inventory::reservation(&inventory.store, "o2")
         .expect("read")
         .expect("reserved");
     assert_eq!(reservation.lines[1].reserved, 1);
@@ -95,7 +95,7 @@ async fn orders_flow_through_all_four_stages() {
     inventory.wait_for(head).await;
 
     for order in ["o1", "o2", "o3"] {
-        let record = lifeline_delivery::order(&delivery.store, order)
+        let record = lifeline_readmodel::delivery::order(&delivery.store, order)
             .expect("read")
             .expect("known");
         assert_eq!(record.status.stage, Stage::Delivered, "{order}");
@@ -114,23 +114,24 @@ async fn orders_flow_through_all_four_stages() {
         );
     }
     let by_household =
-        lifeline_delivery::orders_of_household(&delivery.store, "tianlun-b07-u1-0002")
+        lifeline_readmodel::delivery::orders_of_household(&delivery.store, "tianlun-b07-u1-0002")
             .expect("read");
     assert_eq!(by_household.len(), 1);
     assert_eq!(
-        lifeline_delivery::orders_in_building(&delivery.store, "tianlun-b07")
+        lifeline_readmodel::delivery::orders_in_building(&delivery.store, "tianlun-b07")
             .expect("read")
             .len(),
         2
     );
-    let run_record = lifeline_delivery::run(&delivery.store, &run.run)
+    let run_record = lifeline_readmodel::delivery::run(&delivery.store, &run.run)
         .expect("read")
         .expect("run");
     assert_eq!(run_record.orders.len(), 3);
 
     // veg-pack: 10 - 2 (o1) - 1 (o2) = 7, o3's veg-pack reservation released for a
     // watermelon; eggs: 1 picked of 1; watermelon: 5 - 1.
-    let stock = lifeline_inventory::stock(&inventory.store, Some("yonghui")).expect("read");
+    let stock =
+        lifeline_readmodel::inventory::stock(&inventory.store, Some("yonghui")).expect("read");
     let level = |item: &str| {
         let row = stock.iter().find(|row| row.item == item).expect("row");
         (row.on_hand, row.reserved, row.available)

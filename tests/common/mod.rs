@@ -69,30 +69,18 @@ pub struct Consumer {
     task: tokio::task::JoinHandle<Result<(), ProjectionError>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Inventory,
-    Delivery,
-    Dispatch,
-}
+/// A consumer by name, as the process lists them (`lifeline_readmodel::consumers`).
+pub type Kind = &'static str;
+pub const INVENTORY: Kind = "inventory";
+pub const DELIVERY: Kind = "delivery";
+pub const DISPATCH: Kind = "dispatch";
 
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Inventory => "inventory",
-            Kind::Delivery => "delivery",
-            Kind::Dispatch => "dispatch",
-        }
-    }
+pub fn consumer_of(kind: Kind) -> lifeline_readmodel::Consumer {
+    lifeline_readmodel::consumer(kind).expect("a consumer of that name")
 }
 
 pub fn open_store(kind: Kind, directory: &std::path::Path) -> Arc<ProjectionStore> {
-    match kind {
-        Kind::Inventory => lifeline_inventory::open_store(directory),
-        Kind::Delivery => lifeline_delivery::open_store(directory),
-        Kind::Dispatch => lifeline_dispatch::open_store(directory),
-    }
-    .expect("open store")
+    consumer_of(kind).open_store(directory).expect("open store")
 }
 
 pub fn start_consumer(harness: &Harness, kind: Kind, directory: &std::path::Path) -> Consumer {
@@ -111,21 +99,10 @@ pub fn start_consumer_with(
     config: DriverConfig,
 ) -> Consumer {
     let (stop, shutdown) = watch::channel(false);
-    let js = harness.jetstream.clone();
-    let (status, task) = match kind {
-        Kind::Inventory => {
-            let p = lifeline_inventory::projection(Arc::clone(&store), js, config);
-            (p.status(), tokio::spawn(p.run(shutdown)))
-        }
-        Kind::Delivery => {
-            let p = lifeline_delivery::projection(Arc::clone(&store), js, config);
-            (p.status(), tokio::spawn(p.run(shutdown)))
-        }
-        Kind::Dispatch => {
-            let p = lifeline_dispatch::projection(Arc::clone(&store), js, config);
-            (p.status(), tokio::spawn(p.run(shutdown)))
-        }
-    };
+    let projection =
+        consumer_of(kind).projection(Arc::clone(&store), harness.jetstream.clone(), config);
+    let status = projection.status();
+    let task = tokio::spawn(projection.run(shutdown));
     Consumer {
         store,
         status,

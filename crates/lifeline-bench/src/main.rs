@@ -193,28 +193,14 @@ async fn projection_catch_up(
     let directory = tempfile::tempdir()?;
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
     let started = Instant::now();
-    let status = match which {
-        "inventory" => {
-            let projection = lifeline_inventory::projection(
-                lifeline_inventory::open_store(directory.path())?,
-                js.clone(),
-                DriverConfig::default(),
-            );
-            let status = projection.status();
-            tokio::spawn(projection.run(shutdown));
-            status
-        }
-        _ => {
-            let projection = lifeline_delivery::projection(
-                lifeline_delivery::open_store(directory.path())?,
-                js.clone(),
-                DriverConfig::default(),
-            );
-            let status = projection.status();
-            tokio::spawn(projection.run(shutdown));
-            status
-        }
-    };
+    let consumer = lifeline_readmodel::consumer(which).context("a consumer")?;
+    let projection = consumer.projection(
+        consumer.open_store(directory.path())?,
+        js.clone(),
+        DriverConfig::default(),
+    );
+    let status = projection.status();
+    tokio::spawn(projection.run(shutdown));
     while status.position.load(Ordering::Relaxed) < head {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -292,9 +278,11 @@ async fn main() -> anyhow::Result<()> {
     let (delivery, _) = projection_catch_up(&js, "delivery", head).await?;
 
     let directory = tempfile::tempdir()?;
-    let store = lifeline_delivery::open_store(directory.path())?;
+    let delivery_consumer = lifeline_readmodel::consumer("delivery").context("delivery")?;
+    let store = delivery_consumer.open_store(directory.path())?;
     let started = Instant::now();
-    lifeline_delivery::projection(Arc::clone(&store), js.clone(), DriverConfig::default())
+    delivery_consumer
+        .projection(Arc::clone(&store), js.clone(), DriverConfig::default())
         .replay()
         .await?;
     let replay = Figure {

@@ -6,54 +6,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::ValueEnum;
 use lifeline_bus::async_nats::{self, jetstream};
 use lifeline_bus::{StreamSettings, provision};
 use lifeline_projection::{DriverConfig, ProjectionError, ProjectionStatus};
+use lifeline_readmodel::Consumer;
 use lifeline_store::ProjectionStore;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::Common;
 use crate::local_nats::{self, LocalNats};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Component {
-    Registry,
-    Inventory,
-    Delivery,
-    Dispatch,
-}
-
-impl Component {
-    pub const ALL: [Component; 4] = [
-        Component::Registry,
-        Component::Inventory,
-        Component::Delivery,
-        Component::Dispatch,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Component::Registry => lifeline_registry::NAME,
-            Component::Inventory => lifeline_inventory::NAME,
-            Component::Delivery => lifeline_delivery::NAME,
-            Component::Dispatch => lifeline_dispatch::NAME,
-        }
-    }
-
-    pub fn open_store(
-        self,
-        directory: &Path,
-    ) -> Result<Arc<ProjectionStore>, lifeline_store::StoreError> {
-        match self {
-            Component::Registry => lifeline_registry::open_store(directory),
-            Component::Inventory => lifeline_inventory::open_store(directory),
-            Component::Delivery => lifeline_delivery::open_store(directory),
-            Component::Dispatch => lifeline_dispatch::open_store(directory),
-        }
-    }
-}
 
 /// A connected process: NATS client, JetStream context, the local server if we started one.
 pub struct Connection {
@@ -86,87 +48,56 @@ pub async fn connect(common: &Common, client_name: &str) -> anyhow::Result<Conne
 
 /// A running consumer, as the rest of the process sees it.
 pub struct Running {
-    pub component: Component,
+    pub consumer: Consumer,
     pub status: Arc<ProjectionStatus>,
     pub store: Arc<ProjectionStore>,
 }
 
-/// Opens each component's store under `data_dir` and spawns its consumer.
-pub fn start_consumers(
+/// What a consumer task returns: its name and how it ended.
+pub type Ended = (&'static str, Result<(), ProjectionError>);
+
+/// The running consumer called `name`, if this process runs it.
+pub fn running<'a>(running: &'a [Running], name: &str) -> Option<&'a Running> {
+    running.iter().find(|r| r.consumer.name() == name)
+}
+
+/// Opens each consumer's store under `data_dir` (off the async workers) and spawns it.
+pub async fn start_consumers(
     jetstream: &jetstream::Context,
     data_dir: &Path,
-    components: &[Component],
+    consumers: Vec<Consumer>,
     shutdown: &watch::Receiver<bool>,
-    tasks: &mut JoinSet<(Component, Result<(), ProjectionError>)>,
+    tasks: &mut JoinSet<Ended>,
 ) -> anyhow::Result<Vec<Running>> {
     let mut running = Vec::new();
-    for component in components {
-        let component = *component;
-        let directory = data_dir.join(component.name());
-        let store = component.open_store(&directory).with_context(|| {
-            format!(
-                "cannot open the {} store (is another process using it?)",
-                component.name()
-            )
-        })?;
-        register_collector(component, &store);
-        let config = DriverConfig::default();
+    for consumer in consumers {
+        let directory = data_dir.join(consumer.name());
+        let opening = consumer.clone();
+        let store = tokio::task::spawn_blocking(move || opening.open_store(&directory))
+            .await?
+            .with_context(|| {
+                format!(
+                    "cannot open the {} store (is another process using it?)",
+                    consumer.name()
+                )
+            })?;
+        consumer.register_metrics(&store);
+        let projection = consumer.projection(
+            Arc::clone(&store),
+            jetstream.clone(),
+            DriverConfig::default(),
+        );
+        let status = projection.status();
         let shutdown = shutdown.clone();
-        let status = match component {
-            Component::Inventory => {
-                let projection =
-                    lifeline_inventory::projection(Arc::clone(&store), jetstream.clone(), config);
-                let status = projection.status();
-                tasks.spawn(async move { (component, projection.run(shutdown).await) });
-                status
-            }
-            Component::Delivery => {
-                let projection =
-                    lifeline_delivery::projection(Arc::clone(&store), jetstream.clone(), config);
-                let status = projection.status();
-                tasks.spawn(async move { (component, projection.run(shutdown).await) });
-                status
-            }
-            Component::Dispatch => {
-                let projection =
-                    lifeline_dispatch::projection(Arc::clone(&store), jetstream.clone(), config);
-                let status = projection.status();
-                tasks.spawn(async move { (component, projection.run(shutdown).await) });
-                status
-            }
-            Component::Registry => {
-                let projection =
-                    lifeline_registry::projection(Arc::clone(&store), jetstream.clone(), config);
-                let status = projection.status();
-                tasks.spawn(async move { (component, projection.run(shutdown).await) });
-                status
-            }
-        };
+        let name = consumer.name();
+        tasks.spawn(async move { (name, projection.run(shutdown).await) });
         running.push(Running {
-            component,
+            consumer,
             status,
             store,
         });
     }
     Ok(running)
-}
-
-/// Exports the projection's operations metrics from this process.
-fn register_collector(component: Component, store: &Arc<ProjectionStore>) {
-    let collector: Option<Box<dyn prometheus::core::Collector>> = match component {
-        Component::Inventory => Some(Box::new(
-            lifeline_inventory::metrics::InventoryCollector::new(Arc::clone(store)),
-        )),
-        Component::Delivery => Some(Box::new(
-            lifeline_delivery::metrics::DeliveryCollector::new(Arc::clone(store)),
-        )),
-        Component::Dispatch | Component::Registry => None,
-    };
-    if let Some(collector) = collector
-        && let Err(error) = prometheus::register(collector)
-    {
-        tracing::warn!(component = component.name(), %error, "operations metrics not registered");
-    }
 }
 
 /// `lifeline_build_info{version}`: always 1, for dashboards and "which version runs".
@@ -214,7 +145,7 @@ pub fn stop_on_signal(trigger: watch::Sender<bool>) {
 pub async fn up(
     common: Common,
     http: SocketAddr,
-    components: Vec<Component>,
+    consumers: Vec<Consumer>,
     access: Option<std::path::PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     register_build_info();
@@ -225,16 +156,17 @@ pub async fn up(
     let running = start_consumers(
         &connection.jetstream,
         &common.data_dir,
-        &components,
+        consumers,
         &shutdown,
         &mut tasks,
-    )?;
-    let api = api_if_served(&connection, &common, &running, access.as_deref())?;
+    )
+    .await?;
+    let api = api_if_served(&connection, &common, &running, access.as_deref()).await?;
     let state = lifeline_gateway::GatewayState {
         nats: connection.client.clone(),
         consumers: running
             .iter()
-            .map(|r| (r.component.name(), Arc::clone(&r.status)))
+            .map(|r| (r.consumer.name(), Arc::clone(&r.status)))
             .collect(),
         api,
     };
@@ -245,11 +177,11 @@ pub async fn up(
     let mut failed = false;
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((component, Ok(()))) => {
-                tracing::info!(component = component.name(), "consumer stopped")
+            Ok((name, Ok(()))) => {
+                tracing::info!(component = name, "consumer stopped")
             }
-            Ok((component, Err(error))) => {
-                tracing::error!(component = component.name(), %error, "consumer failed, stopping");
+            Ok((name, Err(error))) => {
+                tracing::error!(component = name, %error, "consumer failed, stopping");
                 failed = true;
                 let _ = trigger.send(true);
             }
@@ -282,25 +214,25 @@ pub async fn up(
 
 /// The API, when this process runs the projections it reads (registry, delivery and
 /// inventory: `lifeline up`).
-fn api_if_served(
+async fn api_if_served(
     connection: &Connection,
     common: &Common,
-    running: &[Running],
+    all: &[Running],
     access: Option<&Path>,
 ) -> anyhow::Result<Option<Arc<lifeline_gateway::Api>>> {
-    let store_of = |component: Component| {
-        running
-            .iter()
-            .find(|r| r.component == component)
-            .map(|r| Arc::clone(&r.store))
-    };
     let (Some(registry), Some(delivery), Some(inventory)) = (
-        store_of(Component::Registry),
-        store_of(Component::Delivery),
-        store_of(Component::Inventory),
+        running(all, lifeline_domain::registry::NAME),
+        running(all, lifeline_domain::delivery::NAME),
+        running(all, lifeline_domain::inventory::NAME),
     ) else {
         return Ok(None);
     };
+    let delivery_status = Arc::clone(&delivery.status);
+    let (registry, delivery, inventory) = (
+        Arc::clone(&registry.store),
+        Arc::clone(&delivery.store),
+        Arc::clone(&inventory.store),
+    );
     let access = match access {
         Some(path) => lifeline_gateway::Access::load(path)?,
         None => {
@@ -308,16 +240,18 @@ fn api_if_served(
             lifeline_gateway::Access::default()
         }
     };
-    let idempotency = ProjectionStore::open(
-        &common.data_dir.join("gateway"),
-        &[lifeline_gateway::idempotency::TABLE],
-    )
+    let directory = common.data_dir.join("gateway");
+    let idempotency = tokio::task::spawn_blocking(move || {
+        ProjectionStore::open(&directory, &[lifeline_gateway::idempotency::TABLE])
+    })
+    .await?
     .context("cannot open the gateway's idempotency store")?;
     Ok(Some(Arc::new(lifeline_gateway::Api {
         publisher: lifeline_bus::Publisher::new(connection.jetstream.clone(), "gateway"),
         jetstream: connection.jetstream.clone(),
         registry,
         delivery,
+        delivery_status,
         inventory,
         idempotency: lifeline_gateway::idempotency::Idempotency::new(Arc::new(idempotency)),
         access,
@@ -345,61 +279,58 @@ pub async fn seed(common: Common, source: crate::SeedSource) -> anyhow::Result<E
 }
 
 /// `lifeline replay <projection>`.
-pub async fn replay(common: Common, component: Component) -> anyhow::Result<ExitCode> {
+pub async fn replay(common: Common, consumer: Consumer) -> anyhow::Result<ExitCode> {
     let connection = connect(&common, "lifeline-replay").await?;
-    let live = common.data_dir.join(component.name());
+    let name = consumer.name();
+    let live = common.data_dir.join(name);
+    let fresh = common.data_dir.join(format!("{name}.replay"));
     // Held open (locked) until the swap: no consumer can start on the live store while
-    // it is being replaced.
-    let mut live_guard = None;
-    if live.exists() {
-        // Fails while a consumer holds the store: replaying under a running consumer would
-        // swap its files away.
-        let store = component.open_store(&live).with_context(|| {
-            format!(
-                "cannot open {}; stop the {} consumer first",
-                live.display(),
-                component.name()
-            )
-        })?;
-        live_guard = Some(store);
-    }
-    let fresh = common.data_dir.join(format!("{}.replay", component.name()));
-    if fresh.exists() {
-        std::fs::remove_dir_all(&fresh)
-            .with_context(|| format!("cannot clear {}", fresh.display()))?;
-    }
-    let store = component.open_store(&fresh)?;
-    let config = DriverConfig::default();
-    let started = std::time::Instant::now();
-    let head = match component {
-        Component::Inventory => {
-            lifeline_inventory::projection(Arc::clone(&store), connection.jetstream.clone(), config)
-                .replay()
-                .await?
-        }
-        Component::Delivery => {
-            lifeline_delivery::projection(Arc::clone(&store), connection.jetstream.clone(), config)
-                .replay()
-                .await?
-        }
-        Component::Dispatch => {
-            lifeline_dispatch::projection(Arc::clone(&store), connection.jetstream.clone(), config)
-                .replay()
-                .await?
-        }
-        Component::Registry => {
-            lifeline_registry::projection(Arc::clone(&store), connection.jetstream.clone(), config)
-                .replay()
-                .await?
-        }
+    // it is being replaced. Opening fails while a consumer holds it: replaying under a
+    // running consumer would swap its files away.
+    let opening = consumer.clone();
+    let (live_guard, store) = {
+        let (live, fresh) = (live.clone(), fresh.clone());
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let guard = if live.exists() {
+                Some(opening.open_store(&live).with_context(|| {
+                    format!(
+                        "cannot open {}; stop the {name} consumer first",
+                        live.display()
+                    )
+                })?)
+            } else {
+                None
+            };
+            if fresh.exists() {
+                std::fs::remove_dir_all(&fresh)
+                    .with_context(|| format!("cannot clear {}", fresh.display()))?;
+            }
+            Ok((guard, opening.open_store(&fresh)?))
+        })
+        .await??
     };
-    let digest = store.digest()?;
-    drop(store);
-    drop(live_guard);
-    lifeline_store::swap_in(&fresh, &live)?;
+    let started = std::time::Instant::now();
+    let head = consumer
+        .projection(
+            Arc::clone(&store),
+            connection.jetstream.clone(),
+            DriverConfig::default(),
+        )
+        .replay()
+        .await?;
+    let digest = {
+        let (store, fresh, live) = (store, fresh, live.clone());
+        tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+            let digest = store.digest()?;
+            drop(store);
+            drop(live_guard);
+            lifeline_store::swap_in(&fresh, &live)?;
+            Ok(digest)
+        })
+        .await??
+    };
     println!(
-        "replayed {} to stream sequence {head} in {:.2}s; digest {digest}; swapped into {}",
-        component.name(),
+        "replayed {name} to stream sequence {head} in {:.2}s; digest {digest}; swapped into {}",
         started.elapsed().as_secs_f64(),
         live.display()
     );

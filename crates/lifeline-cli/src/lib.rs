@@ -11,8 +11,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use components::Component;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "lifeline",
@@ -79,7 +77,9 @@ pub enum Command {
     },
     /// Run one component (to spread components over machines).
     Run {
-        component: Component,
+        /// The consumer to run.
+        #[arg(value_parser = consumer_names())]
+        component: String,
         #[command(flatten)]
         common: Common,
         #[arg(long, env = "LIFELINE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
@@ -112,10 +112,26 @@ pub enum Command {
     },
     /// Rebuild a projection from the stream into a fresh directory and swap it in.
     Replay {
-        projection: Component,
+        /// The consumer whose projection to rebuild.
+        #[arg(value_parser = consumer_names())]
+        projection: String,
         #[command(flatten)]
         common: Common,
     },
+}
+
+/// The consumers' names, as `run` and `replay` accept them.
+fn consumer_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        lifeline_readmodel::consumers()
+            .iter()
+            .map(|consumer| consumer.name()),
+    )
+}
+
+/// The consumer called `name` (clap has checked it is one).
+fn named(name: &str) -> anyhow::Result<lifeline_readmodel::Consumer> {
+    lifeline_readmodel::consumer(name).ok_or_else(|| anyhow::anyhow!("no consumer {name}"))
 }
 
 /// `RUST_LOG` filters (default `info`); `--log-format json` for machines. Logs go to
@@ -144,12 +160,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             common,
             http,
             access,
-        } => components::up(common, http, Component::ALL.to_vec(), access).await,
+        } => components::up(common, http, lifeline_readmodel::consumers(), access).await,
         Command::Run {
             component,
             common,
             http,
-        } => components::up(common, http, vec![component], None).await,
+        } => components::up(common, http, vec![named(&component)?], None).await,
         Command::Demo {
             common,
             households,
@@ -157,7 +173,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout_secs,
             seeds,
         } => demo::run(common, households, seed, timeout_secs, seeds).await,
-        Command::Replay { projection, common } => components::replay(common, projection).await,
+        Command::Replay { projection, common } => {
+            components::replay(common, named(&projection)?).await
+        }
         Command::Seed { common, seeds } => components::seed(common, seeds).await,
     }
 }

@@ -106,11 +106,20 @@ async fn metrics(State(state): State<Arc<GatewayState>>) -> Response {
     let _ = (&*metrics::REQUESTS, &*metrics::DURATION);
     let connected = state.nats.connection_state() == async_nats::connection::State::Connected;
     metrics::NATS_CONNECTED.set(i64::from(connected));
-    let families = prometheus::gather();
-    match prometheus::TextEncoder::new().encode_to_string(&families) {
-        Ok(text) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),
-        Err(error) => {
+    // The projections' collectors read RocksDB at scrape time: gather on the blocking pool,
+    // never on an async worker.
+    let encoded = tokio::task::spawn_blocking(|| {
+        prometheus::TextEncoder::new().encode_to_string(&prometheus::gather())
+    })
+    .await;
+    match encoded {
+        Ok(Ok(text)) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),
+        Ok(Err(error)) => {
             tracing::error!(%error, "cannot encode metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+        Err(error) => {
+            tracing::error!(%error, "metrics scrape failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }

@@ -60,19 +60,49 @@ impl Default for DriverConfig {
     }
 }
 
-/// What a running consumer shows to health checks and to the demo.
-#[derive(Debug, Default)]
+/// What a running consumer shows to health checks, the API and the demo: its committed
+/// stream position (readable at once, and watchable without polling) and whether it is
+/// reading.
+#[derive(Debug)]
 pub struct ProjectionStatus {
     pub position: AtomicU64,
     pub ready: AtomicBool,
+    committed: watch::Sender<u64>,
+}
+
+impl Default for ProjectionStatus {
+    fn default() -> Self {
+        ProjectionStatus {
+            position: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+            committed: watch::channel(0).0,
+        }
+    }
+}
+
+impl ProjectionStatus {
+    /// Records a committed position and wakes whoever waits for it.
+    fn advance(&self, position: u64) {
+        self.position.store(position, Ordering::Relaxed);
+        self.committed.send_replace(position);
+    }
+
+    /// Waits until the consumer has committed `position` (true), or `timeout` passes
+    /// (false). No polling, no disk: it watches the position the driver publishes.
+    pub async fn reached(&self, position: u64, timeout: Duration) -> bool {
+        let mut committed = self.committed.subscribe();
+        tokio::time::timeout(timeout, committed.wait_for(|at| *at >= position))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
+    }
 }
 
 /// Stops the driver between batches.
 pub type Shutdown = watch::Receiver<bool>;
 
 /// A consumer: one handler, its store and its connections.
-pub struct Projection<H: Handler> {
-    handler: Arc<H>,
+pub struct Projection {
+    handler: Arc<dyn Handler>,
     store: Arc<ProjectionStore>,
     jetstream: jetstream::Context,
     publisher: Publisher,
@@ -84,7 +114,7 @@ pub struct Projection<H: Handler> {
     metrics_initialised: AtomicBool,
 }
 
-impl<H: Handler> std::fmt::Debug for Projection<H> {
+impl std::fmt::Debug for Projection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Projection")
             .field("name", &self.handler.name())
@@ -181,8 +211,8 @@ fn decode(message: &StreamMessage) -> Result<Envelope, Rejection> {
     Ok(envelope)
 }
 
-fn apply_batch<H: Handler>(
-    handler: &H,
+fn apply_batch(
+    handler: &dyn Handler,
     store: &ProjectionStore,
     messages: &[StreamMessage],
 ) -> Result<AppliedBatch, StoreError> {
@@ -232,9 +262,9 @@ fn apply_batch<H: Handler>(
     Ok(outcome)
 }
 
-impl<H: Handler> Projection<H> {
+impl Projection {
     pub fn new(
-        handler: H,
+        handler: Arc<dyn Handler>,
         store: Arc<ProjectionStore>,
         jetstream: jetstream::Context,
         config: DriverConfig,
@@ -243,7 +273,7 @@ impl<H: Handler> Projection<H> {
         Projection {
             publisher: Publisher::new(jetstream.clone(), name),
             dead_letter: DeadLetter::new(jetstream.clone(), name),
-            handler: Arc::new(handler),
+            handler,
             store,
             jetstream,
             config,
@@ -290,7 +320,11 @@ impl<H: Handler> Projection<H> {
     pub async fn replay(self) -> Result<u64, ProjectionError> {
         let head = stream_head(&self.jetstream, EVENT_STREAM).await?;
         let (_keep, mut shutdown) = watch::channel(false);
-        if head > self.store.position()? {
+        let store = Arc::clone(&self.store);
+        let position = tokio::task::spawn_blocking(move || store.position())
+            .await
+            .map_err(|error| ProjectionError::Join(error.to_string()))??;
+        if head > position {
             self.run_until_error(Mode::Replay, Some(head), &mut shutdown)
                 .await?;
         }
@@ -337,8 +371,11 @@ impl<H: Handler> Projection<H> {
         if mode == Mode::Live && !self.metrics_initialised.swap(true, Ordering::Relaxed) {
             self.initialise_metrics();
         }
-        let mut position = self.store.position()?;
-        self.status.position.store(position, Ordering::Relaxed);
+        let store = Arc::clone(&self.store);
+        let mut position = tokio::task::spawn_blocking(move || store.position())
+            .await
+            .map_err(|error| ProjectionError::Join(error.to_string()))??;
+        self.status.advance(position);
         metrics::POSITION
             .with_label_values(&[name])
             .set(i64::try_from(position).unwrap_or(i64::MAX));
@@ -454,7 +491,7 @@ impl<H: Handler> Projection<H> {
             .await
             .map_err(|error| ProjectionError::Join(error.to_string()))??;
 
-        self.status.position.store(new_position, Ordering::Relaxed);
+        self.status.advance(new_position);
         for event_type in &applied.applied_types {
             metrics::APPLIED
                 .with_label_values(&[name, event_type])

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::Common;
-use crate::components::{Component, Running, connect, start_consumers};
+use crate::components::{Running, connect, running, start_consumers};
 use couriers::Couriers;
 use simulation::{
     COMMUNITY, Clock, ORDER_SECS, PICK_SECS, Random, VEHICLE_LOAD, VEHICLE_SECS, orderer,
@@ -46,19 +46,15 @@ pub struct Projections {
 }
 
 impl Projections {
-    fn of(running: &[Running]) -> anyhow::Result<Projections> {
-        let find = |component: Component| {
-            running
-                .iter()
-                .find(|r| r.component == component)
-                .with_context(|| format!("the demo runs {}", component.name()))
-        };
+    fn of(all: &[Running]) -> anyhow::Result<Projections> {
+        let find = |name: &str| running(all, name).with_context(|| format!("the demo runs {name}"));
+        let delivery = find(lifeline_domain::delivery::NAME)?;
         Ok(Projections {
-            registry: Arc::clone(&find(Component::Registry)?.store),
-            inventory: Arc::clone(&find(Component::Inventory)?.store),
-            delivery: Arc::clone(&find(Component::Delivery)?.store),
-            delivery_status: Arc::clone(&find(Component::Delivery)?.status),
-            statuses: running.iter().map(|r| Arc::clone(&r.status)).collect(),
+            registry: Arc::clone(&find(lifeline_domain::registry::NAME)?.store),
+            inventory: Arc::clone(&find(lifeline_domain::inventory::NAME)?.store),
+            delivery: Arc::clone(&delivery.store),
+            delivery_status: Arc::clone(&delivery.status),
+            statuses: all.iter().map(|r| Arc::clone(&r.status)).collect(),
         })
     }
 
@@ -198,10 +194,11 @@ pub async fn run(
     let running = start_consumers(
         &jetstream,
         &common.data_dir,
-        &Component::ALL,
+        lifeline_readmodel::consumers(),
         &shutdown,
         &mut tasks,
-    )?;
+    )
+    .await?;
     let projections = Arc::new(Projections::of(&running)?);
     let clock = Arc::new(Clock::default());
     let mut random = Random(seed);
@@ -428,8 +425,8 @@ pub async fn run(
     // Stop everything, committing what is in flight.
     let _ = trigger.send(true);
     while let Some(joined) = tasks.join_next().await {
-        if let Ok((component, Err(error))) = joined {
-            tracing::error!(component = component.name(), %error, "consumer failed");
+        if let Ok((name, Err(error))) = joined {
+            tracing::error!(component = name, %error, "consumer failed");
         }
     }
     let rides = courier.await.unwrap_or_default();

@@ -50,7 +50,7 @@ pub struct FinalStages {
 pub fn final_stages(store: &ProjectionStore, orders: &[String]) -> anyhow::Result<FinalStages> {
     let mut stages = FinalStages::default();
     for order in orders {
-        if let Some(record) = lifeline_delivery::order(store, order)? {
+        if let Some(record) = lifeline_readmodel::delivery::order(store, order)? {
             if record.is_final {
                 stages.final_count += 1;
             }
@@ -90,7 +90,7 @@ impl Day {
         let (stages, stock) = tokio::task::spawn_blocking(move || {
             anyhow::Ok((
                 final_stages(&delivery, &orders)?,
-                lifeline_inventory::stock(&inventory, None)?,
+                lifeline_readmodel::inventory::stock(&inventory, None)?,
             ))
         })
         .await??;

@@ -73,15 +73,15 @@ pub(super) async fn run_manifest(
     let stops = blocking(move || {
         let mut stops: Vec<ManifestStop> = Vec::new();
         for order_id in &orders {
-            let Some(order) = lifeline_delivery::order(&delivery, order_id)? else {
+            let Some(order) = lifeline_readmodel::delivery::order(&delivery, order_id)? else {
                 continue;
             };
-            let door = lifeline_registry::household(&registry, &order.household)?
+            let door = lifeline_readmodel::registry::household(&registry, &order.household)?
                 .map(|h| h.door)
                 .unwrap_or_default();
             let mut items = Vec::new();
             for line in &order.items {
-                let name = lifeline_registry::item(&registry, &line.item)?
+                let name = lifeline_readmodel::registry::item(&registry, &line.item)?
                     .map(|i| i.name)
                     .unwrap_or_else(|| line.item.clone());
                 items.push(ManifestItem {

@@ -35,7 +35,7 @@ pub(super) async fn community_orders(
 ) -> Result<Vec<OrderRecord>, ApiError> {
     let store = Arc::clone(&api.delivery);
     let community = community.to_owned();
-    let orders = blocking(move || lifeline_delivery::all_orders(&store)).await?;
+    let orders = blocking(move || lifeline_readmodel::delivery::all_orders(&store)).await?;
     Ok(orders
         .into_iter()
         .filter(|order| order.community == community)
@@ -143,7 +143,7 @@ pub(super) async fn community_runs(
 ) -> Result<Response, ApiError> {
     check_dispatcher(&caller, &community)?;
     let store = Arc::clone(&api.delivery);
-    let runs = blocking(move || lifeline_delivery::all_runs(&store)).await?;
+    let runs = blocking(move || lifeline_readmodel::delivery::all_runs(&store)).await?;
     let runs: Vec<RunRecord> = runs
         .into_iter()
         .filter(|run| run.community == community)

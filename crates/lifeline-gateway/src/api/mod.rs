@@ -47,6 +47,8 @@ pub struct Api {
     pub jetstream: jetstream::Context,
     pub registry: Arc<ProjectionStore>,
     pub delivery: Arc<ProjectionStore>,
+    /// The delivery consumer's committed position, watched (not polled) to settle.
+    pub delivery_status: Arc<lifeline_projection::ProjectionStatus>,
     pub inventory: Arc<ProjectionStore>,
     pub idempotency: Idempotency,
     pub access: Access,
@@ -332,17 +334,15 @@ impl Api {
         let expected = lifeline_bus::last_subject_sequence(&self.jetstream, subject)
             .await
             .map_err(|_| ApiError::Unavailable)?;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-        loop {
-            let store = Arc::clone(&self.delivery);
-            if blocking(move || store.position()).await? >= expected {
-                return Ok(expected);
-            }
-            if std::time::Instant::now() > deadline {
-                // The projection is behind: the client retries later.
-                return Err(ApiError::Unavailable);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        if self
+            .delivery_status
+            .reached(expected, std::time::Duration::from_secs(3))
+            .await
+        {
+            Ok(expected)
+        } else {
+            // The projection is behind: the client retries later.
+            Err(ApiError::Unavailable)
         }
     }
 

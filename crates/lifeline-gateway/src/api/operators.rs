@@ -101,11 +101,12 @@ pub(super) async fn community_summary(
         }
     }
     let store = Arc::clone(&api.delivery);
-    let snapshot = blocking(move || lifeline_delivery::ops_snapshot(&store)).await?;
+    let snapshot = blocking(move || lifeline_readmodel::delivery::ops_snapshot(&store)).await?;
     let store = Arc::clone(&api.delivery);
     let wanted = community.clone();
     let unserved =
-        blocking(move || lifeline_delivery::vulnerable_unserved(&store, &wanted)).await?;
+        blocking(move || lifeline_readmodel::delivery::vulnerable_unserved(&store, &wanted))
+            .await?;
     let runs_in_progress = snapshot
         .runs_in_progress
         .get(&community)
@@ -157,7 +158,7 @@ pub(super) async fn stuck_orders(
     check_operator_or_staff(&caller, None)?;
     let minutes = filter.minutes.unwrap_or(60).max(0);
     let store = Arc::clone(&api.delivery);
-    let orders = blocking(move || lifeline_delivery::all_orders(&store)).await?;
+    let orders = blocking(move || lifeline_readmodel::delivery::all_orders(&store)).await?;
     let now = time::OffsetDateTime::now_utc();
     let orders: Vec<StuckOrder> = orders
         .into_iter()
@@ -214,6 +215,6 @@ pub(super) async fn all_stock(
 ) -> Result<Response, ApiError> {
     check_operator_or_staff(&caller, None)?;
     let store = Arc::clone(&api.inventory);
-    let stock = blocking(move || lifeline_inventory::stock(&store, None)).await?;
+    let stock = blocking(move || lifeline_readmodel::inventory::stock(&store, None)).await?;
     Ok(Json(StockList { stock }).into_response())
 }

@@ -54,7 +54,8 @@ pub(super) async fn partner_orders(
     check_partner(&caller, &partner)?;
     let stage = filter.stage.unwrap_or(Stage::Placed);
     let store = Arc::clone(&api.delivery);
-    let orders = blocking(move || lifeline_delivery::orders_of_partner(&store, &partner)).await?;
+    let orders =
+        blocking(move || lifeline_readmodel::delivery::orders_of_partner(&store, &partner)).await?;
     let orders: Vec<OrderRecord> = orders
         .into_iter()
         .filter(|order| order.status.stage == stage)
@@ -169,7 +170,7 @@ pub(super) async fn restock(
 /// A partner's stock rows.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StockList {
-    pub stock: Vec<lifeline_inventory::StockRow>,
+    pub stock: Vec<lifeline_readmodel::inventory::StockRow>,
 }
 
 /// The partner's stock: on hand, reserved by orders, available.
@@ -184,6 +185,7 @@ pub(super) async fn partner_stock(
 ) -> Result<Response, ApiError> {
     check_partner(&caller, &partner)?;
     let store = Arc::clone(&api.inventory);
-    let stock = blocking(move || lifeline_inventory::stock(&store, Some(&partner))).await?;
+    let stock =
+        blocking(move || lifeline_readmodel::inventory::stock(&store, Some(&partner))).await?;
     Ok(Json(StockList { stock }).into_response())
 }

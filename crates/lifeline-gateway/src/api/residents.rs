@@ -244,6 +244,7 @@ pub(super) async fn household_orders(
     }
     let store = Arc::clone(&api.delivery);
     let orders =
-        blocking(move || lifeline_delivery::orders_of_household(&store, &household)).await?;
+        blocking(move || lifeline_readmodel::delivery::orders_of_household(&store, &household))
+            .await?;
     Ok(Json(OrderList { orders }).into_response())
 }

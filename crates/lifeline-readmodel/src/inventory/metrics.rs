@@ -55,7 +55,7 @@ impl Collector for InventoryCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let rows = match crate::stock(&self.store, None) {
+        let rows = match super::stock(&self.store, None) {
             Ok(rows) => rows,
             Err(error) => {
                 tracing::error!(%error, "cannot read stock metrics");
@@ -77,4 +77,9 @@ impl Collector for InventoryCollector {
         families.extend(reserved.collect());
         families
     }
+}
+
+/// The collector as the consumer list takes it.
+pub fn collector(store: Arc<ProjectionStore>) -> Box<dyn Collector> {
+    Box::new(InventoryCollector::new(store))
 }

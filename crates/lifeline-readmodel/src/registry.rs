@@ -2,32 +2,14 @@
 //! catalogue, tricycles, volunteers and seals. Rules in `lifeline_domain::registry`; the
 //! gateway reads this projection to validate commands.
 
-use std::path::Path;
-use std::sync::Arc;
-
-use lifeline_bus::async_nats::jetstream;
-use lifeline_domain::Handler;
-use lifeline_domain::registry::{HOUSEHOLDS, ITEMS, Registry, TRICYCLES, VOLUNTEERS};
+use lifeline_domain::registry::{HOUSEHOLDS, ITEMS, TRICYCLES, VOLUNTEERS};
 use lifeline_events::{
     HouseholdRegistered, ItemRegistered, TricycleRegistered, VolunteerRegistered,
 };
-use lifeline_projection::{DriverConfig, Projection};
 use lifeline_store::{ProjectionStore, StoreError};
 use serde::de::DeserializeOwned;
 
 pub use lifeline_domain::registry::NAME;
-
-pub fn open_store(directory: &Path) -> Result<Arc<ProjectionStore>, StoreError> {
-    ProjectionStore::open(directory, Registry.tables()).map(Arc::new)
-}
-
-pub fn projection(
-    store: Arc<ProjectionStore>,
-    jetstream: jetstream::Context,
-    config: DriverConfig,
-) -> Projection<Registry> {
-    Projection::new(Registry, store, jetstream, config)
-}
 
 fn row<T: DeserializeOwned>(
     store: &ProjectionStore,

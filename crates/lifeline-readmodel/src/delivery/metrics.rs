@@ -87,7 +87,7 @@ impl Collector for DeliveryCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let snapshot = match crate::ops_snapshot(&self.store) {
+        let snapshot = match super::ops_snapshot(&self.store) {
             Ok(snapshot) => snapshot,
             Err(error) => {
                 tracing::error!(%error, "cannot read delivery metrics");
@@ -125,4 +125,9 @@ impl Collector for DeliveryCollector {
         families.extend(vulnerable.collect());
         families
     }
+}
+
+/// The collector as the consumer list takes it.
+pub fn collector(store: Arc<ProjectionStore>) -> Box<dyn Collector> {
+    Box::new(DeliveryCollector::new(store))
 }

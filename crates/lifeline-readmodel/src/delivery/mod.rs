@@ -4,31 +4,12 @@
 pub mod metrics;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
 
-use lifeline_bus::async_nats::jetstream;
-use lifeline_domain::Handler;
-use lifeline_domain::delivery::{
-    BY_BUILDING, BY_HOUSEHOLD, DeliveryStatus, ORDERS, OrderRecord, RUNS, RunRecord,
-};
+use lifeline_domain::delivery::{BY_BUILDING, BY_HOUSEHOLD, ORDERS, OrderRecord, RUNS, RunRecord};
 use lifeline_domain::order::Stage;
-use lifeline_projection::{DriverConfig, Projection};
 use lifeline_store::{ProjectionStore, StoreError};
 
 pub use lifeline_domain::delivery::NAME;
-
-pub fn open_store(directory: &Path) -> Result<Arc<ProjectionStore>, StoreError> {
-    ProjectionStore::open(directory, DeliveryStatus.tables()).map(Arc::new)
-}
-
-pub fn projection(
-    store: Arc<ProjectionStore>,
-    jetstream: jetstream::Context,
-    config: DriverConfig,
-) -> Projection<DeliveryStatus> {
-    Projection::new(DeliveryStatus, store, jetstream, config)
-}
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Option<T> {
     match serde_json::from_slice(bytes) {

@@ -4,28 +4,10 @@
 
 pub mod metrics;
 
-use std::path::Path;
-use std::sync::Arc;
-
-use lifeline_bus::async_nats::jetstream;
-use lifeline_domain::Handler;
-use lifeline_domain::inventory::{Inventory, RESERVATIONS, Reservation, STOCK, StockLevel};
-use lifeline_projection::{DriverConfig, Projection};
+use lifeline_domain::inventory::{RESERVATIONS, Reservation, STOCK, StockLevel};
 use lifeline_store::{ProjectionStore, StoreError};
 
 pub use lifeline_domain::inventory::NAME;
-
-pub fn open_store(directory: &Path) -> Result<Arc<ProjectionStore>, StoreError> {
-    ProjectionStore::open(directory, Inventory.tables()).map(Arc::new)
-}
-
-pub fn projection(
-    store: Arc<ProjectionStore>,
-    jetstream: jetstream::Context,
-    config: DriverConfig,
-) -> Projection<Inventory> {
-    Projection::new(Inventory, store, jetstream, config)
-}
 
 /// One row of the stock table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
