@@ -8,7 +8,7 @@
 use lifeline_events::{Envelope, Event, OrderPicked, OrderPlaced, PickOutcome};
 use serde::{Deserialize, Serialize};
 
-use crate::{Applied, Handler, Rejection, StateTx, StateTxExt};
+use crate::{Applied, Handler, Reason, Rejection, StateTx, StateTxExt};
 
 pub const NAME: &str = "inventory";
 pub const STOCK: &str = "stock";
@@ -106,7 +106,7 @@ impl Handler for Inventory {
                 let on_hand = i128::from(level.on_hand) + i128::from(adjusted.delta);
                 if on_hand < i128::from(level.reserved) {
                     return Err(Rejection::new(
-                        "stock_below_reserved",
+                        Reason::StockBelowReserved,
                         format!(
                             "adjusting {} by {} leaves {on_hand} on hand for {} reserved",
                             stock_key(&adjusted.partner, &adjusted.item),
@@ -124,11 +124,14 @@ impl Handler for Inventory {
                 let Some(mut reservation) =
                     state.get_json::<Reservation>(RESERVATIONS, &cancelled.order)?
                 else {
-                    return Err(Rejection::new("unknown_order", cancelled.order.clone()));
+                    return Err(Rejection::new(
+                        Reason::UnknownOrder,
+                        cancelled.order.clone(),
+                    ));
                 };
                 if reservation.state != ReservationState::Held {
                     return Err(Rejection::new(
-                        "impossible_transition",
+                        Reason::ImpossibleTransition,
                         format!(
                             "cancel of order {} whose stock is {:?}",
                             cancelled.order, reservation.state
@@ -152,7 +155,7 @@ impl Handler for Inventory {
 
 fn reserve(state: &mut dyn StateTx, placed: &OrderPlaced) -> Result<Applied, Rejection> {
     if state.get(RESERVATIONS, &placed.order).is_some() {
-        return Err(Rejection::new("duplicate_order", placed.order.clone()));
+        return Err(Rejection::new(Reason::DuplicateOrder, placed.order.clone()));
     }
     let mut lines = Vec::with_capacity(placed.lines.len());
     for line in &placed.lines {
@@ -177,11 +180,11 @@ fn reserve(state: &mut dyn StateTx, placed: &OrderPlaced) -> Result<Applied, Rej
 
 fn pick(state: &mut dyn StateTx, picked: &OrderPicked) -> Result<Applied, Rejection> {
     let Some(mut reservation) = state.get_json::<Reservation>(RESERVATIONS, &picked.order)? else {
-        return Err(Rejection::new("unknown_order", picked.order.clone()));
+        return Err(Rejection::new(Reason::UnknownOrder, picked.order.clone()));
     };
     if reservation.state != ReservationState::Held {
         return Err(Rejection::new(
-            "impossible_transition",
+            Reason::ImpossibleTransition,
             format!(
                 "pick of order {} whose stock is {:?}",
                 picked.order, reservation.state
@@ -190,7 +193,7 @@ fn pick(state: &mut dyn StateTx, picked: &OrderPicked) -> Result<Applied, Reject
     }
     if reservation.partner != picked.partner {
         return Err(Rejection::new(
-            "wrong_partner",
+            Reason::WrongPartner,
             format!(
                 "order {} belongs to partner {}",
                 picked.order, reservation.partner
@@ -207,7 +210,7 @@ fn pick(state: &mut dyn StateTx, picked: &OrderPicked) -> Result<Applied, Reject
         })
         .collect();
     crate::command::check_pick_lines(&ordered, &picked.lines)
-        .map_err(|error| Rejection::new("invalid_pick", error.to_string()))?;
+        .map_err(|error| Rejection::new(Reason::InvalidPick, error.to_string()))?;
     // Release every reservation of the order first, then take what was picked.
     for line in &reservation.lines {
         let mut level = stock(state, &reservation.partner, &line.item)?;
@@ -241,7 +244,7 @@ fn take(
     let mut level = stock(state, partner, item)?;
     if level.available() < u64::from(quantity) {
         return Err(Rejection::new(
-            "insufficient_stock",
+            Reason::InsufficientStock,
             format!(
                 "picking {quantity} of {} with {} available",
                 stock_key(partner, item),

@@ -12,7 +12,7 @@ pub mod registry;
 mod state;
 pub mod testing;
 
-pub use state::{MemoryState, Rejection, Savepoint, StateTx, StateTxExt, apply_atomically};
+pub use state::{MemoryState, Reason, Rejection, Savepoint, StateTx, StateTxExt, apply_atomically};
 
 use lifeline_events::Envelope;
 

@@ -31,15 +31,7 @@ impl Stage {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Placed => "placed",
-            Stage::Picked => "picked",
-            Stage::AtCheckpoint => "at_checkpoint",
-            Stage::OnRun => "on_run",
-            Stage::Delivered => "delivered",
-            Stage::Failed => "failed",
-            Stage::Cancelled => "cancelled",
-        }
+        lifeline_events::wire_name(&self)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use lifeline_events::{Envelope, Event, SealScope};
 
-use crate::{Applied, Handler, Rejection, StateTx, StateTxExt};
+use crate::{Applied, Handler, Reason, Rejection, StateTx, StateTxExt};
 
 pub const NAME: &str = "registry";
 pub const COMMUNITIES: &str = "communities";
@@ -56,7 +56,7 @@ impl Handler for Registry {
             Event::HouseholdRegistered(e) => {
                 if e.head_count == 0 {
                     return Err(Rejection::new(
-                        "invalid_registration",
+                        Reason::InvalidRegistration,
                         format!("household {} has nobody in it", e.household),
                     ));
                 }
@@ -98,7 +98,7 @@ mod tests {
         let rejection = given(&[])
             .when_event(NAME, household(0, vec![]))
             .expect_err("nobody lives there");
-        assert_eq!(rejection.reason, "invalid_registration");
+        assert_eq!(rejection.reason, Reason::InvalidRegistration);
     }
 
     #[test]

@@ -5,17 +5,67 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Why an event cannot be applied. `reason` is a short fixed code (a metric label and the
-/// dead-letter reason); `detail` says what exactly was wrong.
+/// Why an event is parked: the dead-letter reason and the metric label, one closed set.
+/// The wire names (serde's) are what operators see; docs/events.md lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Not a JSON event envelope.
+    Undecodable,
+    /// A `type` lifeline does not know.
+    UnknownType,
+    /// A payload that does not fit its type.
+    InvalidPayload,
+    /// Published on a subject its content does not belong on.
+    SubjectMismatch,
+    /// A stored row that does not decode: a bug, parked rather than crashing.
+    CorruptState,
+    UnknownOrder,
+    DuplicateOrder,
+    UnknownRun,
+    DuplicateRun,
+    /// A step the order or run state machine does not allow.
+    ImpossibleTransition,
+    InvalidPick,
+    WrongPartner,
+    InsufficientStock,
+    StockBelowReserved,
+    InvalidRegistration,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        lifeline_events::wire_name(&self)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&lifeline_events::DecodeError> for Reason {
+    fn from(error: &lifeline_events::DecodeError) -> Self {
+        match error {
+            lifeline_events::DecodeError::Undecodable(_) => Reason::Undecodable,
+            lifeline_events::DecodeError::UnknownType(_) => Reason::UnknownType,
+            lifeline_events::DecodeError::InvalidPayload { .. } => Reason::InvalidPayload,
+        }
+    }
+}
+
+/// Why an event cannot be applied: which rule ([`Reason`]), and `detail`, what exactly
+/// was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}: {detail}")]
 pub struct Rejection {
-    pub reason: &'static str,
+    pub reason: Reason,
     pub detail: String,
 }
 
 impl Rejection {
-    pub fn new(reason: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
         Rejection {
             reason,
             detail: detail.into(),
@@ -42,7 +92,7 @@ pub trait StateTxExt: StateTx {
         match self.get(table, key) {
             None => Ok(None),
             Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|error| {
-                Rejection::new("corrupt_state", format!("{table}/{key}: {error}"))
+                Rejection::new(Reason::CorruptState, format!("{table}/{key}: {error}"))
             }),
         }
     }

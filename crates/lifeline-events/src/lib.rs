@@ -6,6 +6,7 @@ mod envelope;
 mod ids;
 mod payload;
 mod subject;
+mod wire;
 
 pub use envelope::{Actor, ActorKind, DecodeError, Envelope, EventMeta};
 pub use ids::{deterministic_event_id, is_token, new_event_id};
@@ -14,3 +15,4 @@ pub use subject::{
     DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECT_PREFIX, EVENT_STREAM, EVENT_STREAM_SUBJECTS,
     dead_letter_subject, drop_subject, order_subject, pick_subject, run_subject, subject_for,
 };
+pub use wire::wire_name;

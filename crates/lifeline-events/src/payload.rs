@@ -47,11 +47,7 @@ impl Priority {
     pub const ALL: [Priority; 3] = [Priority::Routine, Priority::Priority, Priority::Urgent];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::Routine => "routine",
-            Priority::Priority => "priority",
-            Priority::Urgent => "urgent",
-        }
+        crate::wire_name(&self)
     }
 }
 
@@ -133,15 +129,7 @@ impl DropFailure {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            DropFailure::NoAnswer => "no_answer",
-            DropFailure::WrongAddress => "wrong_address",
-            DropFailure::Refused => "refused",
-            DropFailure::AccessBlocked => "access_blocked",
-            DropFailure::Damaged => "damaged",
-            DropFailure::UnitSealed => "unit_sealed",
-            DropFailure::Other => "other",
-        }
+        crate::wire_name(&self)
     }
 }
 

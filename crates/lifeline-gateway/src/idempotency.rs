@@ -74,10 +74,11 @@ impl Idempotency {
     async fn read(&self, key: &str) -> Result<Option<Record>, ApiError> {
         let store = Arc::clone(&self.store);
         let key = key.to_owned();
-        let bytes = tokio::task::spawn_blocking(move || store.get(TABLE, &key))
-            .await
-            .map_err(|error| ApiError::Internal(error.to_string()))??;
-        Ok(bytes.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+        Ok(
+            tokio::task::spawn_blocking(move || store.get_json::<Record>(TABLE, &key))
+                .await
+                .map_err(|error| ApiError::Internal(error.to_string()))??,
+        )
     }
 
     async fn write(&self, key: &str, record: Option<&Record>) -> Result<(), ApiError> {

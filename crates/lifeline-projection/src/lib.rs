@@ -17,7 +17,7 @@ use lifeline_bus::async_nats::jetstream;
 use lifeline_bus::{
     DeadLetter, EventReader, PublishError, Publisher, ReadError, StreamMessage, stream_head,
 };
-use lifeline_domain::{Applied, Handler, Rejection, StateTx, apply_atomically};
+use lifeline_domain::{Applied, Handler, Reason, Rejection, StateTx, apply_atomically};
 use lifeline_events::{EVENT_STREAM, Envelope, subject_for};
 use lifeline_store::{Batch, ProjectionStore, StoreError, Writes};
 use tokio::sync::watch;
@@ -196,11 +196,11 @@ impl StateTx for StoreTx<'_> {
 /// partner may not publish another partner's pick on its own subject).
 fn decode(message: &StreamMessage) -> Result<Envelope, Rejection> {
     let envelope = Envelope::decode(&message.payload)
-        .map_err(|error| Rejection::new(error.reason_code(), error.to_string()))?;
+        .map_err(|error| Rejection::new(Reason::from(&error), error.to_string()))?;
     let expected = subject_for(&envelope.event);
     if expected != message.subject {
         return Err(Rejection::new(
-            "subject_mismatch",
+            Reason::SubjectMismatch,
             format!(
                 "{} belongs on {expected}, arrived on {}",
                 envelope.event_type(),
@@ -242,7 +242,7 @@ fn apply_batch(
             match &result {
                 Ok(applied) => tracing::debug!(?applied, "event applied"),
                 Err(rejection) => {
-                    tracing::warn!(reason = rejection.reason, detail = %rejection.detail, "event rejected")
+                    tracing::warn!(reason = rejection.reason.as_str(), detail = %rejection.detail, "event rejected")
                 }
             }
             result.map(|applied| (applied, envelope.event_type()))
@@ -250,9 +250,11 @@ fn apply_batch(
         match result {
             Ok((Applied::Changed, event_type)) => outcome.applied_types.push(event_type),
             Ok((Applied::Ignored, _)) => outcome.ignored += 1,
-            Err(rejection) => outcome
-                .rejected
-                .push((index, rejection.reason, rejection.detail)),
+            Err(rejection) => {
+                outcome
+                    .rejected
+                    .push((index, rejection.reason.as_str(), rejection.detail))
+            }
         }
         if let Some(error) = tx.error.borrow_mut().take() {
             return Err(error);
@@ -347,11 +349,12 @@ impl Projection {
         metrics::BATCH_SIZE.with_label_values(&[name]);
         metrics::BATCH_SECONDS.with_label_values(&[name]);
         for reason in [
-            "undecodable",
-            "unknown_type",
-            "invalid_payload",
-            "subject_mismatch",
+            Reason::Undecodable,
+            Reason::UnknownType,
+            Reason::InvalidPayload,
+            Reason::SubjectMismatch,
         ] {
+            let reason = reason.as_str();
             metrics::REJECTED.with_label_values(&[name, reason]);
             lifeline_bus::metrics::DEAD_LETTERS.with_label_values(&[name, reason]);
         }

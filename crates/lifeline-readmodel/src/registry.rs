@@ -6,50 +6,33 @@ use lifeline_domain::registry::{HOUSEHOLDS, ITEMS, TRICYCLES, VOLUNTEERS};
 use lifeline_events::{
     HouseholdRegistered, ItemRegistered, TricycleRegistered, VolunteerRegistered,
 };
-use lifeline_store::{ProjectionStore, StoreError};
-use serde::de::DeserializeOwned;
+use lifeline_store::{ProjectionStore, StoreError, decode_row};
 
 pub use lifeline_domain::registry::NAME;
-
-fn row<T: DeserializeOwned>(
-    store: &ProjectionStore,
-    table: &str,
-    key: &str,
-) -> Result<Option<T>, StoreError> {
-    Ok(store
-        .get(table, key)?
-        .and_then(|bytes| match serde_json::from_slice(&bytes) {
-            Ok(value) => Some(value),
-            Err(error) => {
-                tracing::error!(table, key, %error, "undecodable registry row");
-                None
-            }
-        }))
-}
 
 pub fn household(
     store: &ProjectionStore,
     household: &str,
 ) -> Result<Option<HouseholdRegistered>, StoreError> {
-    row(store, HOUSEHOLDS, household)
+    store.get_json(HOUSEHOLDS, household)
 }
 
 pub fn item(store: &ProjectionStore, item: &str) -> Result<Option<ItemRegistered>, StoreError> {
-    row(store, ITEMS, item)
+    store.get_json(ITEMS, item)
 }
 
 pub fn tricycle(
     store: &ProjectionStore,
     tricycle: &str,
 ) -> Result<Option<TricycleRegistered>, StoreError> {
-    row(store, TRICYCLES, tricycle)
+    store.get_json(TRICYCLES, tricycle)
 }
 
 pub fn volunteer(
     store: &ProjectionStore,
     volunteer: &str,
 ) -> Result<Option<VolunteerRegistered>, StoreError> {
-    row(store, VOLUNTEERS, volunteer)
+    store.get_json(VOLUNTEERS, volunteer)
 }
 
 /// Every household of a community (the operators' "not one missed" list reads this).
@@ -58,10 +41,9 @@ pub fn households_of(
     community: &str,
 ) -> Result<Vec<HouseholdRegistered>, StoreError> {
     let mut households = Vec::new();
-    for (_, bytes) in store.scan_prefix(HOUSEHOLDS, &format!("{community}-"))? {
-        if let Ok(household) = serde_json::from_slice::<HouseholdRegistered>(&bytes)
-            && household.community == community
-        {
+    for (key, bytes) in store.scan_prefix(HOUSEHOLDS, &format!("{community}-"))? {
+        let household: HouseholdRegistered = decode_row(HOUSEHOLDS, &key, &bytes)?;
+        if household.community == community {
             households.push(household);
         }
     }

@@ -30,8 +30,30 @@ pub enum StoreError {
     UnknownTable(String),
     #[error("corrupt position value")]
     CorruptPosition,
-    #[error("cannot swap projection directories: {0}")]
-    Swap(std::io::Error),
+    /// A stored row that does not decode: a bug or a damaged disk, never bad input. It is
+    /// reported to the caller (500, a failed scrape, a stopped consumer), never skipped.
+    #[error("corrupt row {table}/{key}")]
+    Corrupt {
+        table: String,
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot swap projection directories")]
+    Swap(#[source] std::io::Error),
+}
+
+/// Decodes one JSON row; the one policy for an unreadable row: [`StoreError::Corrupt`].
+pub fn decode_row<T: serde::de::DeserializeOwned>(
+    table: &str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        table: table.to_owned(),
+        key: key.to_owned(),
+        source,
+    })
 }
 
 /// A projection's RocksDB database.
@@ -95,6 +117,18 @@ impl ProjectionStore {
                     .map_err(|_| StoreError::CorruptPosition)?;
                 Ok(u64::from_be_bytes(array))
             }
+        }
+    }
+
+    /// A JSON row, decoded: `Corrupt` when it does not decode.
+    pub fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.get(table, key)? {
+            Some(bytes) => decode_row(table, key, &bytes).map(Some),
+            None => Ok(None),
         }
     }
 

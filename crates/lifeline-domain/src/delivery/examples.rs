@@ -12,7 +12,7 @@ use crate::testing::{Given, given_to};
 fn given(events: &[Event]) -> Given {
     given_to(super::NAME, events)
 }
-use crate::{Applied, StateTxExt};
+use crate::{Applied, Reason, StateTxExt};
 
 fn placed(order: &str) -> Event {
     Event::OrderPlaced(OrderPlaced {
@@ -137,7 +137,7 @@ fn an_order_placed_twice_is_parked() {
     let rejection = given(&[placed("o1")])
         .when_event("delivery", placed("o1"))
         .expect_err("duplicate");
-    assert_eq!(rejection.reason, "duplicate_order");
+    assert_eq!(rejection.reason, Reason::DuplicateOrder);
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn a_drop_for_another_run_is_parked() {
     let rejection = given(&events)
         .when_event("delivery", delivered("r1", "o2"))
         .expect_err("o2 rides r2");
-    assert_eq!(rejection.reason, "impossible_transition");
+    assert_eq!(rejection.reason, Reason::ImpossibleTransition);
 }
 
 #[test]
@@ -236,5 +236,5 @@ fn a_run_cannot_depart_twice() {
     let rejection = given(&out())
         .when_event("delivery", departed("r1"))
         .expect_err("already out");
-    assert_eq!(rejection.reason, "impossible_transition");
+    assert_eq!(rejection.reason, Reason::ImpossibleTransition);
 }

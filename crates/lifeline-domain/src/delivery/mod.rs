@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::check_pick_lines;
 use crate::order::{OrderStatus, Stage, Step};
-use crate::{Applied, Handler, Rejection, StateTx, StateTxExt};
+use crate::{Applied, Handler, Reason, Rejection, StateTx, StateTxExt};
 
 pub const NAME: &str = "delivery";
 pub const ORDERS: &str = "orders";
@@ -136,11 +136,7 @@ impl RunState {
 
     /// The wire name, as serde spells it (for messages and labels).
     pub fn as_str(self) -> &'static str {
-        match self {
-            RunState::Planned => "planned",
-            RunState::Departed => "departed",
-            RunState::Returned => "returned",
-        }
+        lifeline_events::wire_name(&self)
     }
 }
 
@@ -198,7 +194,7 @@ fn time_text(envelope: &Envelope) -> String {
 fn load_order(state: &dyn StateTx, order: &str) -> Result<OrderRecord, Rejection> {
     state
         .get_json::<OrderRecord>(ORDERS, order)?
-        .ok_or_else(|| Rejection::new("unknown_order", order.to_owned()))
+        .ok_or_else(|| Rejection::new(Reason::UnknownOrder, order.to_owned()))
 }
 
 /// Moves an order one step and records the transition.
@@ -212,7 +208,10 @@ fn step_order(
 ) -> Result<(), Rejection> {
     let mut record = load_order(state, order)?;
     let status = record.status.next(step).map_err(|error| {
-        Rejection::new("impossible_transition", format!("order {order}: {error}"))
+        Rejection::new(
+            Reason::ImpossibleTransition,
+            format!("order {order}: {error}"),
+        )
     })?;
     bump(
         state,
@@ -241,7 +240,7 @@ fn step_order(
 fn load_run(state: &dyn StateTx, run: &str) -> Result<RunRecord, Rejection> {
     state
         .get_json::<RunRecord>(RUNS, run)?
-        .ok_or_else(|| Rejection::new("unknown_run", run.to_owned()))
+        .ok_or_else(|| Rejection::new(Reason::UnknownRun, run.to_owned()))
 }
 
 /// A drop must be for an order on that run, and the run must be out.
@@ -249,7 +248,7 @@ fn check_drop(state: &dyn StateTx, order: &str, run: &str) -> Result<(), Rejecti
     let record = load_order(state, order)?;
     if record.status.stage != Stage::OnRun || record.run.as_deref() != Some(run) {
         return Err(Rejection::new(
-            "impossible_transition",
+            Reason::ImpossibleTransition,
             format!(
                 "order {order} is {:?}, not on run {run}",
                 record.status.stage
@@ -295,7 +294,7 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
     match &envelope.event {
         Event::OrderPlaced(placed) => {
             if state.get(ORDERS, &placed.order).is_some() {
-                return Err(Rejection::new("duplicate_order", placed.order.clone()));
+                return Err(Rejection::new(Reason::DuplicateOrder, placed.order.clone()));
             }
             let record = OrderRecord {
                 order: placed.order.clone(),
@@ -362,11 +361,11 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
             // the ordered lines); a later pick is an impossible transition below.
             if record.status.stage == Stage::Placed {
                 check_pick_lines(&record.items, &picked.lines)
-                    .map_err(|error| Rejection::new("invalid_pick", error.to_string()))?;
+                    .map_err(|error| Rejection::new(Reason::InvalidPick, error.to_string()))?;
             }
             if record.partner != picked.partner {
                 return Err(Rejection::new(
-                    "wrong_partner",
+                    Reason::WrongPartner,
                     format!(
                         "order {} belongs to partner {}",
                         picked.order, record.partner
@@ -398,7 +397,7 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
         }
         Event::RunPlanned(planned) => {
             if state.get(RUNS, &planned.run).is_some() {
-                return Err(Rejection::new("duplicate_run", planned.run.clone()));
+                return Err(Rejection::new(Reason::DuplicateRun, planned.run.clone()));
             }
             let orders: Vec<String> = planned.orders().cloned().collect();
             for order in &orders {
@@ -428,7 +427,7 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
             let mut run = load_run(state, &departed.run)?;
             run.state = run.state.next(RunStep::Depart).ok_or_else(|| {
                 Rejection::new(
-                    "impossible_transition",
+                    Reason::ImpossibleTransition,
                     format!("run {} departed while {}", run.run, run.state.as_str()),
                 )
             })?;
@@ -440,7 +439,7 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
             let mut run = load_run(state, &returned.run)?;
             let returned_state = run.state.next(RunStep::Return).ok_or_else(|| {
                 Rejection::new(
-                    "impossible_transition",
+                    Reason::ImpossibleTransition,
                     format!("run {} returned while {}", run.run, run.state.as_str()),
                 )
             })?;

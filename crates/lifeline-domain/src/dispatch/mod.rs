@@ -13,7 +13,7 @@ use lifeline_events::{Actor, Envelope, Event, Priority, RunPlanned, Stop, determ
 use serde::{Deserialize, Serialize};
 
 use crate::order::MAX_DROP_ATTEMPTS;
-use crate::{Applied, Handler, Rejection, StateTx, StateTxExt};
+use crate::{Applied, Handler, Reason, Rejection, StateTx, StateTxExt};
 
 pub const NAME: &str = "dispatch";
 pub const ORDERS: &str = "orders";
@@ -210,7 +210,7 @@ fn load_community(state: &dyn StateTx, community: &str) -> Result<CommunityDispa
 fn load_order(state: &dyn StateTx, order: &str) -> Result<DispatchOrder, Rejection> {
     state
         .get_json::<DispatchOrder>(ORDERS, order)?
-        .ok_or_else(|| Rejection::new("unknown_order", order.to_owned()))
+        .ok_or_else(|| Rejection::new(Reason::UnknownOrder, order.to_owned()))
 }
 
 fn enqueue(community: &mut CommunityDispatch, order_id: &str, order: &DispatchOrder) {
@@ -305,7 +305,7 @@ impl Handler for Dispatch {
             }
             Event::OrderPlaced(placed) => {
                 if state.get(ORDERS, &placed.order).is_some() {
-                    return Err(Rejection::new("duplicate_order", placed.order.clone()));
+                    return Err(Rejection::new(Reason::DuplicateOrder, placed.order.clone()));
                 }
                 let order = DispatchOrder {
                     community: placed.community.clone(),
@@ -326,7 +326,7 @@ impl Handler for Dispatch {
                 let mut order = load_order(state, &cancelled.order)?;
                 if order.phase != Phase::Waiting {
                     return Err(Rejection::new(
-                        "impossible_transition",
+                        Reason::ImpossibleTransition,
                         format!(
                             "cancel of order {} in phase {:?}",
                             cancelled.order, order.phase
@@ -341,12 +341,12 @@ impl Handler for Dispatch {
                 let mut order = load_order(state, &picked.order)?;
                 if order.phase != Phase::Waiting {
                     return Err(Rejection::new(
-                        "impossible_transition",
+                        Reason::ImpossibleTransition,
                         format!("pick of order {} in phase {:?}", picked.order, order.phase),
                     ));
                 }
                 crate::command::check_pick_lines(&order.lines, &picked.lines)
-                    .map_err(|error| Rejection::new("invalid_pick", error.to_string()))?;
+                    .map_err(|error| Rejection::new(Reason::InvalidPick, error.to_string()))?;
                 order.lines = Vec::new();
                 // The same predicate as the delivery status: nothing picked, nothing to carry.
                 order.phase = if crate::delivery::anything_picked(picked) {
@@ -363,7 +363,7 @@ impl Handler for Dispatch {
                     let mut order = load_order(state, order_id)?;
                     if order.phase != Phase::Picked {
                         return Err(Rejection::new(
-                            "impossible_transition",
+                            Reason::ImpossibleTransition,
                             format!(
                                 "order {order_id} arrived at the checkpoint in phase {:?}",
                                 order.phase
@@ -383,7 +383,7 @@ impl Handler for Dispatch {
                     || order.run.as_deref() != Some(delivered.run.as_str())
                 {
                     return Err(Rejection::new(
-                        "impossible_transition",
+                        Reason::ImpossibleTransition,
                         format!(
                             "drop of order {} in phase {:?}",
                             delivered.order, order.phase
@@ -399,7 +399,7 @@ impl Handler for Dispatch {
                 if order.phase != Phase::OnRun || order.run.as_deref() != Some(failed.run.as_str())
                 {
                     return Err(Rejection::new(
-                        "impossible_transition",
+                        Reason::ImpossibleTransition,
                         format!(
                             "failed drop of order {} in phase {:?}",
                             failed.order, order.phase
@@ -421,7 +421,7 @@ impl Handler for Dispatch {
                     || community.departed.contains(&departed.run)
                 {
                     return Err(Rejection::new(
-                        "impossible_transition",
+                        Reason::ImpossibleTransition,
                         format!(
                             "run {} departed, but it is not waiting to leave",
                             departed.run
@@ -436,12 +436,12 @@ impl Handler for Dispatch {
                 let mut community = load_community(state, &returned.community)?;
                 if !community.departed.remove(&returned.run) {
                     return Err(Rejection::new(
-                        "impossible_transition",
+                        Reason::ImpossibleTransition,
                         format!("run {} returned, but it is not out", returned.run),
                     ));
                 }
                 let Some(orders) = community.runs.remove(&returned.run) else {
-                    return Err(Rejection::new("unknown_run", returned.run.clone()));
+                    return Err(Rejection::new(Reason::UnknownRun, returned.run.clone()));
                 };
                 // The tricycle that took this run, whatever the event says.
                 for tricycle in community.tricycles.values_mut() {

@@ -7,24 +7,12 @@ use std::collections::BTreeMap;
 
 use lifeline_domain::delivery::{BY_BUILDING, BY_HOUSEHOLD, ORDERS, OrderRecord, RUNS, RunRecord};
 use lifeline_domain::order::Stage;
-use lifeline_store::{ProjectionStore, StoreError};
+use lifeline_store::{ProjectionStore, StoreError, decode_row};
 
 pub use lifeline_domain::delivery::NAME;
 
-fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Option<T> {
-    match serde_json::from_slice(bytes) {
-        Ok(value) => Some(value),
-        Err(error) => {
-            tracing::error!(key, %error, "undecodable delivery row");
-            None
-        }
-    }
-}
-
 pub fn order(store: &ProjectionStore, order: &str) -> Result<Option<OrderRecord>, StoreError> {
-    Ok(store
-        .get(ORDERS, order)?
-        .and_then(|bytes| decode(order, &bytes)))
+    store.get_json(ORDERS, order)
 }
 
 fn orders_by_index(
@@ -57,23 +45,23 @@ pub fn orders_in_building(
 }
 
 pub fn run(store: &ProjectionStore, run: &str) -> Result<Option<RunRecord>, StoreError> {
-    Ok(store.get(RUNS, run)?.and_then(|bytes| decode(run, &bytes)))
+    store.get_json(RUNS, run)
 }
 
 pub fn all_runs(store: &ProjectionStore) -> Result<Vec<RunRecord>, StoreError> {
-    Ok(store
+    store
         .scan_prefix(RUNS, "")?
         .into_iter()
-        .filter_map(|(key, bytes)| decode(&key, &bytes))
-        .collect())
+        .map(|(key, bytes)| decode_row(RUNS, &key, &bytes))
+        .collect()
 }
 
 pub fn all_orders(store: &ProjectionStore) -> Result<Vec<OrderRecord>, StoreError> {
-    Ok(store
+    store
         .scan_prefix(ORDERS, "")?
         .into_iter()
-        .filter_map(|(key, bytes)| decode(&key, &bytes))
-        .collect())
+        .map(|(key, bytes)| decode_row(ORDERS, &key, &bytes))
+        .collect()
 }
 
 /// Orders counted by stage, and how many of them are final.
@@ -129,10 +117,10 @@ pub fn ops_snapshot(store: &ProjectionStore) -> Result<OpsSnapshot, StoreError> 
     for (key, value) in store.scan_prefix(STATS, "")? {
         let parts: Vec<&str> = key.split('/').collect();
         if parts == ["clock"] {
-            snapshot.clock = serde_json::from_slice(&value).ok();
+            snapshot.clock = Some(decode_row(STATS, &key, &value)?);
             continue;
         }
-        let count: u64 = serde_json::from_slice(&value).unwrap_or(0);
+        let count: u64 = decode_row(STATS, &key, &value)?;
         match parts.as_slice() {
             ["stage", community, stage] => {
                 snapshot
@@ -202,9 +190,7 @@ pub fn ops_snapshot(store: &ProjectionStore) -> Result<OpsSnapshot, StoreError> 
         date.day()
     ));
     for (key, value) in store.scan_prefix(VULNERABLE, "")? {
-        let Some(household) = decode::<VulnerableHousehold>(&key, &value) else {
-            continue;
-        };
+        let household: VulnerableHousehold = decode_row(VULNERABLE, &key, &value)?;
         let entry = snapshot
             .vulnerable_unserved
             .entry(household.community.clone())
@@ -231,8 +217,7 @@ pub fn vulnerable_unserved(
 ) -> Result<Vec<serde_json::Value>, StoreError> {
     use lifeline_domain::delivery::{STATS, VULNERABLE, VulnerableHousehold};
     let offset = store
-        .get(STATS, "clock")?
-        .and_then(|bytes| serde_json::from_slice::<String>(&bytes).ok())
+        .get_json::<String>(STATS, "clock")?
         .and_then(|text| {
             time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).ok()
         })
@@ -246,9 +231,7 @@ pub fn vulnerable_unserved(
     );
     let mut unserved = Vec::new();
     for (household, bytes) in store.scan_prefix(VULNERABLE, "")? {
-        let Some(row) = decode::<VulnerableHousehold>(&household, &bytes) else {
-            continue;
-        };
+        let row: VulnerableHousehold = decode_row(VULNERABLE, &household, &bytes)?;
         if row.community == community && row.last_served_day.as_deref() != Some(today.as_str()) {
             unserved.push(serde_json::json!({
                 "household": household,

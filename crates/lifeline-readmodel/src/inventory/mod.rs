@@ -5,7 +5,7 @@
 pub mod metrics;
 
 use lifeline_domain::inventory::{RESERVATIONS, Reservation, STOCK, StockLevel};
-use lifeline_store::{ProjectionStore, StoreError};
+use lifeline_store::{ProjectionStore, StoreError, decode_row};
 
 pub use lifeline_domain::inventory::NAME;
 
@@ -26,10 +26,7 @@ pub fn stock(store: &ProjectionStore, partner: Option<&str>) -> Result<Vec<Stock
         .unwrap_or_default();
     let mut rows = Vec::new();
     for (key, value) in store.scan_prefix(STOCK, &prefix)? {
-        let Ok(level) = serde_json::from_slice::<StockLevel>(&value) else {
-            tracing::error!(key, "undecodable stock row");
-            continue;
-        };
+        let level: StockLevel = decode_row(STOCK, &key, &value)?;
         let (partner, item) = key.split_once('/').unwrap_or((key.as_str(), ""));
         rows.push(StockRow {
             partner: partner.to_owned(),
@@ -47,7 +44,5 @@ pub fn reservation(
     store: &ProjectionStore,
     order: &str,
 ) -> Result<Option<Reservation>, StoreError> {
-    Ok(store
-        .get(RESERVATIONS, order)?
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+    store.get_json(RESERVATIONS, order)
 }

@@ -3,6 +3,7 @@
 use lifeline_events::{ItemKind, PickLine, PickOutcome, Priority, Substitute};
 
 use super::*;
+use crate::Reason;
 use crate::command::*;
 use crate::testing::given;
 
@@ -285,7 +286,7 @@ fn a_pick_published_straight_to_nats_meets_the_same_line_rules() {
         let rejection = state
             .when_event(projection, mismatched.clone())
             .expect_err("a pick that does not answer the order is parked");
-        assert_eq!(rejection.reason, "invalid_pick", "{projection}");
+        assert_eq!(rejection.reason, Reason::InvalidPick, "{projection}");
     }
 }
 
