@@ -227,7 +227,11 @@ async fn api_if_served(
     ) else {
         return Ok(None);
     };
-    let delivery_status = Arc::clone(&delivery.status);
+    let statuses = vec![
+        Arc::clone(&registry.status),
+        Arc::clone(&inventory.status),
+        Arc::clone(&delivery.status),
+    ];
     let (registry, delivery, inventory) = (
         Arc::clone(&registry.store),
         Arc::clone(&delivery.store),
@@ -251,7 +255,7 @@ async fn api_if_served(
         jetstream: connection.jetstream.clone(),
         registry,
         delivery,
-        delivery_status,
+        statuses,
         inventory,
         idempotency: lifeline_gateway::idempotency::Idempotency::new(Arc::new(idempotency)),
         access,

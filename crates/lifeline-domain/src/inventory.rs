@@ -62,8 +62,19 @@ impl Reservation {
     }
 }
 
+/// The stock row of a partner's item: `<partner>/<item>`. Built and parsed only here.
 pub fn stock_key(partner: &str, item: &str) -> String {
     format!("{partner}/{item}")
+}
+
+/// The partner and item of a stock row's key.
+pub fn parse_stock_key(key: &str) -> Option<(&str, &str)> {
+    key.split_once('/')
+}
+
+/// The prefix of every stock row of `partner`.
+pub fn stock_prefix(partner: &str) -> String {
+    stock_key(partner, "")
 }
 
 #[derive(Debug, Default)]

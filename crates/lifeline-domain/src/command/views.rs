@@ -90,7 +90,7 @@ impl Views<'_> {
     pub fn partner_known(&self, partner: &str) -> Result<bool, CommandError> {
         Ok(self
             .inventory
-            .any_with_prefix(inventory::STOCK, &inventory::stock_key(partner, ""))?)
+            .any_with_prefix(inventory::STOCK, &inventory::stock_prefix(partner))?)
     }
 
     pub fn stock(&self, partner: &str, item: &str) -> Result<StockLevel, CommandError> {

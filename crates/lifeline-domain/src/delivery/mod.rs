@@ -8,6 +8,8 @@ use crate::command::check_pick_lines;
 use crate::order::{OrderStatus, Stage, Step};
 use crate::{Applied, Handler, Reason, Rejection, StateTx, StateTxExt};
 
+pub mod keys;
+
 pub const NAME: &str = "delivery";
 pub const ORDERS: &str = "orders";
 /// Index rows `<household>/<order>` with an empty value.
@@ -39,23 +41,7 @@ pub struct VulnerableHousehold {
     pub last_served_day: Option<String>,
 }
 
-/// The key of an order in the [`OPEN`] index.
-pub fn open_key(priority: Priority, placed_at_ms: u64, order: &str) -> String {
-    format!("{}/{placed_at_ms:016}/{order}", priority_rank(priority))
-}
-
-/// `0` for urgent, `1` for priority, `2` for routine: most urgent sorts first.
-pub fn priority_rank(priority: Priority) -> u8 {
-    match priority {
-        Priority::Urgent => 0,
-        Priority::Priority => 1,
-        Priority::Routine => 2,
-    }
-}
-
-pub fn stage_key(community: &str, stage: Stage) -> String {
-    format!("stage/{community}/{}", stage.as_str())
-}
+pub use keys::{Counter, OpenKey, priority_rank};
 
 fn bump(state: &mut dyn StateTx, key: &str, delta: i64) -> Result<(), Rejection> {
     let current: i64 = state.get_json(STATS, key)?.unwrap_or(0);
@@ -215,12 +201,29 @@ fn step_order(
     })?;
     bump(
         state,
-        &stage_key(&record.community, record.status.stage),
+        &Counter::Stage {
+            community: record.community.clone(),
+            stage: record.status.stage,
+        }
+        .key(),
         -1,
     )?;
-    bump(state, &stage_key(&record.community, status.stage), 1)?;
+    bump(
+        state,
+        &Counter::Stage {
+            community: record.community.clone(),
+            stage: status.stage,
+        }
+        .key(),
+        1,
+    )?;
     if status.is_final() && !record.is_final {
-        state.delete(OPEN, &open_key(record.priority, record.placed_at_ms, order));
+        let open = OpenKey {
+            priority: record.priority,
+            placed_at_ms: record.placed_at_ms,
+            order: order.to_owned(),
+        };
+        state.delete(OPEN, &open.key());
     }
     record.status = status;
     record.is_final = status.is_final();
@@ -284,7 +287,7 @@ impl Handler for DeliveryStatus {
     ) -> Result<Applied, Rejection> {
         let applied = apply_event(state, envelope)?;
         if applied == Applied::Changed {
-            state.put_json(STATS, "clock", &time_text(envelope));
+            state.put_json(STATS, keys::CLOCK, &time_text(envelope));
         }
         Ok(applied)
     }
@@ -320,25 +323,34 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
                 }],
             };
             state.put_json(ORDERS, &placed.order, &record);
-            bump(state, &stage_key(&placed.community, Stage::Placed), 1)?;
+            let placed_counter = Counter::Stage {
+                community: placed.community.clone(),
+                stage: Stage::Placed,
+            };
+            bump(state, &placed_counter.key(), 1)?;
             state.put(
                 OPEN,
-                &open_key(placed.priority, record.placed_at_ms, &placed.order),
+                &OpenKey {
+                    priority: placed.priority,
+                    placed_at_ms: record.placed_at_ms,
+                    order: placed.order.clone(),
+                }
+                .key(),
                 Vec::new(),
             );
             state.put(
                 BY_HOUSEHOLD,
-                &format!("{}/{}", placed.household, placed.order),
+                &keys::index_key(&placed.household, &placed.order),
                 Vec::new(),
             );
             state.put(
                 BY_BUILDING,
-                &format!("{}/{}", placed.building, placed.order),
+                &keys::index_key(&placed.building, &placed.order),
                 Vec::new(),
             );
             state.put(
                 BY_PARTNER,
-                &format!("{}/{}", placed.partner, placed.order),
+                &keys::index_key(&placed.partner, &placed.order),
                 Vec::new(),
             );
             Ok(Applied::Changed)
@@ -420,7 +432,10 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
                 planned_at: time_text(envelope),
             };
             state.put_json(RUNS, &planned.run, &run);
-            bump(state, &format!("runs_open/{}", planned.community), 1)?;
+            let runs_open = Counter::RunsOpen {
+                community: planned.community.clone(),
+            };
+            bump(state, &runs_open.key(), 1)?;
             Ok(Applied::Changed)
         }
         Event::RunDeparted(departed) => {
@@ -460,17 +475,19 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
             }
             run.state = returned_state;
             state.put_json(RUNS, &returned.run, &run);
-            bump(state, &format!("runs_open/{}", run.community), -1)?;
+            let runs_open = Counter::RunsOpen {
+                community: run.community.clone(),
+            };
+            bump(state, &runs_open.key(), -1)?;
             Ok(Applied::Changed)
         }
         Event::DropDelivered(delivered) => {
             check_drop(state, &delivered.order, &delivered.run)?;
             step_order(state, envelope, &delivered.order, Step::Deliver, None, None)?;
-            bump(
-                state,
-                &format!("drops/{}/delivered", delivered.community),
-                1,
-            )?;
+            let counter = Counter::Delivered {
+                community: delivered.community.clone(),
+            };
+            bump(state, &counter.key(), 1)?;
             if let Some(mut household) =
                 state.get_json::<VulnerableHousehold>(VULNERABLE, &delivered.household)?
             {
@@ -489,15 +506,11 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
                 Some(failed.reason.as_str().to_owned()),
                 None,
             )?;
-            bump(
-                state,
-                &format!(
-                    "drops/{}/failed/{}",
-                    failed.community,
-                    failed.reason.as_str()
-                ),
-                1,
-            )?;
+            let counter = Counter::Failed {
+                community: failed.community.clone(),
+                reason: failed.reason,
+            };
+            bump(state, &counter.key(), 1)?;
             Ok(Applied::Changed)
         }
         Event::HouseholdRegistered(household) => {

@@ -375,7 +375,7 @@ proptest! {
         let orders: Vec<(String, OrderRecord)> = rows(&state, ORDERS);
         for stage in Stage::ALL {
             let counted = orders.iter().filter(|(_, o)| o.status.stage == stage).count() as i64;
-            let stored: i64 = state.get_json(STATS, &stage_key("c", stage)).expect("row").unwrap_or(0);
+            let stored: i64 = state.get_json(STATS, &Counter::Stage { community: "c".into(), stage }.key()).expect("row").unwrap_or(0);
             prop_assert_eq!(stored, counted, "stage {:?}", stage);
         }
         let open: BTreeSet<String> = state.rows.keys().filter(|(t, _)| t == OPEN).map(|(_, k)| k.rsplit('/').next().unwrap_or_default().to_owned()).collect();

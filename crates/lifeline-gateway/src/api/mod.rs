@@ -47,8 +47,9 @@ pub struct Api {
     pub jetstream: jetstream::Context,
     pub registry: Arc<ProjectionStore>,
     pub delivery: Arc<ProjectionStore>,
-    /// The delivery consumer's committed position, watched (not polled) to settle.
-    pub delivery_status: Arc<lifeline_projection::ProjectionStatus>,
+    /// The committed positions of the projections commands read (registry, inventory,
+    /// delivery), watched (not polled) to settle.
+    pub statuses: Vec<Arc<lifeline_projection::ProjectionStatus>>,
     pub inventory: Arc<ProjectionStore>,
     pub idempotency: Idempotency,
     pub access: Access,
@@ -327,23 +328,31 @@ impl Api {
     }
 
     /// Optimistic concurrency on one aggregate: the sequence of the last message on its
-    /// subject, once the delivery projection has applied it. Deciding after this and
-    /// publishing with it as the expected last subject sequence means any write to the
-    /// aggregate in between makes the publish fail with a conflict (409).
+    /// subject, once the projections have applied it. Deciding after this and publishing
+    /// with it as the expected last subject sequence means any write to the aggregate in
+    /// between makes the publish fail with a conflict (409). The projections are also
+    /// brought to one cut (each at least where the furthest one was), so a decision never
+    /// reads an order from delivery that inventory has not seen yet.
     async fn settled_sequence(&self, subject: &str) -> Result<u64, ApiError> {
         let expected = lifeline_bus::last_subject_sequence(&self.jetstream, subject)
             .await
             .map_err(|_| ApiError::Unavailable)?;
-        if self
-            .delivery_status
-            .reached(expected, std::time::Duration::from_secs(3))
-            .await
-        {
-            Ok(expected)
-        } else {
-            // The projection is behind: the client retries later.
-            Err(ApiError::Unavailable)
+        let furthest = self
+            .statuses
+            .iter()
+            .map(|status| status.position.load(std::sync::atomic::Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        let target = expected.max(furthest);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        for status in &self.statuses {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if !status.reached(target, left).await {
+                // A projection is behind: the client retries later.
+                return Err(ApiError::Unavailable);
+            }
         }
+        Ok(expected)
     }
 
     /// One command, end to end, under its idempotency key: a retry whose first attempt is

@@ -5,6 +5,7 @@ pub mod metrics;
 
 use std::collections::BTreeMap;
 
+use lifeline_domain::delivery::keys;
 use lifeline_domain::delivery::{BY_BUILDING, BY_HOUSEHOLD, ORDERS, OrderRecord, RUNS, RunRecord};
 use lifeline_domain::order::Stage;
 use lifeline_store::{ProjectionStore, StoreError, decode_row};
@@ -21,8 +22,8 @@ fn orders_by_index(
     owner: &str,
 ) -> Result<Vec<OrderRecord>, StoreError> {
     let mut orders = Vec::new();
-    for (key, _) in store.scan_prefix(index, &format!("{owner}/"))? {
-        let order_id = key.rsplit('/').next().unwrap_or_default();
+    for (key, _) in store.scan_prefix(index, &keys::index_prefix(owner))? {
+        let order_id = keys::order_of_index_key(&key);
         if let Some(record) = order(store, order_id)? {
             orders.push(record);
         }
@@ -110,49 +111,38 @@ pub struct OpsSnapshot {
 /// (a few hundred rows at most: counters, the first open order per priority, vulnerable
 /// households).
 pub fn ops_snapshot(store: &ProjectionStore) -> Result<OpsSnapshot, StoreError> {
-    use lifeline_domain::delivery::{OPEN, STATS, VULNERABLE, VulnerableHousehold, priority_rank};
+    use lifeline_domain::delivery::keys::{CLOCK, Counter, OpenKey};
+    use lifeline_domain::delivery::{OPEN, STATS, VULNERABLE, VulnerableHousehold};
     use lifeline_events::Priority;
 
     let mut snapshot = OpsSnapshot::default();
     for (key, value) in store.scan_prefix(STATS, "")? {
-        let parts: Vec<&str> = key.split('/').collect();
-        if parts == ["clock"] {
+        if key == CLOCK {
             snapshot.clock = Some(decode_row(STATS, &key, &value)?);
             continue;
         }
         let count: u64 = decode_row(STATS, &key, &value)?;
-        match parts.as_slice() {
-            ["stage", community, stage] => {
+        match Counter::parse(&key) {
+            Some(Counter::Stage { community, stage }) => {
                 snapshot
                     .orders_by_stage
-                    .insert(((*community).to_owned(), (*stage).to_owned()), count);
+                    .insert((community, stage.as_str().to_owned()), count);
             }
-            ["drops", community, "delivered"] => {
-                snapshot.drops.insert(
-                    (
-                        (*community).to_owned(),
-                        "delivered".to_owned(),
-                        String::new(),
-                    ),
-                    count,
-                );
-            }
-            ["drops", community, "failed", reason] => {
-                snapshot.drops.insert(
-                    (
-                        (*community).to_owned(),
-                        "failed".to_owned(),
-                        (*reason).to_owned(),
-                    ),
-                    count,
-                );
-            }
-            ["runs_open", community] => {
+            Some(Counter::Delivered { community }) => {
                 snapshot
-                    .runs_in_progress
-                    .insert((*community).to_owned(), count);
+                    .drops
+                    .insert((community, "delivered".to_owned(), String::new()), count);
             }
-            _ => {}
+            Some(Counter::Failed { community, reason }) => {
+                snapshot.drops.insert(
+                    (community, "failed".to_owned(), reason.as_str().to_owned()),
+                    count,
+                );
+            }
+            Some(Counter::RunsOpen { community }) => {
+                snapshot.runs_in_progress.insert(community, count);
+            }
+            None => {}
         }
     }
     // Ages and "today" are wall-clock facts: an order nobody touches keeps getting older.
@@ -166,14 +156,10 @@ pub fn ops_snapshot(store: &ProjectionStore) -> Result<OpsSnapshot, StoreError> 
         .map_or(time::UtcOffset::UTC, |time| time.offset());
     let now = time::OffsetDateTime::now_utc().to_offset(offset);
     for priority in Priority::ALL {
-        let prefix = format!("{}/", priority_rank(priority));
-        let age = match store.first_with_prefix(OPEN, &prefix)? {
+        let age = match store.first_with_prefix(OPEN, &OpenKey::prefix(priority))? {
             Some(key) => {
-                let placed_ms: i128 = key
-                    .split('/')
-                    .nth(1)
-                    .and_then(|ms| ms.parse().ok())
-                    .unwrap_or(0);
+                let placed_ms =
+                    OpenKey::parse(&key).map_or(0, |open| i128::from(open.placed_at_ms));
                 ((now.unix_timestamp_nanos() / 1_000_000 - placed_ms) as f64 / 1000.0).max(0.0)
             }
             None => 0.0,
@@ -217,7 +203,7 @@ pub fn vulnerable_unserved(
 ) -> Result<Vec<serde_json::Value>, StoreError> {
     use lifeline_domain::delivery::{STATS, VULNERABLE, VulnerableHousehold};
     let offset = store
-        .get_json::<String>(STATS, "clock")?
+        .get_json::<String>(STATS, lifeline_domain::delivery::keys::CLOCK)?
         .and_then(|text| {
             time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).ok()
         })

@@ -4,7 +4,9 @@
 
 pub mod metrics;
 
-use lifeline_domain::inventory::{RESERVATIONS, Reservation, STOCK, StockLevel};
+use lifeline_domain::inventory::{
+    RESERVATIONS, Reservation, STOCK, StockLevel, parse_stock_key, stock_prefix,
+};
 use lifeline_store::{ProjectionStore, StoreError, decode_row};
 
 pub use lifeline_domain::inventory::NAME;
@@ -21,13 +23,11 @@ pub struct StockRow {
 
 /// Stock of one partner (or every partner, with an empty prefix).
 pub fn stock(store: &ProjectionStore, partner: Option<&str>) -> Result<Vec<StockRow>, StoreError> {
-    let prefix = partner
-        .map(|partner| format!("{partner}/"))
-        .unwrap_or_default();
+    let prefix = partner.map(stock_prefix).unwrap_or_default();
     let mut rows = Vec::new();
     for (key, value) in store.scan_prefix(STOCK, &prefix)? {
         let level: StockLevel = decode_row(STOCK, &key, &value)?;
-        let (partner, item) = key.split_once('/').unwrap_or((key.as_str(), ""));
+        let (partner, item) = parse_stock_key(&key).unwrap_or((key.as_str(), ""));
         rows.push(StockRow {
             partner: partner.to_owned(),
             item: item.to_owned(),
