@@ -15,18 +15,22 @@ pub enum Stage {
     AtCheckpoint,
     OnRun,
     Delivered,
+    /// A drop failed; it rides again until the third failure, which is final.
     Failed,
+    /// The partner could pick nothing at all: nothing to deliver, final at once.
+    NothingPicked,
     Cancelled,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; 8] = [
         Stage::Placed,
         Stage::Picked,
         Stage::AtCheckpoint,
         Stage::OnRun,
         Stage::Delivered,
         Stage::Failed,
+        Stage::NothingPicked,
         Stage::Cancelled,
     ];
 
@@ -77,8 +81,8 @@ impl OrderStatus {
     /// Delivered, cancelled, nothing to deliver, or out of drop attempts.
     pub fn is_final(&self) -> bool {
         match self.stage {
-            Stage::Delivered | Stage::Cancelled => true,
-            Stage::Failed => self.failed_drops >= MAX_DROP_ATTEMPTS || self.failed_drops == 0,
+            Stage::Delivered | Stage::Cancelled | Stage::NothingPicked => true,
+            Stage::Failed => self.failed_drops >= MAX_DROP_ATTEMPTS,
             _ => false,
         }
     }
@@ -97,13 +101,13 @@ impl OrderStatus {
                     anything_picked: true,
                 },
             ) => Stage::Picked,
-            // Nothing to deliver: a failure with no drop attempted, final at once.
+            // Nothing to deliver: its own final stage, no drop attempted.
             (
                 Stage::Placed,
                 Step::Pick {
                     anything_picked: false,
                 },
-            ) => Stage::Failed,
+            ) => Stage::NothingPicked,
             (Stage::Picked, Step::ArriveAtCheckpoint) => Stage::AtCheckpoint,
             (Stage::AtCheckpoint, Step::PlanOnRun) => Stage::OnRun,
             (Stage::Failed, Step::PlanOnRun) if !self.is_final() => Stage::OnRun,
@@ -156,7 +160,7 @@ mod tests {
                 &[Pick {
                     anything_picked: false,
                 }],
-                Some(Stage::Failed),
+                Some(Stage::NothingPicked),
             ),
             (
                 &[

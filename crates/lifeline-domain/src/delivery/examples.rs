@@ -144,7 +144,8 @@ fn an_order_placed_twice_is_parked() {
 fn a_pick_with_nothing_in_it_ends_the_order_at_once() {
     let given = given(&[placed("o1"), picked("o1", 0)]);
     let order = order_of(&given, "o1");
-    assert_eq!(order.status.stage, Stage::Failed);
+    assert_eq!(order.status.stage, Stage::NothingPicked);
+    assert_eq!(order.status.failed_drops, 0);
     assert!(order.is_final);
     assert_eq!(
         order.history.last().and_then(|t| t.detail.as_deref()),

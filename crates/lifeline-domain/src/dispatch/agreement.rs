@@ -184,7 +184,7 @@ fn agrees(record: &OrderRecord, order: &DispatchOrder) -> bool {
         Stage::AtCheckpoint => order.phase == Phase::Queued,
         Stage::OnRun => order.phase == Phase::OnRun && order.run == record.run,
         Stage::Failed => matches!(order.phase, Phase::DropFailed | Phase::Queued),
-        Stage::Delivered | Stage::Cancelled => order.phase == Phase::Done,
+        Stage::Delivered | Stage::Cancelled | Stage::NothingPicked => order.phase == Phase::Done,
     }
 }
 
