@@ -435,26 +435,37 @@ mod tests {
         /// scratch gives the same state.
         #[test]
         fn stock_never_goes_negative_and_replay_is_equal(events in prop::collection::vec(any_event(), 0..80)) {
-            let envelopes: Vec<Envelope> = events.into_iter().map(envelope).collect();
-            let mut state = MemoryState::default();
-            let mut emit = Vec::new();
-            for envelope in &envelopes {
-                let before = state.clone();
-                if apply_atomically(&Inventory, &mut state, envelope, &mut emit).is_err() {
-                    prop_assert_eq!(&state, &before, "rejected event left a trace");
-                }
-                let rows = stock_rows(&state);
-                for row in &rows {
-                    prop_assert!(row.reserved <= row.on_hand, "{row:?}");
-                }
-                prop_assert_eq!(rows.iter().map(|row| row.reserved).sum::<u64>(), held_reserved(&state));
-            }
-            let mut replayed = MemoryState::default();
-            for envelope in &envelopes {
-                let _ = apply_atomically(&Inventory, &mut replayed, envelope, &mut emit);
-            }
-            prop_assert_eq!(replayed, state);
-            prop_assert!(emit.is_empty(), "inventory emits nothing");
+            stock_never_goes_negative_and_replay_is_equal_holds(events)?;
         }
+    }
+
+    /// The property's body, outside the macro so rustfmt formats it.
+    fn stock_never_goes_negative_and_replay_is_equal_holds(
+        events: Vec<Event>,
+    ) -> Result<(), TestCaseError> {
+        let envelopes: Vec<Envelope> = events.into_iter().map(envelope).collect();
+        let mut state = MemoryState::default();
+        let mut emit = Vec::new();
+        for envelope in &envelopes {
+            let before = state.clone();
+            if apply_atomically(&Inventory, &mut state, envelope, &mut emit).is_err() {
+                prop_assert_eq!(&state, &before, "rejected event left a trace");
+            }
+            let rows = stock_rows(&state);
+            for row in &rows {
+                prop_assert!(row.reserved <= row.on_hand, "{row:?}");
+            }
+            prop_assert_eq!(
+                rows.iter().map(|row| row.reserved).sum::<u64>(),
+                held_reserved(&state)
+            );
+        }
+        let mut replayed = MemoryState::default();
+        for envelope in &envelopes {
+            let _ = apply_atomically(&Inventory, &mut replayed, envelope, &mut emit);
+        }
+        prop_assert_eq!(replayed, state);
+        prop_assert!(emit.is_empty(), "inventory emits nothing");
+        Ok(())
     }
 }

@@ -361,45 +361,93 @@ proptest! {
     /// that are not final, rejected events leave no trace, and a replay is equal.
     #[test]
     fn counters_and_indexes_agree_with_the_orders(inputs in prop::collection::vec(any_input(), 0..80)) {
-        let mut state = MemoryState::default();
-        let mut emit = Vec::new();
-        let mut envelopes = Vec::new();
-        for (i, input) in inputs.into_iter().enumerate() {
-            let envelope = envelope(steer(input, &state), i as u64 * 1000);
-            let before = state.clone();
-            if apply_atomically(&DeliveryStatus, &mut state, &envelope, &mut emit).is_err() {
-                prop_assert_eq!(&state, &before);
-            }
-            envelopes.push(envelope);
-        }
-        let orders: Vec<(String, OrderRecord)> = rows(&state, ORDERS);
-        for stage in Stage::ALL {
-            let counted = orders.iter().filter(|(_, o)| o.status.stage == stage).count() as i64;
-            let stored: i64 = state.get_json(STATS, &Counter::Stage { community: "c".into(), stage }.key()).expect("row").unwrap_or(0);
-            prop_assert_eq!(stored, counted, "stage {:?}", stage);
-        }
-        let open: BTreeSet<String> = state.rows.keys().filter(|(t, _)| t == OPEN).map(|(_, k)| k.rsplit('/').next().unwrap_or_default().to_owned()).collect();
-        let not_final: BTreeSet<String> = orders.iter().filter(|(_, o)| !o.is_final).map(|(id, _)| id.clone()).collect();
-        prop_assert_eq!(open, not_final);
-        for (_, order) in &orders {
-            let mut status = OrderStatus::placed();
-            prop_assert_eq!(order.history[0].stage, Stage::Placed);
-            for transition in &order.history[1..] {
-                let legal = [
-                    Step::Cancel, Step::Pick { anything_picked: true }, Step::Pick { anything_picked: false },
-                    Step::ArriveAtCheckpoint, Step::PlanOnRun, Step::ReturnUndropped, Step::Deliver, Step::FailDrop,
-                ].iter().filter_map(|step| status.next(*step).ok()).find(|next| next.stage == transition.stage);
-                prop_assert!(legal.is_some(), "illegal {:?} -> {:?}", status.stage, transition.stage);
-                status = legal.expect("checked");
-            }
-            prop_assert_eq!(status.stage, order.status.stage);
-        }
-        let mut replayed = MemoryState::default();
-        for envelope in &envelopes {
-            let _ = apply_atomically(&DeliveryStatus, &mut replayed, envelope, &mut emit);
-        }
-        prop_assert_eq!(replayed, state);
+        counters_and_indexes_agree_with_the_orders_holds(inputs)?;
     }
+}
+
+/// The property's body, outside the macro so rustfmt formats it.
+fn counters_and_indexes_agree_with_the_orders_holds(
+    inputs: Vec<Input>,
+) -> Result<(), TestCaseError> {
+    let mut state = MemoryState::default();
+    let mut emit = Vec::new();
+    let mut envelopes = Vec::new();
+    for (i, input) in inputs.into_iter().enumerate() {
+        let envelope = envelope(steer(input, &state), i as u64 * 1000);
+        let before = state.clone();
+        if apply_atomically(&DeliveryStatus, &mut state, &envelope, &mut emit).is_err() {
+            prop_assert_eq!(&state, &before);
+        }
+        envelopes.push(envelope);
+    }
+    let orders: Vec<(String, OrderRecord)> = rows(&state, ORDERS);
+    for stage in Stage::ALL {
+        let counted = orders
+            .iter()
+            .filter(|(_, o)| o.status.stage == stage)
+            .count() as i64;
+        let stored: i64 = state
+            .get_json(
+                STATS,
+                &Counter::Stage {
+                    community: "c".into(),
+                    stage,
+                }
+                .key(),
+            )
+            .expect("row")
+            .unwrap_or(0);
+        prop_assert_eq!(stored, counted, "stage {:?}", stage);
+    }
+    let open: BTreeSet<String> = state
+        .rows
+        .keys()
+        .filter(|(t, _)| t == OPEN)
+        .map(|(_, k)| k.rsplit('/').next().unwrap_or_default().to_owned())
+        .collect();
+    let not_final: BTreeSet<String> = orders
+        .iter()
+        .filter(|(_, o)| !o.is_final)
+        .map(|(id, _)| id.clone())
+        .collect();
+    prop_assert_eq!(open, not_final);
+    for (_, order) in &orders {
+        let mut status = OrderStatus::placed();
+        prop_assert_eq!(order.history[0].stage, Stage::Placed);
+        for transition in &order.history[1..] {
+            let legal = [
+                Step::Cancel,
+                Step::Pick {
+                    anything_picked: true,
+                },
+                Step::Pick {
+                    anything_picked: false,
+                },
+                Step::ArriveAtCheckpoint,
+                Step::PlanOnRun,
+                Step::ReturnUndropped,
+                Step::Deliver,
+                Step::FailDrop,
+            ]
+            .iter()
+            .filter_map(|step| status.next(*step).ok())
+            .find(|next| next.stage == transition.stage);
+            prop_assert!(
+                legal.is_some(),
+                "illegal {:?} -> {:?}",
+                status.stage,
+                transition.stage
+            );
+            status = legal.expect("checked");
+        }
+        prop_assert_eq!(status.stage, order.status.stage);
+    }
+    let mut replayed = MemoryState::default();
+    for envelope in &envelopes {
+        let _ = apply_atomically(&DeliveryStatus, &mut replayed, envelope, &mut emit);
+    }
+    prop_assert_eq!(replayed, state);
+    Ok(())
 }
 
 use std::collections::BTreeSet;

@@ -192,35 +192,61 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
     #[test]
     fn dispatch_and_delivery_agree_on_every_order(inputs in prop::collection::vec(any_input(), 1..80)) {
-        let mut dispatch = MemoryState::default();
-        let mut delivery = MemoryState::default();
-        let mut runs: Vec<String> = Vec::new();
-        let mut emitted = Vec::new();
-        // One small tricycle: runs are short and orders wait for each other.
-        let fleet = envelope(Event::TricycleRegistered(TricycleRegistered { community: "c".into(), tricycle: "t".into(), capacity_g: 60_000 }), 0);
-        apply_atomically(&Dispatch, &mut dispatch, &fleet, &mut emitted).expect("fleet");
-        for (step, input) in inputs.iter().enumerate() {
-            let Some(event) = to_event(input, &delivery, &runs) else { continue };
-            let mut queue = vec![envelope(event, step + 1)];
-            while let Some(next) = queue.pop() {
-                let mut emits = Vec::new();
-                let _ = apply_atomically(&Dispatch, &mut dispatch, &next, &mut emits);
-                let _ = apply_atomically(&DeliveryStatus, &mut delivery, &next, &mut Vec::new());
-                for emit in emits {
-                    if let Event::RunPlanned(planned) = &emit.event {
-                        runs.push(planned.run.clone());
-                    }
-                    queue.insert(0, emit);
+        dispatch_and_delivery_agree_on_every_order_holds(inputs)?;
+    }
+}
+
+/// The property's body, outside the macro so rustfmt formats it.
+fn dispatch_and_delivery_agree_on_every_order_holds(
+    inputs: Vec<Input>,
+) -> Result<(), TestCaseError> {
+    let mut dispatch = MemoryState::default();
+    let mut delivery = MemoryState::default();
+    let mut runs: Vec<String> = Vec::new();
+    let mut emitted = Vec::new();
+    // One small tricycle: runs are short and orders wait for each other.
+    let fleet = envelope(
+        Event::TricycleRegistered(TricycleRegistered {
+            community: "c".into(),
+            tricycle: "t".into(),
+            capacity_g: 60_000,
+        }),
+        0,
+    );
+    apply_atomically(&Dispatch, &mut dispatch, &fleet, &mut emitted).expect("fleet");
+    for (step, input) in inputs.iter().enumerate() {
+        let Some(event) = to_event(input, &delivery, &runs) else {
+            continue;
+        };
+        let mut queue = vec![envelope(event, step + 1)];
+        while let Some(next) = queue.pop() {
+            let mut emits = Vec::new();
+            let _ = apply_atomically(&Dispatch, &mut dispatch, &next, &mut emits);
+            let _ = apply_atomically(&DeliveryStatus, &mut delivery, &next, &mut Vec::new());
+            for emit in emits {
+                if let Event::RunPlanned(planned) = &emit.event {
+                    runs.push(planned.run.clone());
                 }
+                queue.insert(0, emit);
             }
-            for n in 0..ORDERS_N {
-                let record: Option<OrderRecord> = delivery.get_json(crate::delivery::ORDERS, &id(n)).expect("row");
-                let order: Option<DispatchOrder> = dispatch.get_json(ORDERS, &id(n)).expect("row");
-                if let (Some(record), Some(order)) = (record, order) {
-                    prop_assert!(agrees(&record, &order), "after {input:?}: delivery {:?} (run {:?}, final {}) vs dispatch {:?} (run {:?})",
-                        record.status, record.run, record.is_final, order.phase, order.run);
-                }
+        }
+        for n in 0..ORDERS_N {
+            let record: Option<OrderRecord> = delivery
+                .get_json(crate::delivery::ORDERS, &id(n))
+                .expect("row");
+            let order: Option<DispatchOrder> = dispatch.get_json(ORDERS, &id(n)).expect("row");
+            if let (Some(record), Some(order)) = (record, order) {
+                prop_assert!(
+                    agrees(&record, &order),
+                    "after {input:?}: delivery {:?} (run {:?}, final {}) vs dispatch {:?} (run {:?})",
+                    record.status,
+                    record.run,
+                    record.is_final,
+                    order.phase,
+                    order.run
+                );
             }
         }
     }
+    Ok(())
 }

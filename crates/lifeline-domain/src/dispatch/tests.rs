@@ -79,27 +79,58 @@ proptest! {
         capacities in prop::collection::vec(1_000u32..20_000, 1..6),
         orders in prop::collection::vec((0usize..5, 0u8..3, 100u32..8_000), 0..60),
     ) {
-        let queue: Vec<QueuedOrder> = orders.iter().enumerate().map(|(i, (building, priority, weight))| {
+        planning_conserves_orders_and_respects_capacity_holds(capacities, orders)?;
+    }
+}
+
+/// The property's body, outside the macro so rustfmt formats it.
+fn planning_conserves_orders_and_respects_capacity_holds(
+    capacities: Vec<u32>,
+    orders: Vec<(usize, u8, u32)>,
+) -> Result<(), TestCaseError> {
+    let queue: Vec<QueuedOrder> = orders
+        .iter()
+        .enumerate()
+        .map(|(i, (building, priority, weight))| {
             let priority = Priority::ALL[*priority as usize];
             queued(i, *building, priority, *weight)
-        }).collect();
-        let mut dispatch = CommunityDispatch { tricycles: fleet(&capacities), queue: queue.clone(), ..Default::default() };
-        let loads = plan_loads(&mut dispatch);
-        let mut seen = BTreeSet::new();
-        let mut tricycles = BTreeSet::new();
-        for load in &loads {
-            prop_assert!(tricycles.insert(load.tricycle.clone()));
-            let capacity = dispatch.tricycles[&load.tricycle].capacity_g;
-            prop_assert!(load.load_g <= capacity || load.orders.len() == 1);
-            prop_assert_eq!(load.load_g, load.orders.iter().map(|o| o.weight_g).sum::<u32>());
-            for order in &load.orders { prop_assert!(seen.insert(order.order.clone())); }
-            let stops = stops_for(load);
-            prop_assert_eq!(stops.iter().map(|s| s.orders.len()).sum::<usize>(), load.orders.len());
+        })
+        .collect();
+    let mut dispatch = CommunityDispatch {
+        tricycles: fleet(&capacities),
+        queue: queue.clone(),
+        ..Default::default()
+    };
+    let loads = plan_loads(&mut dispatch);
+    let mut seen = BTreeSet::new();
+    let mut tricycles = BTreeSet::new();
+    for load in &loads {
+        prop_assert!(tricycles.insert(load.tricycle.clone()));
+        let capacity = dispatch.tricycles[&load.tricycle].capacity_g;
+        prop_assert!(load.load_g <= capacity || load.orders.len() == 1);
+        prop_assert_eq!(
+            load.load_g,
+            load.orders.iter().map(|o| o.weight_g).sum::<u32>()
+        );
+        for order in &load.orders {
+            prop_assert!(seen.insert(order.order.clone()));
         }
-        for order in &dispatch.queue { prop_assert!(seen.insert(order.order.clone())); }
-        prop_assert_eq!(seen.len(), queue.len());
-        if !dispatch.queue.is_empty() {
-            prop_assert_eq!(loads.len(), capacities.len(), "orders left while a tricycle is free");
-        }
+        let stops = stops_for(load);
+        prop_assert_eq!(
+            stops.iter().map(|s| s.orders.len()).sum::<usize>(),
+            load.orders.len()
+        );
     }
+    for order in &dispatch.queue {
+        prop_assert!(seen.insert(order.order.clone()));
+    }
+    prop_assert_eq!(seen.len(), queue.len());
+    if !dispatch.queue.is_empty() {
+        prop_assert_eq!(
+            loads.len(),
+            capacities.len(),
+            "orders left while a tricycle is free"
+        );
+    }
+    Ok(())
 }
