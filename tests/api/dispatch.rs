@@ -151,3 +151,40 @@ async fn a_planned_run_departs_with_a_courier_of_its_community() {
         )])
         .await;
 }
+
+/// Two staff at the checkpoint record the same vehicle at once, with different keys: one
+/// arrival is recorded, the other is refused (409), and the stream holds one arrival.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_scans_of_one_vehicle_record_one_arrival() {
+    let world = World::start().await;
+    let c = &world.client;
+    let (_, placed) = c.post("/v1/orders", RESIDENT, veg_order()).await;
+    let order = placed["order"].as_str().expect("id").to_owned();
+    world.stage_of(&order, "placed").await;
+    let pick = json!({"order": order, "lines": [{"item": "veg-pack", "ordered": 1, "outcome": "picked", "picked": 1}]});
+    assert_eq!(
+        c.post("/v1/partners/yonghui/picks", YONGHUI, pick).await.0,
+        202
+    );
+    world.stage_of(&order, "picked").await;
+    let before = world.harness.head().await;
+    let arrival = json!({"partner": "yonghui", "orders": [order]});
+    let path = "/v1/communities/tianlun/arrivals";
+    let (first, second) = tokio::join!(
+        c.call(
+            "POST",
+            path,
+            Some(STAFF),
+            Some(arrival.clone()),
+            Some("scan-a")
+        ),
+        c.call("POST", path, Some(STAFF), Some(arrival), Some("scan-b")),
+    );
+    let mut statuses = [first.0, second.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [202, 409], "{first:?} {second:?}");
+    // The arrival is one event; dispatch then plans the run (more events may follow).
+    let arrivals = world.harness.head().await - before;
+    assert!(arrivals >= 1, "the arrival was appended");
+    world.stage_of(&order, "on_run").await;
+}

@@ -227,11 +227,8 @@ async fn api_if_served(
     ) else {
         return Ok(None);
     };
-    let statuses = vec![
-        Arc::clone(&registry.status),
-        Arc::clone(&inventory.status),
-        Arc::clone(&delivery.status),
-    ];
+    let (delivery_status, inventory_status) =
+        (Arc::clone(&delivery.status), Arc::clone(&inventory.status));
     let (registry, delivery, inventory) = (
         Arc::clone(&registry.store),
         Arc::clone(&delivery.store),
@@ -255,7 +252,8 @@ async fn api_if_served(
         jetstream: connection.jetstream.clone(),
         registry,
         delivery,
-        statuses,
+        delivery_status,
+        inventory_status,
         inventory,
         idempotency: lifeline_gateway::idempotency::Idempotency::new(Arc::new(idempotency)),
         access,

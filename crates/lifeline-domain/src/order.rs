@@ -87,6 +87,12 @@ impl OrderStatus {
         }
     }
 
+    /// At the checkpoint waiting for a tricycle: arrived, or back after a failed drop that
+    /// was not the last. The ready list and the planner agree through this.
+    pub fn waits_for_run(&self) -> bool {
+        self.next(Step::PlanOnRun).is_ok()
+    }
+
     /// The status after `step`, or why the step is impossible.
     pub fn next(self, step: Step) -> Result<OrderStatus, ImpossibleTransition> {
         let impossible = Err(ImpossibleTransition {

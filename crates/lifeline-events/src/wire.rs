@@ -3,28 +3,40 @@
 
 use std::any::TypeId;
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{OnceLock, RwLock};
 
 use serde::Serialize;
 
-type Names = HashMap<(TypeId, String), &'static str>;
+/// Keyed by the enum's type and its variant's discriminant.
+type Names = HashMap<(TypeId, u64), &'static str>;
 
-/// `wire_name(&Stage::AtCheckpoint) == "at_checkpoint"`. Each variant's name is computed
-/// once and kept for the life of the process (a handful of short strings per enum).
+/// `wire_name(&Stage::AtCheckpoint) == "at_checkpoint"`, for unit-variant enums. Each
+/// variant's name is computed once (serde) and kept for the life of the process, a handful
+/// of short strings per enum; after that a call is a hash and an uncontended read lock,
+/// cheap enough for every event.
 pub fn wire_name<T: Serialize + std::fmt::Debug + 'static>(value: &T) -> &'static str {
-    static NAMES: OnceLock<Mutex<Names>> = OnceLock::new();
-    let key = (TypeId::of::<T>(), format!("{value:?}"));
-    let mut names = match NAMES.get_or_init(Default::default).lock() {
-        Ok(names) => names,
+    static NAMES: OnceLock<RwLock<Names>> = OnceLock::new();
+    let names = NAMES.get_or_init(Default::default);
+    let mut hasher = DefaultHasher::new();
+    std::mem::discriminant(value).hash(&mut hasher);
+    let key = (TypeId::of::<T>(), hasher.finish());
+    if let Ok(read) = names.read()
+        && let Some(name) = read.get(&key)
+    {
+        return name;
+    }
+    let name = match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => format!("{value:?}"),
+    };
+    let mut write = match names.write() {
+        Ok(write) => write,
         Err(poisoned) => poisoned.into_inner(),
     };
-    names.entry(key).or_insert_with(|| {
-        let name = match serde_json::to_value(value) {
-            Ok(serde_json::Value::String(name)) => name,
-            _ => format!("{value:?}"),
-        };
-        Box::leak(name.into_boxed_str())
-    })
+    write
+        .entry(key)
+        .or_insert_with(|| Box::leak(name.into_boxed_str()))
 }
 
 #[cfg(test)]

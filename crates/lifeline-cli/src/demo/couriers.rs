@@ -20,6 +20,9 @@ pub struct Rides {
     pub runs: u64,
     pub delivered: u64,
     pub failed: u64,
+    /// Why the couriers stopped before the day ended (a refused step is a bug in the
+    /// simulation), if they did.
+    pub gave_up: Option<String>,
 }
 
 pub struct Couriers {
@@ -29,6 +32,8 @@ pub struct Couriers {
     pub volunteers: Vec<String>,
     pub seed: u64,
     pub deadline: Instant,
+    /// Stops the whole demo when a courier cannot go on, instead of waiting for the deadline.
+    pub stop: watch::Sender<bool>,
 }
 
 impl Couriers {
@@ -78,6 +83,8 @@ impl Couriers {
                     }
                     Err(error) => {
                         tracing::error!(%error, run = %planned.run, "courier could not ride the run");
+                        rides.gave_up = Some(format!("run {}: {error:#}", planned.run));
+                        let _ = self.stop.send(true);
                         return rides;
                     }
                 }
@@ -119,7 +126,10 @@ impl Couriers {
         let run = planned.run.clone();
         let departed = self
             .projections
-            .decide(move |views| command::depart_run(views, DepartRun { run, courier }))
+            .decide(move |views| {
+                let courier = Some(courier);
+                command::depart_run(views, DepartRun { run, courier })
+            })
             .await??;
         let published = publisher
             .publish(&follow(Event::RunDeparted(departed)), None)

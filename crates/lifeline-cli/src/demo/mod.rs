@@ -43,10 +43,12 @@ pub struct Projections {
     delivery: Arc<ProjectionStore>,
     delivery_status: Arc<ProjectionStatus>,
     statuses: Vec<Arc<ProjectionStatus>>,
+    /// Turns true on SIGINT/SIGTERM or when a courier gives up: waits stop at once.
+    shutdown: watch::Receiver<bool>,
 }
 
 impl Projections {
-    fn of(all: &[Running]) -> anyhow::Result<Projections> {
+    fn of(all: &[Running], shutdown: watch::Receiver<bool>) -> anyhow::Result<Projections> {
         let find = |name: &str| running(all, name).with_context(|| format!("the demo runs {name}"));
         let delivery = find(lifeline_domain::delivery::NAME)?;
         Ok(Projections {
@@ -55,6 +57,7 @@ impl Projections {
             delivery: Arc::clone(&delivery.store),
             delivery_status: Arc::clone(&delivery.status),
             statuses: all.iter().map(|r| Arc::clone(&r.status)).collect(),
+            shutdown,
         })
     }
 
@@ -87,31 +90,34 @@ impl Projections {
     /// Waits until every consumer has applied the stream up to `sequence`.
     async fn caught_up(&self, sequence: u64, deadline: Instant) -> anyhow::Result<()> {
         for status in &self.statuses {
-            wait_for(status, sequence, deadline).await?;
+            wait_for(status, sequence, deadline, &self.shutdown).await?;
         }
         Ok(())
     }
 
     /// Waits until the delivery projection has applied the stream up to `sequence`.
     pub async fn delivery_at(&self, sequence: u64, deadline: Instant) -> anyhow::Result<()> {
-        wait_for(&self.delivery_status, sequence, deadline).await
+        wait_for(&self.delivery_status, sequence, deadline, &self.shutdown).await
     }
 }
 
-/// Polls a consumer's in-memory position (no disk) until it reaches `sequence`.
+/// Waits (on the consumer's watched position, no disk) until it reaches `sequence`; gives
+/// up at the deadline or on shutdown.
 async fn wait_for(
     status: &ProjectionStatus,
     sequence: u64,
     deadline: Instant,
+    shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    while status.position.load(std::sync::atomic::Ordering::Relaxed) < sequence {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "consumers did not catch up before the deadline"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut shutdown = shutdown.clone();
+    let left = deadline.saturating_duration_since(Instant::now());
+    tokio::select! {
+        reached = status.reached(sequence, left) => {
+            anyhow::ensure!(reached, "consumers did not catch up before the deadline");
+            Ok(())
+        }
+        _ = shutdown.wait_for(|stop| *stop) => anyhow::bail!("stopped"),
     }
-    Ok(())
 }
 
 async fn head(jetstream: &jetstream::Context) -> anyhow::Result<u64> {
@@ -199,7 +205,7 @@ pub async fn run(
         &mut tasks,
     )
     .await?;
-    let projections = Arc::new(Projections::of(&running)?);
+    let projections = Arc::new(Projections::of(&running, shutdown.clone())?);
     let clock = Arc::new(Clock::default());
     let mut random = Random(seed);
     let mut refusals = Refusals::default();
@@ -232,6 +238,7 @@ pub async fn run(
             .collect(),
         seed: seed ^ 0x5eed,
         deadline,
+        stop: trigger.clone(),
     };
     let courier = tokio::spawn(couriers.ride(courier_start, shutdown.clone()));
 

@@ -141,14 +141,20 @@ impl Day {
         for (reason, count) in reasons {
             println!("  {reason:<22} {count:>8}");
         }
+        if let Some(reason) = &self.rides.gave_up {
+            println!("{:<24} {reason}", "couriers stopped");
+        }
         let refused: u64 = self.refusals.0.values().sum();
         println!("{:<24} {:>8}", "commands refused", refused);
         for (code, count) in &self.refusals.0 {
             println!("  {code:<22} {count:>8}");
         }
-        if self.finished && refused == 0 {
+        if self.finished && refused == 0 && self.rides.gave_up.is_none() {
             println!("\nevery order reached a final stage");
             Ok(ExitCode::SUCCESS)
+        } else if self.rides.gave_up.is_some() {
+            println!("\na courier could not ride a run; the day did not finish");
+            Ok(ExitCode::FAILURE)
         } else if !self.finished {
             println!("\nnot every order reached a final stage before the deadline");
             Ok(ExitCode::FAILURE)

@@ -35,6 +35,7 @@ pub enum ErrorCode {
     UnknownOrder,
     UnknownRun,
     UnknownCourier,
+    CourierRequired,
     NotCancellable,
     WrongPartner,
     NotWaitingForPick,
@@ -86,6 +87,8 @@ pub enum CommandError {
     UnknownRun { run: String },
     #[error("unknown courier {courier:?} in {community}")]
     UnknownCourier { courier: String, community: String },
+    #[error("name the courier riding the run")]
+    CourierRequired,
     #[error("order {order} is {stage} and can no longer be cancelled")]
     NotCancellable { order: String, stage: &'static str },
     #[error("order {order} belongs to partner {partner}")]
@@ -146,6 +149,7 @@ impl CommandError {
             CommandError::UnknownOrder { .. } => ErrorCode::UnknownOrder,
             CommandError::UnknownRun { .. } => ErrorCode::UnknownRun,
             CommandError::UnknownCourier { .. } => ErrorCode::UnknownCourier,
+            CommandError::CourierRequired => ErrorCode::CourierRequired,
             CommandError::NotCancellable { .. } => ErrorCode::NotCancellable,
             CommandError::WrongPartner { .. } => ErrorCode::WrongPartner,
             CommandError::NotWaitingForPick { .. } => ErrorCode::NotWaitingForPick,
@@ -176,6 +180,7 @@ impl CommandError {
             | ErrorCode::UnknownItem
             | ErrorCode::UnknownOrder
             | ErrorCode::UnknownCourier
+            | ErrorCode::CourierRequired
             | ErrorCode::InvalidPick
             | ErrorCode::PickLinesMismatch
             | ErrorCode::ArrivalSize

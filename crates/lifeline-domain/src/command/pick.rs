@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use lifeline_events::{OrderLine, OrderPicked, PickLine, PickOutcome, StockReceived};
 
 use super::{CommandError, Views};
+use crate::inventory::ReservationState;
 use crate::order::Stage;
 
 /// A restock adds 1 to this many of an item.
@@ -125,9 +126,12 @@ fn check_pick_stock(
             }
         }
     }
-    for line in &reservation.lines {
-        if let Some(left) = available.get_mut(&line.item) {
-            *left += u64::from(line.reserved);
+    // Only a held reservation goes back on the shelf with the pick.
+    if reservation.state == ReservationState::Held {
+        for line in &reservation.lines {
+            if let Some(left) = available.get_mut(&line.item) {
+                *left += u64::from(line.reserved);
+            }
         }
     }
     let mut take = |item: &str, quantity: u32| -> Result<(), CommandError> {

@@ -81,15 +81,17 @@ fn known_run(views: &Views<'_>, run: &str) -> Result<RunRecord, CommandError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DepartRun {
     pub run: String,
-    pub courier: String,
+    /// The volunteer riding; a run does not leave without one.
+    pub courier: Option<String>,
 }
 
 pub fn depart_run(views: &Views<'_>, command: DepartRun) -> Result<RunDeparted, CommandError> {
     let record = known_run(views, &command.run)?;
-    let volunteer = views.volunteer(&command.courier)?;
+    let courier = command.courier.ok_or(CommandError::CourierRequired)?;
+    let volunteer = views.volunteer(&courier)?;
     if volunteer.is_none_or(|volunteer| volunteer.community != record.community) {
         return Err(CommandError::UnknownCourier {
-            courier: command.courier,
+            courier,
             community: record.community,
         });
     }
@@ -103,7 +105,7 @@ pub fn depart_run(views: &Views<'_>, command: DepartRun) -> Result<RunDeparted, 
         run: command.run,
         community: record.community,
         tricycle: record.tricycle,
-        courier: command.courier,
+        courier,
     })
 }
 

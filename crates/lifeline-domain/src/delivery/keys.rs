@@ -69,9 +69,9 @@ pub fn index_prefix(owner: &str) -> String {
     format!("{owner}/")
 }
 
-/// The order an index row points at.
-pub fn order_of_index_key(key: &str) -> &str {
-    key.rsplit('/').next().unwrap_or_default()
+/// The order an index row of `owner` points at (`None` for a row of another owner).
+pub fn order_of_index_key<'a>(key: &'a str, owner: &str) -> Option<&'a str> {
+    key.strip_prefix(owner)?.strip_prefix('/')
 }
 
 /// `0` for urgent, `1` for priority, `2` for routine: most urgent sorts first.
@@ -156,9 +156,18 @@ mod tests {
             assert!(open.key().starts_with(&OpenKey::prefix(priority)));
             assert_eq!(OpenKey::parse(&open.key()), Some(open));
         }
+        let household = "tianlun-b07-u8-0301";
         assert_eq!(
-            order_of_index_key(&index_key("tianlun-b07-u8-0301", "o1")),
-            "o1"
+            order_of_index_key(&index_key(household, "o1"), household),
+            Some("o1")
+        );
+        assert_eq!(
+            order_of_index_key(&index_key(household, "a/b"), household),
+            Some("a/b")
+        );
+        assert_eq!(
+            order_of_index_key("tianlun-b07-u8-0302/o1", household),
+            None
         );
     }
 }

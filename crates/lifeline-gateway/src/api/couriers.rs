@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use lifeline_domain::command::{self, CommandError, DropOutcome};
-use lifeline_events::{DropFailure, Proof};
+use lifeline_events::{DropFailure, Event, Proof};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -208,10 +208,18 @@ pub(super) async fn post_drop(
             };
             command::record_drop(views, command)
         },
-        |_, appended| Accepted {
-            order: Some(answered_order),
-            outcome: Some(answered_outcome.to_owned()),
-            ..Accepted::from(appended)
+        // From the event as stored: a retry answers what was recorded, not what it asked.
+        |event, appended| {
+            let outcome = match event {
+                Event::DropDelivered(_) => "delivered",
+                Event::DropFailed(_) => "failed",
+                _ => answered_outcome,
+            };
+            Accepted {
+                order: Some(event.order_id().map_or(answered_order, str::to_owned)),
+                outcome: Some(outcome.to_owned()),
+                ..Accepted::from(appended)
+            }
         },
     )
     .await

@@ -8,7 +8,6 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use lifeline_domain::command;
 use lifeline_domain::delivery::{OrderRecord, RunRecord};
-use lifeline_domain::order::Stage;
 use lifeline_events::Event;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -62,10 +61,7 @@ pub(super) async fn ready_orders(
     let orders: Vec<OrderRecord> = community_orders(&api, &community)
         .await?
         .into_iter()
-        .filter(|order| {
-            order.status.stage == Stage::AtCheckpoint
-                || (order.status.stage == Stage::Failed && !order.is_final)
-        })
+        .filter(|order| order.status.waits_for_run())
         .collect();
     Ok(Json(ReadyOrders { orders }).into_response())
 }
@@ -107,7 +103,9 @@ pub(super) async fn post_arrival(
         key,
         correlation_id(&headers),
         |_| subject,
-        Concurrency::None,
+        // Two arrivals carrying the same order share this subject: the second is decided
+        // after the first is applied, or its append fails with a conflict.
+        Concurrency::Settled,
         move |views, event_id| {
             let command = command::Arrival {
                 arrival: event_id.to_string(),
@@ -174,17 +172,17 @@ pub(super) async fn depart_run(
 ) -> Result<Response, ApiError> {
     let key = key_from(&headers)?;
     let record = api.run(&run).await?;
+    // Who may send it out, and for whom: a courier only as themself.
     let courier = match caller.0.role {
         Role::Courier if caller.sees_community(&record.community) => {
             if request.courier.as_ref().is_some_and(|c| *c != caller.0.id) {
                 return Err(caller.forbidden("depart a run for someone else"));
             }
-            caller.0.id.clone()
+            Some(caller.0.id.clone())
         }
-        Role::Staff | Role::Operator if caller.sees_community(&record.community) => request
-            .courier
-            .clone()
-            .ok_or_else(|| ApiError::Unprocessable("name the courier".into()))?,
+        Role::Staff | Role::Operator if caller.sees_community(&record.community) => {
+            request.courier.clone()
+        }
         _ => return Err(caller.forbidden("depart this run")),
     };
     let (answered_run, answered_courier) = (run.clone(), courier.clone());
@@ -200,7 +198,7 @@ pub(super) async fn depart_run(
         },
         |_, appended| Accepted {
             run: Some(answered_run),
-            courier: Some(answered_courier),
+            courier: answered_courier,
             ..Accepted::from(appended)
         },
     )

@@ -47,9 +47,10 @@ pub struct Api {
     pub jetstream: jetstream::Context,
     pub registry: Arc<ProjectionStore>,
     pub delivery: Arc<ProjectionStore>,
-    /// The committed positions of the projections commands read (registry, inventory,
-    /// delivery), watched (not polled) to settle.
-    pub statuses: Vec<Arc<lifeline_projection::ProjectionStatus>>,
+    /// The committed positions of the delivery and inventory consumers, watched (not
+    /// polled) to settle.
+    pub delivery_status: Arc<lifeline_projection::ProjectionStatus>,
+    pub inventory_status: Arc<lifeline_projection::ProjectionStatus>,
     pub inventory: Arc<ProjectionStore>,
     pub idempotency: Idempotency,
     pub access: Access,
@@ -328,31 +329,41 @@ impl Api {
     }
 
     /// Optimistic concurrency on one aggregate: the sequence of the last message on its
-    /// subject, once the projections have applied it. Deciding after this and publishing
-    /// with it as the expected last subject sequence means any write to the aggregate in
-    /// between makes the publish fail with a conflict (409). The projections are also
-    /// brought to one cut (each at least where the furthest one was), so a decision never
-    /// reads an order from delivery that inventory has not seen yet.
+    /// subject, once the delivery projection has applied it. Deciding after this and
+    /// publishing with it as the expected last subject sequence means any write to the
+    /// aggregate in between makes the publish fail with a conflict (409).
     async fn settled_sequence(&self, subject: &str) -> Result<u64, ApiError> {
         let expected = lifeline_bus::last_subject_sequence(&self.jetstream, subject)
             .await
             .map_err(|_| ApiError::Unavailable)?;
-        let furthest = self
-            .statuses
-            .iter()
-            .map(|status| status.position.load(std::sync::atomic::Ordering::Relaxed))
-            .max()
-            .unwrap_or(0);
-        let target = expected.max(furthest);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-        for status in &self.statuses {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if !status.reached(target, left).await {
-                // A projection is behind: the client retries later.
-                return Err(ApiError::Unavailable);
-            }
+        if self
+            .delivery_status
+            .reached(expected, std::time::Duration::from_secs(3))
+            .await
+        {
+            Ok(expected)
+        } else {
+            // The projection is behind: the client retries later.
+            Err(ApiError::Unavailable)
         }
-        Ok(expected)
+    }
+
+    /// Waits until inventory has seen everything delivery has (a pick reads the order from
+    /// delivery and its reservation from inventory). `Unavailable` after 3 s.
+    async fn inventory_caught_up(&self) -> Result<(), ApiError> {
+        let target = self
+            .delivery_status
+            .position
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if self
+            .inventory_status
+            .reached(target, std::time::Duration::from_secs(3))
+            .await
+        {
+            Ok(())
+        } else {
+            Err(ApiError::Unavailable)
+        }
     }
 
     /// One command, end to end, under its idempotency key: a retry whose first attempt is

@@ -98,6 +98,8 @@ pub(super) async fn post_pick(
             order: request.order.clone(),
         })?;
     let subject = lifeline_events::pick_subject(&record.community, &partner, &record.order);
+    // The pick's stock check reads the reservation: inventory must have seen the order.
+    api.inventory_caught_up().await?;
     let answered = request.order.clone();
     api.execute(
         &caller,

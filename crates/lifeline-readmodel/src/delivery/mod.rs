@@ -23,7 +23,9 @@ fn orders_by_index(
 ) -> Result<Vec<OrderRecord>, StoreError> {
     let mut orders = Vec::new();
     for (key, _) in store.scan_prefix(index, &keys::index_prefix(owner))? {
-        let order_id = keys::order_of_index_key(&key);
+        let Some(order_id) = keys::order_of_index_key(&key, owner) else {
+            continue;
+        };
         if let Some(record) = order(store, order_id)? {
             orders.push(record);
         }

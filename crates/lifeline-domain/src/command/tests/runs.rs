@@ -65,7 +65,7 @@ fn arrival_rejections() {
 fn depart(run: &str, courier: &str) -> DepartRun {
     DepartRun {
         run: run.into(),
-        courier: courier.into(),
+        courier: Some(courier.into()),
     }
 }
 
