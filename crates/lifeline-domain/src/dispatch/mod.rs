@@ -153,11 +153,10 @@ pub fn plan_loads(dispatch: &mut CommunityDispatch) -> Vec<PlannedLoad> {
             }
         }
         dispatch.queue = remaining;
-        dispatch
-            .tricycles
-            .get_mut(&tricycle)
-            .expect("chosen tricycle exists")
-            .run = Some(String::new());
+        // Chosen from `dispatch.tricycles` above, so it is there; marked busy for this plan.
+        if let Some(chosen) = dispatch.tricycles.get_mut(&tricycle) {
+            chosen.run = Some(String::new());
+        }
         loads.push(PlannedLoad {
             tricycle,
             orders,
@@ -248,11 +247,17 @@ fn plan_and_emit(
             order.run = Some(run.clone());
             state.put_json(ORDERS, &queued.order, &order);
         }
-        community
-            .tricycles
-            .get_mut(&load.tricycle)
-            .expect("planned tricycle exists")
-            .run = Some(run.clone());
+        let Some(tricycle) = community.tricycles.get_mut(&load.tricycle) else {
+            // The planner only picks tricycles it was given: a state bug, parked, not a panic.
+            return Err(Rejection::new(
+                Reason::CorruptState,
+                format!(
+                    "planned tricycle {} is not in {community_id}",
+                    load.tricycle
+                ),
+            ));
+        };
+        tricycle.run = Some(run.clone());
         community.runs.insert(
             run.clone(),
             load.orders
