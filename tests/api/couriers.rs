@@ -198,20 +198,7 @@ async fn courier_page_works_offline_and_every_drop_lands_exactly_once() {
         ])
         .await;
 
-    assert_eq!(
-        c.post(&format!("/v1/runs/{run}/depart"), COURIER, json!({}))
-            .await
-            .0,
-        202
-    );
-    world
-        .until(
-            "run departed",
-            |b| b["state"] == "departed",
-            &format!("/v1/runs/{run}/manifest"),
-            COURIER,
-        )
-        .await;
+    world.courier_departs(&run).await;
 
     let screenshot = std::env::temp_dir().join("lifeline-courier-page.png");
     let driver = workspace_path("tests/browser/courier.mjs");
@@ -305,20 +292,7 @@ async fn concurrent_acknowledgements_of_one_drop_record_one() {
     let world = World::start().await;
     let c = &world.client;
     let (run, orders) = world.run_for(&[HOUSEHOLD]).await;
-    assert_eq!(
-        c.post(&format!("/v1/runs/{run}/depart"), COURIER, json!({}))
-            .await
-            .0,
-        202
-    );
-    world
-        .until(
-            "run departed",
-            |b| b["state"] == "departed",
-            &format!("/v1/runs/{run}/manifest"),
-            COURIER,
-        )
-        .await;
+    world.courier_departs(&run).await;
     let before = world.harness.head().await;
     let path = format!("/v1/runs/{run}/drops");
     let delivered = json!({"order": orders[0], "outcome": "delivered"});

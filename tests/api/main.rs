@@ -123,6 +123,39 @@ pub(crate) struct World {
     client: Client,
 }
 
+/// A GET the table expects refused.
+fn refused_get(
+    rule: &'static str,
+    token: &'static str,
+    path: impl Into<String>,
+    status: u16,
+    code: &'static str,
+) -> Refused {
+    Refused {
+        method: "GET",
+        body: None,
+        ..refused(rule, Some(token), path, Value::Null, status, code)
+    }
+}
+
+impl World {
+    /// The courier takes their run out; returns once the manifest says it departed.
+    async fn courier_departs(&self, run: &str) {
+        let (status, body) = self
+            .client
+            .post(&format!("/v1/runs/{run}/depart"), COURIER, json!({}))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        self.until(
+            "run departed",
+            |b| b["state"] == "departed",
+            &format!("/v1/runs/{run}/manifest"),
+            COURIER,
+        )
+        .await;
+    }
+}
+
 impl World {
     pub(crate) async fn start() -> World {
         let harness = Harness::start().await;

@@ -10,20 +10,7 @@ async fn operators_read_the_board_after_a_delivery() {
     let world = World::start().await;
     let c = &world.client;
     let (run, orders) = world.run_for(&[HOUSEHOLD]).await;
-    assert_eq!(
-        c.post(&format!("/v1/runs/{run}/depart"), COURIER, json!({}))
-            .await
-            .0,
-        202
-    );
-    world
-        .until(
-            "run departed",
-            |b| b["state"] == "departed",
-            &format!("/v1/runs/{run}/manifest"),
-            COURIER,
-        )
-        .await;
+    world.courier_departs(&run).await;
     let drop = json!({"order": orders[0], "outcome": "delivered"});
     let (status, body) = c
         .call(
@@ -59,35 +46,30 @@ async fn operators_read_the_board_after_a_delivery() {
     let (status, stock) = c.get("/v1/stock", OPERATOR).await;
     assert_eq!(status, 200);
     assert!(stock["stock"].as_array().expect("rows").len() > 10);
-    let get = |rule, token, path: &str, status, code| Refused {
-        method: "GET",
-        body: None,
-        ..refused(rule, Some(token), path, Value::Null, status, code)
-    };
     world
         .refuses(vec![
-            get(
+            refused_get(
                 "a malformed minutes",
                 OPERATOR,
                 "/v1/stuck?minutes=soon",
                 400,
                 "bad_request",
             ),
-            get(
+            refused_get(
                 "a partner reading the board",
                 YONGHUI,
                 "/v1/communities/tianlun/summary",
                 403,
                 "forbidden",
             ),
-            get(
+            refused_get(
                 "a courier reading dead letters",
                 COURIER,
                 "/v1/dead-letters",
                 403,
                 "forbidden",
             ),
-            get(
+            refused_get(
                 "staff reading another community",
                 STAFF,
                 "/v1/communities/huangtugang/summary",

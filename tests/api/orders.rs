@@ -132,38 +132,33 @@ async fn orders_are_read_within_the_callers_scope() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(listed["orders"].as_array().expect("list").len(), 1);
-    let get = |rule, token, path: String, status, code| Refused {
-        method: "GET",
-        body: None,
-        ..refused(rule, Some(token), path, Value::Null, status, code)
-    };
     world
         .refuses(vec![
-            get(
+            refused_get(
                 "a neighbour's order",
                 RESIDENT,
                 format!("/v1/orders/{neighbour}"),
                 403,
                 "forbidden",
             ),
-            get(
+            refused_get(
                 "an unknown order",
                 STAFF,
-                "/v1/orders/no-such-order".into(),
+                "/v1/orders/no-such-order",
                 404,
                 "not_found",
             ),
-            get(
+            refused_get(
                 "a neighbour's household",
                 RESIDENT,
-                "/v1/households/tianlun-b07-u8-0302/orders".into(),
+                "/v1/households/tianlun-b07-u8-0302/orders",
                 403,
                 "forbidden",
             ),
-            get(
+            refused_get(
                 "an unknown household",
                 STAFF,
-                "/v1/households/nowhere/orders".into(),
+                "/v1/households/nowhere/orders",
                 404,
                 "not_found",
             ),

@@ -36,28 +36,23 @@ async fn a_partner_sees_and_picks_only_its_own_orders() {
             .all(|o| o["partner"] == "yonghui")
     );
     let good = pick_of(&order, "veg-pack", "picked", 1);
-    let get = |rule, token, path: &str, status, code| Refused {
-        method: "GET",
-        body: None,
-        ..refused(rule, Some(token), path, Value::Null, status, code)
-    };
     world
         .refuses(vec![
-            get(
+            refused_get(
                 "another partner's order list",
                 SHUOCHENG,
                 "/v1/partners/yonghui/orders",
                 403,
                 "forbidden",
             ),
-            get(
+            refused_get(
                 "another partner's stock",
                 SHUOCHENG,
                 "/v1/partners/yonghui/stock",
                 403,
                 "forbidden",
             ),
-            get(
+            refused_get(
                 "an unknown stage",
                 YONGHUI,
                 "/v1/partners/yonghui/orders?stage=teleported",

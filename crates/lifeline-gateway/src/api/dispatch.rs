@@ -12,7 +12,7 @@ use lifeline_events::Event;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Accepted, Api, Body, Concurrency, blocking, correlation_id, token_or_404};
+use super::{Accepted, Api, Body, Concurrency, OrderList, blocking, correlation_id, token_or_404};
 use crate::access::{Caller, Role};
 use crate::error::{ApiError, ErrorBody};
 use crate::idempotency::key_from;
@@ -41,16 +41,10 @@ pub(super) async fn community_orders(
         .collect())
 }
 
-/// Orders waiting at the checkpoint.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReadyOrders {
-    pub orders: Vec<OrderRecord>,
-}
-
 /// Orders at the checkpoint, waiting for a tricycle run.
 #[utoipa::path(get, path = "/v1/communities/{community}/ready", tag = "dispatch",
     params(("community" = String, Path)),
-    responses((status = 200, body = ReadyOrders), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, body = OrderList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn ready_orders(
     State(api): State<Arc<Api>>,
@@ -63,7 +57,7 @@ pub(super) async fn ready_orders(
         .into_iter()
         .filter(|order| order.status.waits_for_run())
         .collect();
-    Ok(Json(ReadyOrders { orders }).into_response())
+    Ok(Json(OrderList { orders }).into_response())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

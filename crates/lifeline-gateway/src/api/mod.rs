@@ -216,6 +216,12 @@ enum Concurrency {
     Settled,
 }
 
+/// A list of orders, as every order list is answered.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OrderList {
+    pub orders: Vec<OrderRecord>,
+}
+
 /// Where a command's event landed.
 #[derive(Debug, Clone, Copy)]
 struct Appended {

@@ -13,7 +13,9 @@ use lifeline_events::{Event, PickLine};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Accepted, Api, Body, Concurrency, Params, blocking, correlation_id, token_or_404};
+use super::{
+    Accepted, Api, Body, Concurrency, OrderList, Params, blocking, correlation_id, token_or_404,
+};
 use crate::access::{Caller, Role};
 use crate::error::{ApiError, ErrorBody};
 use crate::idempotency::key_from;
@@ -34,16 +36,10 @@ fn check_partner(caller: &Caller, partner: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Orders, as lists are answered.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PartnerOrders {
-    pub orders: Vec<OrderRecord>,
-}
-
 /// The partner's orders in a stage (default: waiting to be picked).
 #[utoipa::path(get, path = "/v1/partners/{partner}/orders", tag = "partners",
     params(("partner" = String, Path), StageFilter),
-    responses((status = 200, body = PartnerOrders), (status = 400, description = "unknown stage", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, body = OrderList), (status = 400, description = "unknown stage", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn partner_orders(
     State(api): State<Arc<Api>>,
@@ -60,7 +56,7 @@ pub(super) async fn partner_orders(
         .into_iter()
         .filter(|order| order.status.stage == stage)
         .collect();
-    Ok(Json(PartnerOrders { orders }).into_response())
+    Ok(Json(OrderList { orders }).into_response())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

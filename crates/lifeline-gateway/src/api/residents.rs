@@ -12,7 +12,7 @@ use lifeline_events::{Event, OrderLine, Priority};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Accepted, Api, Body, Concurrency, blocking, correlation_id, token_or_404};
+use super::{Accepted, Api, Body, Concurrency, OrderList, blocking, correlation_id, token_or_404};
 use crate::access::{Caller, Role};
 use crate::error::{ApiError, ErrorBody};
 use crate::idempotency::key_from;
@@ -215,12 +215,6 @@ pub(super) async fn cancel_order(
         },
     )
     .await
-}
-
-/// A household's orders.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OrderList {
-    pub orders: Vec<OrderRecord>,
 }
 
 /// A household's orders.
