@@ -16,7 +16,7 @@ use lifeline_events::{
 use lifeline_testkit::eventually;
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(&manifest_dir()).join("../..")
 }
 
 fn promtool() -> Command {
@@ -447,4 +447,10 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+/// The package directory of the checkout running the test: cargo sets it at run time, and
+/// the compile-time value may name another clone that built the same binary.
+fn manifest_dir() -> std::ffi::OsString {
+    std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }

@@ -267,7 +267,7 @@ impl World {
 }
 
 fn workspace_path(relative: &str) -> String {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::path::Path::new(&manifest_dir())
         .join("../..")
         .join(relative)
         .display()
@@ -321,4 +321,10 @@ impl World {
         }
         (run, orders)
     }
+}
+
+/// The package directory of the checkout running the test: cargo sets it at run time, and
+/// the compile-time value may name another clone that built the same binary.
+fn manifest_dir() -> std::ffi::OsString {
+    std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }

@@ -12,7 +12,10 @@ pub mod registry;
 mod state;
 pub mod testing;
 
-pub use state::{MemoryState, Reason, Rejection, Savepoint, StateTx, StateTxExt, apply_atomically};
+pub use state::{
+    MemoryState, Reason, Rejection, Savepoint, StateTx, StateTxExt, apply_atomically,
+    replay_atomically,
+};
 
 use lifeline_events::Envelope;
 
@@ -41,4 +44,11 @@ pub trait Handler: Send + Sync + 'static {
         envelope: &Envelope,
         emit: &mut Vec<Envelope>,
     ) -> Result<Applied, Rejection>;
+
+    /// Applies an event read back by a replay, which publishes nothing: the follow-ups of
+    /// the past are already in the stream and will be read back in turn. A process manager
+    /// overrides this to rebuild from those facts instead of deciding again.
+    fn replay(&self, state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, Rejection> {
+        self.apply(state, envelope, &mut Vec::new())
+    }
 }

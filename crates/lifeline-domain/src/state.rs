@@ -166,9 +166,30 @@ pub fn apply_atomically<S: StateTx>(
     envelope: &lifeline_events::Envelope,
     emit: &mut Vec<lifeline_events::Envelope>,
 ) -> Result<crate::Applied, Rejection> {
-    let mut savepoint = Savepoint::new(state);
     let mut emitted = Vec::new();
-    let applied = handler.apply(&mut savepoint, envelope, &mut emitted)?;
+    let applied = atomically(state, |savepoint| {
+        handler.apply(savepoint, envelope, &mut emitted)
+    })?;
+    emit.extend(emitted);
+    Ok(applied)
+}
+
+/// [`apply_atomically`] for a replay: the handler's [`crate::Handler::replay`], nothing
+/// emitted.
+pub fn replay_atomically<S: StateTx>(
+    handler: &dyn crate::Handler,
+    state: &mut S,
+    envelope: &lifeline_events::Envelope,
+) -> Result<crate::Applied, Rejection> {
+    atomically(state, |savepoint| handler.replay(savepoint, envelope))
+}
+
+fn atomically<S: StateTx>(
+    state: &mut S,
+    change: impl FnOnce(&mut Savepoint<'_>) -> Result<crate::Applied, Rejection>,
+) -> Result<crate::Applied, Rejection> {
+    let mut savepoint = Savepoint::new(state);
+    let applied = change(&mut savepoint)?;
     let writes = std::mem::take(&mut savepoint.writes);
     for ((table, key), value) in writes {
         match value {
@@ -176,6 +197,5 @@ pub fn apply_atomically<S: StateTx>(
             None => state.delete(table, &key),
         }
     }
-    emit.extend(emitted);
     Ok(applied)
 }

@@ -127,7 +127,7 @@ fn every_type_has_a_unique_versioned_name() {
 /// Every ```json example in the partner catalogue decodes, on the subject the code puts it.
 #[test]
 fn catalogue_examples_decode() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/events.md");
+    let path = std::path::Path::new(&manifest_dir()).join("../../docs/events.md");
     let text = std::fs::read_to_string(path).expect("docs/events.md exists");
     let mut seen = std::collections::BTreeSet::new();
     let mut blocks = text.split("```json").skip(1);
@@ -151,7 +151,7 @@ fn catalogue_examples_decode() {
 /// Every example envelope of docs/events.md: one valid envelope per event type, the corpus
 /// the mutation tests start from.
 fn corpus() -> Vec<serde_json::Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/events.md");
+    let path = std::path::Path::new(&manifest_dir()).join("../../docs/events.md");
     let text = std::fs::read_to_string(path).expect("docs/events.md exists");
     text.split("```json")
         .skip(1)
@@ -323,4 +323,10 @@ proptest! {
         let value = serde_json::to_vec(&fields).expect("json");
         let _ = Envelope::decode(&value);
     }
+}
+
+/// The package directory of the checkout running the test: cargo sets it at run time, and
+/// the compile-time value may name another clone that built the same binary.
+fn manifest_dir() -> std::ffi::OsString {
+    std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }

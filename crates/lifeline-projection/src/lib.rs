@@ -17,7 +17,9 @@ use lifeline_bus::async_nats::jetstream;
 use lifeline_bus::{
     DeadLetter, EventReader, PublishError, Publisher, ReadError, StreamMessage, stream_head,
 };
-use lifeline_domain::{Applied, Handler, Reason, Rejection, StateTx, apply_atomically};
+use lifeline_domain::{
+    Applied, Handler, Reason, Rejection, StateTx, apply_atomically, replay_atomically,
+};
 use lifeline_events::{EVENT_STREAM, Envelope, subject_for};
 use lifeline_store::{Batch, ProjectionStore, StoreError, Writes};
 use tokio::sync::watch;
@@ -214,6 +216,7 @@ fn decode(message: &StreamMessage) -> Result<Envelope, Rejection> {
 fn apply_batch(
     handler: &dyn Handler,
     store: &ProjectionStore,
+    mode: Mode,
     messages: &[StreamMessage],
 ) -> Result<AppliedBatch, StoreError> {
     let mut tx = StoreTx {
@@ -238,7 +241,10 @@ fn apply_batch(
                 r#type = envelope.event_type(),
             )
             .entered();
-            let result = apply_atomically(handler, &mut tx, &envelope, &mut outcome.emitted);
+            let result = match mode {
+                Mode::Live => apply_atomically(handler, &mut tx, &envelope, &mut outcome.emitted),
+                Mode::Replay => replay_atomically(handler, &mut tx, &envelope),
+            };
             match &result {
                 Ok(applied) => tracing::debug!(?applied, "event applied"),
                 Err(rejection) => {
@@ -465,7 +471,7 @@ impl Projection {
         let handler = Arc::clone(&self.handler);
         let store = Arc::clone(&self.store);
         let (messages, applied) = tokio::task::spawn_blocking(move || {
-            let applied = apply_batch(handler.as_ref(), &store, &messages);
+            let applied = apply_batch(handler.as_ref(), &store, mode, &messages);
             (messages, applied)
         })
         .await

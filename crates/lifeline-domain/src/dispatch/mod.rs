@@ -6,32 +6,43 @@
 //! is registered or comes back), from state alone, and the emitted `run.planned` event's id
 //! is derived from the causing event. Re-processing the same input after a crash therefore
 //! plans the same runs with the same ids, and JetStream drops the second publish.
+//!
+//! Where each order is comes from the one order state machine ([`OrderStatus`]), the same
+//! one the delivery status follows; dispatch adds only what it needs to plan: whether the
+//! order waits in a checkpoint queue, and on which run it rides.
+//!
+//! Runs are facts. A `run.planned` read back from the stream is applied as it was written:
+//! when dispatch planned it itself the run is already recorded and nothing changes; when
+//! it was not (a replay, or a run planned by another instance) the run is recorded from the
+//! event. A replay ([`Handler::replay`]) never plans: it rebuilds which orders ride which
+//! run from the `run.planned` facts, so a changed planner decides only new runs and never
+//! rewrites history.
+//!
+//! State is kept in rows that stay small as the day grows: one row per order, per run, per
+//! building queue, and one per community with its fleet and the head of each building's
+//! queue.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod plan;
 
-use lifeline_events::{Actor, Envelope, Event, Priority, RunPlanned, Stop, deterministic_event_id};
+use std::collections::BTreeMap;
+
+use lifeline_events::{
+    Actor, Envelope, Event, OrderLine, Priority, RunPlanned, deterministic_event_id,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::order::MAX_DROP_ATTEMPTS;
+use crate::delivery::{RunState, RunStep};
+use crate::order::{OrderStatus, Step};
 use crate::{Applied, Handler, Reason, Rejection, StateTx, StateTxExt};
+
+pub use plan::{Checkpoint, PlannedLoad, QueuedOrder, Rank, Tricycle, plan_loads, stops_for};
 
 pub const NAME: &str = "dispatch";
 pub const ORDERS: &str = "orders";
 pub const COMMUNITIES: &str = "communities";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Placed, not yet picked.
-    Waiting,
-    /// Picked, on its way to the checkpoint.
-    Picked,
-    Queued,
-    OnRun,
-    /// The last drop failed; it goes back in the queue when its run returns.
-    DropFailed,
-    Done,
-}
+/// One row per building with waiting orders, keyed `community/building`.
+pub const QUEUES: &str = "queues";
+pub const RUNS: &str = "runs";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DispatchOrder {
@@ -41,169 +52,42 @@ pub struct DispatchOrder {
     pub household: String,
     pub priority: Priority,
     pub weight_g: u32,
-    pub phase: Phase,
-    pub failed_drops: u32,
+    pub status: OrderStatus,
     /// The run it is on, or was last on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    /// Its place in the checkpoint queue while it waits there for a tricycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<Rank>,
     /// The ordered lines, until the pick: a pick is checked against them by the same rule
     /// as delivery and inventory, so all three park the same picks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub lines: Vec<lifeline_events::OrderLine>,
+    pub lines: Vec<OrderLine>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueuedOrder {
-    pub order: String,
-    pub priority: Priority,
-    pub building: String,
-    pub unit: String,
-    pub household: String,
-    pub weight_g: u32,
-    /// Queue position: earlier arrivals first within a priority.
-    pub seq: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tricycle {
-    pub capacity_g: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run: Option<String>,
-}
-
-/// Everything dispatch knows about one community: its fleet, its queue at the checkpoint
-/// and the runs that are out.
+/// A community's fleet and the head of each building's queue; the queues themselves are
+/// rows of their own.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommunityDispatch {
     pub tricycles: BTreeMap<String, Tricycle>,
-    pub queue: Vec<QueuedOrder>,
-    pub runs: BTreeMap<String, Vec<String>>,
-    /// Runs out on the road: only these can return.
-    #[serde(default)]
-    pub departed: BTreeSet<String>,
+    pub waiting: BTreeMap<String, Rank>,
     pub next_seq: u64,
 }
 
-/// A run the planner chose, before it becomes an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedLoad {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispatchRun {
+    pub community: String,
     pub tricycle: String,
-    pub orders: Vec<QueuedOrder>,
-    pub load_g: u32,
-}
-
-fn queue_rank(order: &QueuedOrder) -> (std::cmp::Reverse<Priority>, u64) {
-    (std::cmp::Reverse(order.priority), order.seq)
-}
-
-/// Fills free tricycles from the queue until either runs out. Pure and deterministic:
-/// the same state always gives the same loads.
-pub fn plan_loads(dispatch: &mut CommunityDispatch) -> Vec<PlannedLoad> {
-    let mut loads = Vec::new();
-    loop {
-        if dispatch.queue.is_empty() {
-            return loads;
-        }
-        // The largest free tricycle first (ties by id), so heavy queues clear fastest.
-        let Some((tricycle, capacity_g)) = dispatch
-            .tricycles
-            .iter()
-            .filter(|(_, tricycle)| tricycle.run.is_none())
-            .max_by(|(id_a, a), (id_b, b)| a.capacity_g.cmp(&b.capacity_g).then(id_b.cmp(id_a)))
-            .map(|(id, tricycle)| (id.clone(), tricycle.capacity_g))
-        else {
-            return loads;
-        };
-        dispatch.queue.sort_by_key(queue_rank);
-        // Buildings in the order of their most urgent waiting order.
-        let mut buildings: Vec<&str> = Vec::new();
-        for order in &dispatch.queue {
-            if !buildings.contains(&order.building.as_str()) {
-                buildings.push(&order.building);
-            }
-        }
-        let mut chosen: BTreeSet<usize> = BTreeSet::new();
-        let mut load_g: u32 = 0;
-        for building in &buildings {
-            for (index, order) in dispatch.queue.iter().enumerate() {
-                if order.building != *building {
-                    continue;
-                }
-                let fits = load_g.saturating_add(order.weight_g) <= capacity_g;
-                // An order heavier than the tricycle still goes, alone.
-                if fits || chosen.is_empty() {
-                    chosen.insert(index);
-                    load_g = load_g.saturating_add(order.weight_g);
-                }
-                if load_g >= capacity_g {
-                    break;
-                }
-            }
-            if load_g >= capacity_g {
-                break;
-            }
-        }
-        let mut orders = Vec::with_capacity(chosen.len());
-        let mut remaining = Vec::with_capacity(dispatch.queue.len() - chosen.len());
-        for (index, order) in dispatch.queue.drain(..).enumerate() {
-            if chosen.contains(&index) {
-                orders.push(order);
-            } else {
-                remaining.push(order);
-            }
-        }
-        dispatch.queue = remaining;
-        // Chosen from `dispatch.tricycles` above, so it is there; marked busy for this plan.
-        if let Some(chosen) = dispatch.tricycles.get_mut(&tricycle) {
-            chosen.run = Some(String::new());
-        }
-        loads.push(PlannedLoad {
-            tricycle,
-            orders,
-            load_g,
-        });
-    }
-}
-
-/// Stops in driving order: buildings in the order the planner chose them, then by unit and
-/// household, one stop per household.
-pub fn stops_for(load: &PlannedLoad) -> Vec<Stop> {
-    let mut building_rank: Vec<&str> = Vec::new();
-    for order in &load.orders {
-        if !building_rank.contains(&order.building.as_str()) {
-            building_rank.push(&order.building);
-        }
-    }
-    let mut by_household: BTreeMap<(usize, &str, &str), (String, Vec<String>)> = BTreeMap::new();
-    for order in &load.orders {
-        let rank = building_rank
-            .iter()
-            .position(|building| *building == order.building)
-            .unwrap_or(usize::MAX);
-        by_household
-            .entry((rank, order.unit.as_str(), order.household.as_str()))
-            .or_insert_with(|| (order.building.clone(), Vec::new()))
-            .1
-            .push(order.order.clone());
-    }
-    by_household
-        .into_iter()
-        .map(|((_, unit, household), (building, orders))| Stop {
-            building,
-            unit: unit.to_owned(),
-            household: household.to_owned(),
-            orders,
-        })
-        .collect()
+    /// In driving order, as the `run.planned` event lists them.
+    pub orders: Vec<String>,
+    pub state: RunState,
 }
 
 #[derive(Debug, Default)]
 pub struct Dispatch;
 
-fn load_community(state: &dyn StateTx, community: &str) -> Result<CommunityDispatch, Rejection> {
-    Ok(state
-        .get_json::<CommunityDispatch>(COMMUNITIES, community)?
-        .unwrap_or_default())
+fn queue_key(community: &str, building: &str) -> String {
+    format!("{community}/{building}")
 }
 
 fn load_order(state: &dyn StateTx, order: &str) -> Result<DispatchOrder, Rejection> {
@@ -212,28 +96,186 @@ fn load_order(state: &dyn StateTx, order: &str) -> Result<DispatchOrder, Rejecti
         .ok_or_else(|| Rejection::new(Reason::UnknownOrder, order.to_owned()))
 }
 
-fn enqueue(community: &mut CommunityDispatch, order_id: &str, order: &DispatchOrder) {
-    community.queue.push(QueuedOrder {
-        order: order_id.to_owned(),
-        priority: order.priority,
-        building: order.building.clone(),
-        unit: order.unit.clone(),
-        household: order.household.clone(),
-        weight_g: order.weight_g,
-        seq: community.next_seq,
-    });
-    community.next_seq += 1;
+fn load_run(state: &dyn StateTx, run: &str) -> Result<Option<DispatchRun>, Rejection> {
+    state.get_json::<DispatchRun>(RUNS, run)
 }
 
-/// Plans what can be planned, records it in state and emits one `run.planned` per run.
+fn step(order_id: &str, order: &mut DispatchOrder, step: Step) -> Result<(), Rejection> {
+    order.status = order.status.next(step).map_err(|error| {
+        Rejection::new(
+            Reason::ImpossibleTransition,
+            format!("order {order_id}: {error}"),
+        )
+    })?;
+    Ok(())
+}
+
+/// One community's checkpoint for the duration of an event: loaded from its rows, changed
+/// in memory, written back by [`Community::save`] (only the queues it touched).
+struct Community {
+    id: String,
+    next_seq: u64,
+    checkpoint: Checkpoint,
+}
+
+impl Community {
+    fn load(state: &dyn StateTx, id: &str) -> Result<Self, Rejection> {
+        let row = state
+            .get_json::<CommunityDispatch>(COMMUNITIES, id)?
+            .unwrap_or_default();
+        Ok(Community {
+            id: id.to_owned(),
+            next_seq: row.next_seq,
+            checkpoint: Checkpoint {
+                tricycles: row.tricycles,
+                waiting: row.waiting,
+                queues: BTreeMap::new(),
+            },
+        })
+    }
+
+    fn load_queue(&mut self, state: &dyn StateTx, building: &str) -> Result<(), Rejection> {
+        if !self.checkpoint.queues.contains_key(building) {
+            let queue = state
+                .get_json::<Vec<QueuedOrder>>(QUEUES, &queue_key(&self.id, building))?
+                .unwrap_or_default();
+            self.checkpoint.queues.insert(building.to_owned(), queue);
+        }
+        Ok(())
+    }
+
+    /// Queues an order at the checkpoint behind everything already there of its priority.
+    fn enqueue(
+        &mut self,
+        state: &mut dyn StateTx,
+        order_id: &str,
+        order: &mut DispatchOrder,
+    ) -> Result<(), Rejection> {
+        self.load_queue(state, &order.building)?;
+        let rank = Rank {
+            priority: order.priority,
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
+        self.checkpoint.enqueue(QueuedOrder {
+            order: order_id.to_owned(),
+            building: order.building.clone(),
+            unit: order.unit.clone(),
+            household: order.household.clone(),
+            weight_g: order.weight_g,
+            rank,
+        });
+        order.queued = Some(rank);
+        state.put_json(ORDERS, order_id, order);
+        Ok(())
+    }
+
+    fn save(self, state: &mut dyn StateTx) {
+        let Checkpoint {
+            tricycles,
+            waiting,
+            queues,
+        } = self.checkpoint;
+        for (building, queue) in queues {
+            let key = queue_key(&self.id, &building);
+            if queue.is_empty() {
+                state.delete(QUEUES, &key);
+            } else {
+                state.put_json(QUEUES, &key, &queue);
+            }
+        }
+        let row = CommunityDispatch {
+            tricycles,
+            waiting,
+            next_seq: self.next_seq,
+        };
+        state.put_json(COMMUNITIES, &self.id, &row);
+    }
+}
+
+/// Where a run's orders are when it is recorded: still in their queues (a fact read back),
+/// or already taken out by the planner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Fact,
+    Planner,
+}
+
+/// Puts `run` on `tricycle` and its orders on the run: the same rows whether dispatch
+/// planned the run just now or reads it back from the stream.
+fn record_run(
+    state: &mut dyn StateTx,
+    community: &mut Community,
+    run: &str,
+    tricycle: &str,
+    orders: Vec<String>,
+    source: Source,
+) -> Result<(), Rejection> {
+    let Some(busy) = community.checkpoint.tricycles.get_mut(tricycle) else {
+        return Err(Rejection::new(
+            Reason::ImpossibleTransition,
+            format!(
+                "run {run} planned on tricycle {tricycle}, unknown in {}",
+                community.id
+            ),
+        ));
+    };
+    if source == Source::Fact && busy.run.is_some() {
+        return Err(Rejection::new(
+            Reason::ImpossibleTransition,
+            format!("run {run} planned on tricycle {tricycle}, which is out on another run"),
+        ));
+    }
+    busy.run = Some(run.to_owned());
+    for order_id in &orders {
+        let mut order = load_order(state, order_id)?;
+        if order.queued.take().is_none() {
+            return Err(Rejection::new(
+                Reason::ImpossibleTransition,
+                format!(
+                    "run {run} carries order {order_id}, which is not waiting at the checkpoint"
+                ),
+            ));
+        }
+        if source == Source::Fact {
+            community.load_queue(state, &order.building)?;
+            community.checkpoint.dequeue(&order.building, order_id);
+        }
+        step(order_id, &mut order, Step::PlanOnRun)?;
+        order.run = Some(run.to_owned());
+        state.put_json(ORDERS, order_id, &order);
+    }
+    let record = DispatchRun {
+        community: community.id.clone(),
+        tricycle: tricycle.to_owned(),
+        orders,
+        state: RunState::Planned,
+    };
+    state.put_json(RUNS, run, &record);
+    Ok(())
+}
+
+/// Plans what can be planned, records it and emits one `run.planned` per run. In a replay
+/// (`emit` is `None`) nothing is planned: the runs are read back from the stream instead.
 fn plan_and_emit(
     state: &mut dyn StateTx,
     cause: &Envelope,
-    community_id: &str,
-    mut community: CommunityDispatch,
-    emit: &mut Vec<Envelope>,
+    mut community: Community,
+    emit: Option<&mut Vec<Envelope>>,
 ) -> Result<(), Rejection> {
-    let loads = plan_loads(&mut community);
+    let Some(emit) = emit else {
+        community.save(state);
+        return Ok(());
+    };
+    let loads = {
+        let id = community.id.clone();
+        let mut load_queue = |building: &str| -> Result<Vec<QueuedOrder>, Rejection> {
+            Ok(state
+                .get_json::<Vec<QueuedOrder>>(QUEUES, &queue_key(&id, building))?
+                .unwrap_or_default())
+        };
+        plan_loads(&mut community.checkpoint, &mut load_queue)?
+    };
     for (index, load) in loads.iter().enumerate() {
         let id = deterministic_event_id(
             cause.unix_millis(),
@@ -241,71 +283,50 @@ fn plan_and_emit(
             &[&cause.id.to_string(), &index.to_string()],
         );
         let run = format!("run-{}", id.simple());
-        for queued in &load.orders {
-            let mut order = load_order(state, &queued.order)?;
-            order.phase = Phase::OnRun;
-            order.run = Some(run.clone());
-            state.put_json(ORDERS, &queued.order, &order);
-        }
-        let Some(tricycle) = community.tricycles.get_mut(&load.tricycle) else {
-            // The planner only picks tricycles it was given: a state bug, parked, not a panic.
-            return Err(Rejection::new(
-                Reason::CorruptState,
-                format!(
-                    "planned tricycle {} is not in {community_id}",
-                    load.tricycle
-                ),
-            ));
-        };
-        tricycle.run = Some(run.clone());
-        community.runs.insert(
-            run.clone(),
-            load.orders
-                .iter()
-                .map(|queued| queued.order.clone())
-                .collect(),
-        );
+        let stops = stops_for(load);
+        let orders = stops.iter().flat_map(|stop| stop.orders.clone()).collect();
+        record_run(
+            state,
+            &mut community,
+            &run,
+            &load.tricycle,
+            orders,
+            Source::Planner,
+        )?;
         let planned = RunPlanned {
             run,
-            community: community_id.to_owned(),
+            community: community.id.clone(),
             tricycle: load.tricycle.clone(),
-            stops: stops_for(load),
+            stops,
             load_g: load.load_g,
         };
         let meta = cause.follow_up("lifeline-dispatch", Actor::system(NAME), cause.time);
         emit.push(Envelope::with_id(id, Event::RunPlanned(planned), meta));
     }
-    state.put_json(COMMUNITIES, community_id, &community);
+    community.save(state);
     Ok(())
 }
 
-impl Handler for Dispatch {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &[ORDERS, COMMUNITIES]
-    }
-
-    fn apply(
+impl Dispatch {
+    fn handle(
         &self,
         state: &mut dyn StateTx,
         envelope: &Envelope,
-        emit: &mut Vec<Envelope>,
+        emit: Option<&mut Vec<Envelope>>,
     ) -> Result<Applied, Rejection> {
         match &envelope.event {
             Event::TricycleRegistered(registered) => {
-                let mut community = load_community(state, &registered.community)?;
-                let tricycle = community
+                let mut community = Community::load(state, &registered.community)?;
+                community
+                    .checkpoint
                     .tricycles
                     .entry(registered.tricycle.clone())
                     .or_insert(Tricycle {
                         capacity_g: registered.capacity_g,
                         run: None,
-                    });
-                tricycle.capacity_g = registered.capacity_g;
-                plan_and_emit(state, envelope, &registered.community, community, emit)?;
+                    })
+                    .capacity_g = registered.capacity_g;
+                plan_and_emit(state, envelope, community, emit)?;
                 Ok(Applied::Changed)
             }
             Event::OrderPlaced(placed) => {
@@ -319,9 +340,9 @@ impl Handler for Dispatch {
                     household: placed.household.clone(),
                     priority: placed.priority,
                     weight_g: placed.weight_g,
-                    phase: Phase::Waiting,
-                    failed_drops: 0,
+                    status: OrderStatus::placed(),
                     run: None,
+                    queued: None,
                     lines: placed.lines.clone(),
                 };
                 state.put_json(ORDERS, &placed.order, &order);
@@ -329,146 +350,98 @@ impl Handler for Dispatch {
             }
             Event::OrderCancelled(cancelled) => {
                 let mut order = load_order(state, &cancelled.order)?;
-                if order.phase != Phase::Waiting {
-                    return Err(Rejection::new(
-                        Reason::ImpossibleTransition,
-                        format!(
-                            "cancel of order {} in phase {:?}",
-                            cancelled.order, order.phase
-                        ),
-                    ));
-                }
-                order.phase = Phase::Done;
+                step(&cancelled.order, &mut order, Step::Cancel)?;
                 state.put_json(ORDERS, &cancelled.order, &order);
                 Ok(Applied::Changed)
             }
             Event::OrderPicked(picked) => {
                 let mut order = load_order(state, &picked.order)?;
-                if order.phase != Phase::Waiting {
-                    return Err(Rejection::new(
-                        Reason::ImpossibleTransition,
-                        format!("pick of order {} in phase {:?}", picked.order, order.phase),
-                    ));
-                }
+                let anything_picked = crate::delivery::anything_picked(picked);
+                step(&picked.order, &mut order, Step::Pick { anything_picked })?;
                 crate::command::check_pick_lines(&order.lines, &picked.lines)
                     .map_err(|error| Rejection::new(Reason::InvalidPick, error.to_string()))?;
                 order.lines = Vec::new();
-                // The same predicate as the delivery status: nothing picked, nothing to carry.
-                order.phase = if crate::delivery::anything_picked(picked) {
-                    Phase::Picked
-                } else {
-                    Phase::Done
-                };
                 state.put_json(ORDERS, &picked.order, &order);
                 Ok(Applied::Changed)
             }
             Event::ArrivedAtCheckpoint(arrival) => {
-                let mut community = load_community(state, &arrival.community)?;
+                let mut community = Community::load(state, &arrival.community)?;
                 for order_id in &arrival.orders {
                     let mut order = load_order(state, order_id)?;
-                    if order.phase != Phase::Picked {
-                        return Err(Rejection::new(
-                            Reason::ImpossibleTransition,
-                            format!(
-                                "order {order_id} arrived at the checkpoint in phase {:?}",
-                                order.phase
-                            ),
-                        ));
-                    }
-                    order.phase = Phase::Queued;
-                    state.put_json(ORDERS, order_id, &order);
-                    enqueue(&mut community, order_id, &order);
+                    step(order_id, &mut order, Step::ArriveAtCheckpoint)?;
+                    community.enqueue(state, order_id, &mut order)?;
                 }
-                plan_and_emit(state, envelope, &arrival.community, community, emit)?;
+                plan_and_emit(state, envelope, community, emit)?;
+                Ok(Applied::Changed)
+            }
+            Event::RunPlanned(planned) => {
+                if load_run(state, &planned.run)?.is_some() {
+                    // Planned here, read back: already recorded.
+                    return Ok(Applied::Ignored);
+                }
+                let mut community = Community::load(state, &planned.community)?;
+                let orders = planned
+                    .stops
+                    .iter()
+                    .flat_map(|stop| stop.orders.clone())
+                    .collect();
+                record_run(
+                    state,
+                    &mut community,
+                    &planned.run,
+                    &planned.tricycle,
+                    orders,
+                    Source::Fact,
+                )?;
+                community.save(state);
                 Ok(Applied::Changed)
             }
             Event::DropDelivered(delivered) => {
                 let mut order = load_order(state, &delivered.order)?;
-                if order.phase != Phase::OnRun
-                    || order.run.as_deref() != Some(delivered.run.as_str())
-                {
-                    return Err(Rejection::new(
-                        Reason::ImpossibleTransition,
-                        format!(
-                            "drop of order {} in phase {:?}",
-                            delivered.order, order.phase
-                        ),
-                    ));
-                }
-                order.phase = Phase::Done;
+                check_on_run(&delivered.order, &order, &delivered.run)?;
+                step(&delivered.order, &mut order, Step::Deliver)?;
                 state.put_json(ORDERS, &delivered.order, &order);
                 Ok(Applied::Changed)
             }
             Event::DropFailed(failed) => {
                 let mut order = load_order(state, &failed.order)?;
-                if order.phase != Phase::OnRun || order.run.as_deref() != Some(failed.run.as_str())
-                {
-                    return Err(Rejection::new(
-                        Reason::ImpossibleTransition,
-                        format!(
-                            "failed drop of order {} in phase {:?}",
-                            failed.order, order.phase
-                        ),
-                    ));
-                }
-                order.failed_drops += 1;
-                order.phase = if order.failed_drops >= MAX_DROP_ATTEMPTS {
-                    Phase::Done
-                } else {
-                    Phase::DropFailed
-                };
+                check_on_run(&failed.order, &order, &failed.run)?;
+                step(&failed.order, &mut order, Step::FailDrop)?;
                 state.put_json(ORDERS, &failed.order, &order);
                 Ok(Applied::Changed)
             }
             Event::RunDeparted(departed) => {
-                let mut community = load_community(state, &departed.community)?;
-                if !community.runs.contains_key(&departed.run)
-                    || community.departed.contains(&departed.run)
-                {
-                    return Err(Rejection::new(
-                        Reason::ImpossibleTransition,
-                        format!(
-                            "run {} departed, but it is not waiting to leave",
-                            departed.run
-                        ),
-                    ));
-                }
-                community.departed.insert(departed.run.clone());
-                state.put_json(COMMUNITIES, &departed.community, &community);
+                let mut run = run_for_step(state, &departed.run, RunStep::Depart)?;
+                run.state = RunState::Departed;
+                state.put_json(RUNS, &departed.run, &run);
                 Ok(Applied::Changed)
             }
             Event::RunReturned(returned) => {
-                let mut community = load_community(state, &returned.community)?;
-                if !community.departed.remove(&returned.run) {
-                    return Err(Rejection::new(
-                        Reason::ImpossibleTransition,
-                        format!("run {} returned, but it is not out", returned.run),
-                    ));
-                }
-                let Some(orders) = community.runs.remove(&returned.run) else {
-                    return Err(Rejection::new(Reason::UnknownRun, returned.run.clone()));
-                };
+                let mut run = run_for_step(state, &returned.run, RunStep::Return)?;
+                run.state = RunState::Returned;
+                state.put_json(RUNS, &returned.run, &run);
+                let mut community = Community::load(state, &run.community)?;
                 // The tricycle that took this run, whatever the event says.
-                for tricycle in community.tricycles.values_mut() {
+                for tricycle in community.checkpoint.tricycles.values_mut() {
                     if tricycle.run.as_deref() == Some(returned.run.as_str()) {
                         tricycle.run = None;
                     }
                 }
-                for order_id in orders {
-                    let mut order = load_order(state, &order_id)?;
+                for order_id in &run.orders {
+                    let mut order = load_order(state, order_id)?;
                     if order.run.as_deref() != Some(returned.run.as_str()) {
                         continue;
                     }
-                    match order.phase {
-                        Phase::OnRun | Phase::DropFailed => {
-                            order.phase = Phase::Queued;
-                            state.put_json(ORDERS, &order_id, &order);
-                            enqueue(&mut community, &order_id, &order);
-                        }
-                        Phase::Waiting | Phase::Picked | Phase::Queued | Phase::Done => {}
+                    // Undropped orders come back to the checkpoint; a failed drop that was
+                    // not the last rides again; delivered and final ones stay where they are.
+                    if let Ok(back) = order.status.next(Step::ReturnUndropped) {
+                        order.status = back;
+                    }
+                    if order.status.waits_for_run() {
+                        community.enqueue(state, order_id, &mut order)?;
                     }
                 }
-                plan_and_emit(state, envelope, &returned.community, community, emit)?;
+                plan_and_emit(state, envelope, community, emit)?;
                 Ok(Applied::Changed)
             }
             _ => Ok(Applied::Ignored),
@@ -476,11 +449,70 @@ impl Handler for Dispatch {
     }
 }
 
+/// A drop is for the run the order is on.
+fn check_on_run(order_id: &str, order: &DispatchOrder, run: &str) -> Result<(), Rejection> {
+    if order.run.as_deref() == Some(run) {
+        return Ok(());
+    }
+    Err(Rejection::new(
+        Reason::ImpossibleTransition,
+        format!(
+            "drop of order {order_id} on run {run}, but it is on {}",
+            order.run.as_deref().unwrap_or("no run")
+        ),
+    ))
+}
+
+fn run_for_step(
+    state: &dyn StateTx,
+    run_id: &str,
+    run_step: RunStep,
+) -> Result<DispatchRun, Rejection> {
+    let Some(run) = load_run(state, run_id)? else {
+        return Err(Rejection::new(Reason::UnknownRun, run_id.to_owned()));
+    };
+    if run.state.next(run_step).is_none() {
+        return Err(Rejection::new(
+            Reason::ImpossibleTransition,
+            format!(
+                "run {run_id} cannot {run_step:?} while {}",
+                run.state.as_str()
+            ),
+        ));
+    }
+    Ok(run)
+}
+
+impl Handler for Dispatch {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[ORDERS, COMMUNITIES, QUEUES, RUNS]
+    }
+
+    fn apply(
+        &self,
+        state: &mut dyn StateTx,
+        envelope: &Envelope,
+        emit: &mut Vec<Envelope>,
+    ) -> Result<Applied, Rejection> {
+        self.handle(state, envelope, Some(emit))
+    }
+
+    fn replay(&self, state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, Rejection> {
+        self.handle(state, envelope, None)
+    }
+}
+
+#[cfg(test)]
+mod examples;
 #[cfg(test)]
 mod tests;
 
 /// Dispatch and the delivery status follow the same orders through different eyes; whatever
-/// arrives, in whatever order, they must agree on where each order is, or an order gets
-/// stuck (planned by one and refused by the other).
+/// arrives, in whatever order, they must agree on where each order is, and a replay from
+/// the facts must rebuild what the live run decided.
 #[cfg(test)]
 mod agreement;

@@ -3,17 +3,28 @@
 
 use super::*;
 use proptest::prelude::*;
+use std::collections::BTreeSet;
 
 fn queued(order: usize, building: usize, priority: Priority, weight_g: u32) -> QueuedOrder {
     QueuedOrder {
         order: format!("o{order}"),
-        priority,
         building: format!("b{building}"),
         unit: "u1".into(),
         household: format!("h{order}"),
         weight_g,
-        seq: order as u64,
+        rank: Rank {
+            priority,
+            seq: order as u64,
+        },
     }
+}
+
+/// Plans with every queue already in memory.
+fn plan(checkpoint: &mut Checkpoint) -> Vec<PlannedLoad> {
+    plan_loads(checkpoint, &mut |building| {
+        panic!("queue of {building} not loaded")
+    })
+    .expect("plans")
 }
 
 fn fleet(capacities: &[u32]) -> BTreeMap<String, Tricycle> {
@@ -34,17 +45,16 @@ fn fleet(capacities: &[u32]) -> BTreeMap<String, Tricycle> {
 
 #[test]
 fn priority_orders_go_first_and_buildings_stay_together() {
-    let mut dispatch = CommunityDispatch {
-        tricycles: fleet(&[10_000]),
-        queue: vec![
+    let mut dispatch = Checkpoint::with_queue(
+        fleet(&[10_000]),
+        vec![
             queued(0, 1, Priority::Routine, 4_000),
             queued(1, 2, Priority::Routine, 4_000),
             queued(2, 2, Priority::Urgent, 4_000),
             queued(3, 1, Priority::Routine, 4_000),
         ],
-        ..Default::default()
-    };
-    let loads = plan_loads(&mut dispatch);
+    );
+    let loads = plan(&mut dispatch);
     assert_eq!(loads.len(), 1);
     let orders: Vec<&str> = loads[0].orders.iter().map(|o| o.order.as_str()).collect();
     assert_eq!(
@@ -53,20 +63,24 @@ fn priority_orders_go_first_and_buildings_stay_together() {
         "urgent order's building first, filled with its neighbour"
     );
     assert_eq!(loads[0].load_g, 8_000);
-    assert_eq!(dispatch.queue.len(), 2);
+    assert_eq!(dispatch.waiting_orders().count(), 2);
+    assert_eq!(
+        dispatch.waiting.keys().collect::<Vec<_>>(),
+        ["b1"],
+        "only building 1 still waits"
+    );
 }
 
 #[test]
 fn oversize_order_rides_alone() {
-    let mut dispatch = CommunityDispatch {
-        tricycles: fleet(&[1_000]),
-        queue: vec![
+    let mut dispatch = Checkpoint::with_queue(
+        fleet(&[1_000]),
+        vec![
             queued(0, 1, Priority::Routine, 5_000),
             queued(1, 1, Priority::Routine, 10),
         ],
-        ..Default::default()
-    };
-    let loads = plan_loads(&mut dispatch);
+    );
+    let loads = plan(&mut dispatch);
     assert_eq!(loads.len(), 1);
     assert_eq!(loads[0].orders.len(), 1);
 }
@@ -96,12 +110,8 @@ fn planning_conserves_orders_and_respects_capacity_holds(
             queued(i, *building, priority, *weight)
         })
         .collect();
-    let mut dispatch = CommunityDispatch {
-        tricycles: fleet(&capacities),
-        queue: queue.clone(),
-        ..Default::default()
-    };
-    let loads = plan_loads(&mut dispatch);
+    let mut dispatch = Checkpoint::with_queue(fleet(&capacities), queue.clone());
+    let loads = plan(&mut dispatch);
     let mut seen = BTreeSet::new();
     let mut tricycles = BTreeSet::new();
     for load in &loads {
@@ -121,11 +131,11 @@ fn planning_conserves_orders_and_respects_capacity_holds(
             load.orders.len()
         );
     }
-    for order in &dispatch.queue {
+    for order in dispatch.waiting_orders() {
         prop_assert!(seen.insert(order.order.clone()));
     }
     prop_assert_eq!(seen.len(), queue.len());
-    if !dispatch.queue.is_empty() {
+    if dispatch.waiting_orders().next().is_some() {
         prop_assert_eq!(
             loads.len(),
             capacities.len(),

@@ -1,0 +1,238 @@
+//! Dispatch by example: runs come from the planner live and from the `run.planned` facts
+//! in a replay, and orders move by the one order state machine.
+
+use lifeline_events::{
+    ArrivedAtCheckpoint, DropFailed, DropFailure, Envelope, Event, OrderLine, OrderPicked,
+    OrderPlaced, PickLine, PickOutcome, Priority, RunDeparted, RunPlanned, RunReturned, Stop,
+    TricycleRegistered,
+};
+
+use super::*;
+use crate::order::{MAX_DROP_ATTEMPTS, Stage};
+use crate::testing::envelope;
+use crate::{MemoryState, apply_atomically, replay_atomically};
+
+fn tricycle(capacity_g: u32) -> Event {
+    Event::TricycleRegistered(TricycleRegistered {
+        community: "tianlun".into(),
+        tricycle: "tri-01".into(),
+        capacity_g,
+    })
+}
+
+fn placed(order: &str, building: &str) -> Event {
+    Event::OrderPlaced(OrderPlaced {
+        order: order.into(),
+        community: "tianlun".into(),
+        building: building.into(),
+        unit: format!("{building}-u1"),
+        household: format!("{building}-u1-{order}"),
+        partner: "yonghui".into(),
+        lines: vec![OrderLine {
+            item: "veg-pack".into(),
+            quantity: 1,
+        }],
+        priority: Priority::Routine,
+        weight_g: 8_000,
+        on_behalf_by: None,
+    })
+}
+
+fn picked(order: &str) -> Event {
+    Event::OrderPicked(OrderPicked {
+        order: order.into(),
+        community: "tianlun".into(),
+        partner: "yonghui".into(),
+        lines: vec![PickLine {
+            item: "veg-pack".into(),
+            ordered: 1,
+            outcome: PickOutcome::Picked,
+            picked: 1,
+            substitute: None,
+        }],
+    })
+}
+
+fn arrived(orders: &[&str]) -> Event {
+    Event::ArrivedAtCheckpoint(ArrivedAtCheckpoint {
+        arrival: "a1".into(),
+        community: "tianlun".into(),
+        partner: "yonghui".into(),
+        orders: orders.iter().map(|order| (*order).to_owned()).collect(),
+    })
+}
+
+/// A run as some planner once wrote it: `order` alone, on tri-01.
+fn planned_fact(run: &str, order: &str, building: &str) -> Event {
+    Event::RunPlanned(RunPlanned {
+        run: run.into(),
+        community: "tianlun".into(),
+        tricycle: "tri-01".into(),
+        stops: vec![Stop {
+            building: building.into(),
+            unit: format!("{building}-u1"),
+            household: format!("{building}-u1-{order}"),
+            orders: vec![order.into()],
+        }],
+        load_g: 8_000,
+    })
+}
+
+/// Two orders in two buildings at the checkpoint; a 20 kg tricycle takes both.
+fn two_orders_arrive() -> Vec<Event> {
+    vec![
+        tricycle(20_000),
+        placed("o1", "b1"),
+        placed("o2", "b2"),
+        picked("o1"),
+        picked("o2"),
+        arrived(&["o1", "o2"]),
+    ]
+}
+
+/// Applies events live, feeding each emitted `run.planned` back as the stream would.
+fn live(events: &[Event]) -> (MemoryState, Vec<RunPlanned>) {
+    let mut state = MemoryState::default();
+    let runs = live_on(&mut state, events);
+    (state, runs)
+}
+
+/// [`live`] on a given state; returns the runs planned.
+fn live_on(state: &mut MemoryState, events: &[Event]) -> Vec<RunPlanned> {
+    let mut runs = Vec::new();
+    let mut pending: Vec<Envelope> = events.iter().cloned().map(envelope).collect();
+    pending.reverse();
+    while let Some(next) = pending.pop() {
+        let mut emitted = Vec::new();
+        apply_atomically(&Dispatch, state, &next, &mut emitted)
+            .unwrap_or_else(|rejection| panic!("{}: {rejection}", next.event_type()));
+        for emit in emitted.into_iter().rev() {
+            if let Event::RunPlanned(planned) = &emit.event {
+                runs.push(planned.clone());
+            }
+            pending.push(emit);
+        }
+    }
+    runs
+}
+
+fn order(state: &MemoryState, order: &str) -> DispatchOrder {
+    state
+        .get_json(ORDERS, order)
+        .expect("row decodes")
+        .expect("order known")
+}
+
+#[test]
+fn live_planning_puts_both_orders_on_one_run_and_reading_it_back_changes_nothing() {
+    let (state, runs) = live(&two_orders_arrive());
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    assert_eq!(run.load_g, 16_000);
+    for id in ["o1", "o2"] {
+        let order = order(&state, id);
+        assert_eq!(order.status.stage, Stage::OnRun);
+        assert_eq!(order.run.as_deref(), Some(run.run.as_str()));
+        assert_eq!(order.queued, None);
+    }
+    let mut again = state.clone();
+    let read_back = envelope(Event::RunPlanned(run.clone()));
+    let applied = apply_atomically(&Dispatch, &mut again, &read_back, &mut Vec::new());
+    assert_eq!(applied, Ok(Applied::Ignored));
+    assert_eq!(again, state);
+}
+
+#[test]
+fn a_replay_takes_runs_from_the_facts_not_from_the_planner() {
+    // The stream says an older planner sent o2 alone; today's would take both.
+    let mut events = two_orders_arrive();
+    events.push(planned_fact("run-old", "o2", "b2"));
+    let mut state = MemoryState::default();
+    for event in events {
+        replay_atomically(&Dispatch, &mut state, &envelope(event)).expect("applies");
+    }
+    let o2 = order(&state, "o2");
+    assert_eq!(o2.status.stage, Stage::OnRun);
+    assert_eq!(o2.run.as_deref(), Some("run-old"));
+    let o1 = order(&state, "o1");
+    assert_eq!(o1.status.stage, Stage::AtCheckpoint);
+    assert!(o1.queued.is_some(), "o1 still waits at the checkpoint");
+    let community: CommunityDispatch = state
+        .get_json(COMMUNITIES, "tianlun")
+        .expect("decodes")
+        .expect("community");
+    assert_eq!(
+        community.tricycles["tri-01"].run.as_deref(),
+        Some("run-old")
+    );
+    assert_eq!(community.waiting.keys().collect::<Vec<_>>(), ["b1"]);
+}
+
+#[test]
+fn a_run_fact_for_an_order_not_at_the_checkpoint_is_parked() {
+    let mut state = MemoryState::default();
+    for event in [tricycle(20_000), placed("o1", "b1"), picked("o1")] {
+        replay_atomically(&Dispatch, &mut state, &envelope(event)).expect("applies");
+    }
+    let fact = envelope(planned_fact("run-x", "o1", "b1"));
+    let rejection = replay_atomically(&Dispatch, &mut state, &fact).expect_err("parked");
+    assert_eq!(rejection.reason, Reason::ImpossibleTransition);
+}
+
+fn failed_drop(run: &str) -> Event {
+    Event::DropFailed(DropFailed {
+        order: "o1".into(),
+        run: run.into(),
+        community: "tianlun".into(),
+        household: "b1-u1-o1".into(),
+        reason: DropFailure::NoAnswer,
+        note: None,
+    })
+}
+
+fn departed(run: &str) -> Event {
+    Event::RunDeparted(RunDeparted {
+        run: run.into(),
+        community: "tianlun".into(),
+        tricycle: "tri-01".into(),
+        courier: "v1".into(),
+    })
+}
+
+fn returned(run: &str) -> Event {
+    Event::RunReturned(RunReturned {
+        run: run.into(),
+        community: "tianlun".into(),
+        tricycle: "tri-01".into(),
+    })
+}
+
+#[test]
+fn a_failed_drop_rides_again_until_the_last_attempt() {
+    let (mut state, mut runs) = live(&[
+        tricycle(20_000),
+        placed("o1", "b1"),
+        picked("o1"),
+        arrived(&["o1"]),
+    ]);
+    for attempt in 1..=MAX_DROP_ATTEMPTS {
+        let run = runs.last().expect("a run").run.clone();
+        runs.extend(live_on(
+            &mut state,
+            &[departed(&run), failed_drop(&run), returned(&run)],
+        ));
+        let o1 = order(&state, "o1");
+        assert_eq!(o1.status.failed_drops, attempt);
+        if attempt < MAX_DROP_ATTEMPTS {
+            assert_eq!(
+                o1.status.stage,
+                Stage::OnRun,
+                "attempt {attempt}: planned again"
+            );
+        } else {
+            assert!(o1.status.is_final());
+            assert_eq!(o1.queued, None, "a final failure does not ride again");
+        }
+    }
+    assert_eq!(runs.len() as u32, MAX_DROP_ATTEMPTS);
+}

@@ -1,0 +1,222 @@
+//! The planner: which waiting orders ride which free tricycle. Pure and deterministic: the
+//! same checkpoint always gives the same loads.
+//!
+//! It sees a community's checkpoint the way the store keeps it: the fleet, one queue per
+//! building (loaded only when the planner reaches that building), and the rank of each
+//! building's most urgent waiting order. The cost of a plan grows with the orders it loads
+//! and the buildings it visits, not with everything waiting at the checkpoint.
+
+use std::collections::BTreeMap;
+
+use lifeline_events::{Priority, Stop};
+use serde::{Deserialize, Serialize};
+
+use crate::Rejection;
+
+/// Queue order: urgent first, then earlier arrivals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rank {
+    pub priority: Priority,
+    /// Queue position: earlier arrivals first within a priority.
+    pub seq: u64,
+}
+
+impl Rank {
+    fn key(&self) -> (std::cmp::Reverse<Priority>, u64) {
+        (std::cmp::Reverse(self.priority), self.seq)
+    }
+}
+
+impl Ord for Rank {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl PartialOrd for Rank {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedOrder {
+    pub order: String,
+    pub building: String,
+    pub unit: String,
+    pub household: String,
+    pub weight_g: u32,
+    pub rank: Rank,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tricycle {
+    pub capacity_g: u32,
+    /// The run it is on; `None` when it is free at the checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+}
+
+/// A community's checkpoint as the planner sees it. `queues` holds the buildings loaded so
+/// far (each sorted by rank); `waiting` names every building with a waiting order and the
+/// rank of its first one, loaded or not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub tricycles: BTreeMap<String, Tricycle>,
+    pub waiting: BTreeMap<String, Rank>,
+    pub queues: BTreeMap<String, Vec<QueuedOrder>>,
+}
+
+/// A run the planner chose, before it becomes an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedLoad {
+    pub tricycle: String,
+    pub orders: Vec<QueuedOrder>,
+    pub load_g: u32,
+}
+
+impl Checkpoint {
+    /// A checkpoint with every queue in memory (tests, and callers that have them all).
+    pub fn with_queue(tricycles: BTreeMap<String, Tricycle>, orders: Vec<QueuedOrder>) -> Self {
+        let mut checkpoint = Checkpoint {
+            tricycles,
+            ..Default::default()
+        };
+        for order in orders {
+            checkpoint.enqueue(order);
+        }
+        checkpoint
+    }
+
+    /// Puts an order in its building's queue (which must be loaded) at its rank.
+    pub fn enqueue(&mut self, order: QueuedOrder) {
+        let building = order.building.clone();
+        let queue = self.queues.entry(building.clone()).or_default();
+        let at = queue.partition_point(|queued| queued.rank <= order.rank);
+        queue.insert(at, order);
+        self.refresh_head(&building);
+    }
+
+    /// Takes an order out of its building's queue (which must be loaded); false when it
+    /// was not there.
+    pub fn dequeue(&mut self, building: &str, order: &str) -> bool {
+        let Some(queue) = self.queues.get_mut(building) else {
+            return false;
+        };
+        let Some(at) = queue.iter().position(|queued| queued.order == order) else {
+            return false;
+        };
+        queue.remove(at);
+        self.refresh_head(building);
+        true
+    }
+
+    fn refresh_head(&mut self, building: &str) {
+        match self.queues.get(building).and_then(|queue| queue.first()) {
+            Some(first) => self.waiting.insert(building.to_owned(), first.rank),
+            None => self.waiting.remove(building),
+        };
+    }
+
+    /// Every order waiting, in rank order (tests and views).
+    pub fn waiting_orders(&self) -> impl Iterator<Item = &QueuedOrder> {
+        let mut all: Vec<&QueuedOrder> = self.queues.values().flatten().collect();
+        all.sort_by_key(|queued| queued.rank);
+        all.into_iter()
+    }
+}
+
+/// Fills free tricycles from the queues until either runs out: the largest free tricycle
+/// first, buildings in the order of their most urgent waiting order, each building's orders
+/// in rank order while they fit (an order heavier than the tricycle still goes, alone).
+/// `load_queue` fetches a building's queue the first time the planner needs it.
+pub fn plan_loads(
+    checkpoint: &mut Checkpoint,
+    load_queue: &mut dyn FnMut(&str) -> Result<Vec<QueuedOrder>, Rejection>,
+) -> Result<Vec<PlannedLoad>, Rejection> {
+    let mut loads = Vec::new();
+    loop {
+        if checkpoint.waiting.is_empty() {
+            return Ok(loads);
+        }
+        let Some((tricycle, capacity_g)) = checkpoint
+            .tricycles
+            .iter()
+            .filter(|(_, tricycle)| tricycle.run.is_none())
+            .max_by(|(id_a, a), (id_b, b)| a.capacity_g.cmp(&b.capacity_g).then(id_b.cmp(id_a)))
+            .map(|(id, tricycle)| (id.clone(), tricycle.capacity_g))
+        else {
+            return Ok(loads);
+        };
+        let mut buildings: Vec<(Rank, String)> = checkpoint
+            .waiting
+            .iter()
+            .map(|(building, rank)| (*rank, building.clone()))
+            .collect();
+        buildings.sort();
+        let mut orders = Vec::new();
+        let mut load_g: u32 = 0;
+        for (_, building) in buildings {
+            if !checkpoint.queues.contains_key(&building) {
+                let queue = load_queue(&building)?;
+                checkpoint.queues.insert(building.clone(), queue);
+            }
+            let queue = checkpoint.queues.entry(building.clone()).or_default();
+            let mut index = 0;
+            while index < queue.len() && load_g < capacity_g {
+                let weight_g = queue[index].weight_g;
+                if load_g.saturating_add(weight_g) <= capacity_g || orders.is_empty() {
+                    load_g = load_g.saturating_add(weight_g);
+                    orders.push(queue.remove(index));
+                } else {
+                    index += 1;
+                }
+            }
+            checkpoint.refresh_head(&building);
+            if load_g >= capacity_g {
+                break;
+            }
+        }
+        // Marked busy for the rest of this plan; the caller records the run id.
+        if let Some(chosen) = checkpoint.tricycles.get_mut(&tricycle) {
+            chosen.run = Some(String::new());
+        }
+        loads.push(PlannedLoad {
+            tricycle,
+            orders,
+            load_g,
+        });
+    }
+}
+
+/// Stops in driving order: buildings in the order the planner chose them, then by unit and
+/// household, one stop per household.
+pub fn stops_for(load: &PlannedLoad) -> Vec<Stop> {
+    let mut building_rank: Vec<&str> = Vec::new();
+    for order in &load.orders {
+        if !building_rank.contains(&order.building.as_str()) {
+            building_rank.push(&order.building);
+        }
+    }
+    let mut by_household: BTreeMap<(usize, &str, &str), (String, Vec<String>)> = BTreeMap::new();
+    for order in &load.orders {
+        let rank = building_rank
+            .iter()
+            .position(|building| *building == order.building)
+            .unwrap_or(usize::MAX);
+        by_household
+            .entry((rank, order.unit.as_str(), order.household.as_str()))
+            .or_insert_with(|| (order.building.clone(), Vec::new()))
+            .1
+            .push(order.order.clone());
+    }
+    by_household
+        .into_iter()
+        .map(|((_, unit, household), (building, orders))| Stop {
+            building,
+            unit: unit.to_owned(),
+            household: household.to_owned(),
+            orders,
+        })
+        .collect()
+}
