@@ -7,6 +7,7 @@ mod common;
 mod contract;
 mod couriers;
 mod dispatch;
+mod escalations;
 mod operators;
 mod orders;
 mod partners;

@@ -332,6 +332,49 @@ pub struct DropFailed {
     pub note: Option<String>,
 }
 
+// ---- escalations ---------------------------------------------------------------------
+
+/// How staff settled an escalated order. A fixed list, so the outcome can be counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum EscalationOutcome {
+    /// Staff placed a new order for the household (name it in `replacement`).
+    Reordered,
+    /// Staff or a volunteer took the goods to the door outside the pipeline.
+    DeliveredByHand,
+    /// The household is no longer at the address.
+    HouseholdMoved,
+    /// The household does not want the order any more.
+    Refused,
+}
+
+impl EscalationOutcome {
+    pub const ALL: [EscalationOutcome; 4] = [
+        EscalationOutcome::Reordered,
+        EscalationOutcome::DeliveredByHand,
+        EscalationOutcome::HouseholdMoved,
+        EscalationOutcome::Refused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        crate::wire_name(&self)
+    }
+}
+
+/// Staff closed an escalated order with a recorded outcome: it leaves the escalation list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EscalationClosed {
+    pub order: Id,
+    pub community: Id,
+    pub outcome: EscalationOutcome,
+    /// The new order placed for the household, when the outcome is `reordered`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
 /// Every event type lifeline knows. The wire name of each is `family.name.vN`; a change
 /// that breaks a payload gets a new version and a new variant, the old one stays readable.
 #[derive(Debug, Clone, PartialEq)]
@@ -355,6 +398,7 @@ pub enum Event {
     RunReturned(RunReturned),
     DropDelivered(DropDelivered),
     DropFailed(DropFailed),
+    EscalationClosed(EscalationClosed),
 }
 
 /// Declares, once, the wire name of every variant and how to encode and decode it.
@@ -411,6 +455,7 @@ event_types! {
     RunReturned => "run.returned.v1",
     DropDelivered => "drop.delivered.v1",
     DropFailed => "drop.failed.v1",
+    EscalationClosed => "escalation.closed.v1",
 }
 
 impl Event {
@@ -422,6 +467,7 @@ impl Event {
             Event::OrderPicked(e) => Some(&e.order),
             Event::DropDelivered(e) => Some(&e.order),
             Event::DropFailed(e) => Some(&e.order),
+            Event::EscalationClosed(e) => Some(&e.order),
             _ => None,
         }
     }

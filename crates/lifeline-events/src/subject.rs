@@ -61,10 +61,12 @@ pub fn subject_for(event: &Event) -> String {
         Event::RunReturned(e) => run_subject(&e.community, &e.run),
         Event::DropDelivered(e) => drop_subject(&e.community, &e.order),
         Event::DropFailed(e) => drop_subject(&e.community, &e.order),
+        // On the order's own subject: it contends with a cancel of the same order.
+        Event::EscalationClosed(e) => order_subject(&e.community, &e.order),
     }
 }
 
-/// An order's own subject: placed and cancelled.
+/// An order's own subject: placed, cancelled, escalation closed.
 pub fn order_subject(community: &str, order: &str) -> String {
     format!("lifeline.orders.{community}.{order}")
 }

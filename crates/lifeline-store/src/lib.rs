@@ -157,6 +157,28 @@ impl ProjectionStore {
         Ok(rows)
     }
 
+    /// Every row of `table` with `from <= key < to`, in key order.
+    pub fn scan_range(
+        &self,
+        table: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut rows = Vec::new();
+        let iterator = self.db.iterator_cf(
+            self.cf(table)?,
+            IteratorMode::From(from.as_bytes(), Direction::Forward),
+        );
+        for entry in iterator {
+            let (key, value) = entry?;
+            if key.as_ref() >= to.as_bytes() {
+                break;
+            }
+            rows.push((String::from_utf8_lossy(&key).into_owned(), value.into_vec()));
+        }
+        Ok(rows)
+    }
+
     /// The first key of `table` that starts with `prefix`, if any.
     pub fn first_with_prefix(
         &self,

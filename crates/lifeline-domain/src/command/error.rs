@@ -50,6 +50,9 @@ pub enum ErrorCode {
     RunNotOut,
     NotOnRun,
     FailureNeedsReason,
+    NotEscalated,
+    NoteTooLong,
+    InvalidReplacement,
     NotYetVisible,
     Unreadable,
 }
@@ -129,6 +132,15 @@ pub enum CommandError {
     },
     #[error("a failed drop needs a reason")]
     FailureNeedsReason,
+    #[error("order {order} is {disposition}, not escalated")]
+    NotEscalated {
+        order: String,
+        disposition: &'static str,
+    },
+    #[error("a note has at most {max} characters")]
+    NoteTooLong { max: usize },
+    #[error("{detail}")]
+    InvalidReplacement { detail: String },
     /// The projections trail the stream: what the command needs is not visible yet.
     #[error("{what} is not visible yet, retry in a moment")]
     NotYetVisible { what: String },
@@ -164,6 +176,9 @@ impl CommandError {
             CommandError::RunNotOut { .. } => ErrorCode::RunNotOut,
             CommandError::NotOnRun { .. } => ErrorCode::NotOnRun,
             CommandError::FailureNeedsReason => ErrorCode::FailureNeedsReason,
+            CommandError::NotEscalated { .. } => ErrorCode::NotEscalated,
+            CommandError::NoteTooLong { .. } => ErrorCode::NoteTooLong,
+            CommandError::InvalidReplacement { .. } => ErrorCode::InvalidReplacement,
             CommandError::NotYetVisible { .. } => ErrorCode::NotYetVisible,
             CommandError::Unreadable(_) => ErrorCode::Unreadable,
         }
@@ -186,7 +201,9 @@ impl CommandError {
             | ErrorCode::ArrivalSize
             | ErrorCode::DuplicateOrder
             | ErrorCode::OrderElsewhere
-            | ErrorCode::FailureNeedsReason => Refusal::Invalid,
+            | ErrorCode::FailureNeedsReason
+            | ErrorCode::NoteTooLong
+            | ErrorCode::InvalidReplacement => Refusal::Invalid,
             ErrorCode::UnknownRun => Refusal::NotFound,
             ErrorCode::NotCancellable
             | ErrorCode::NotWaitingForPick
@@ -194,7 +211,8 @@ impl CommandError {
             | ErrorCode::NotPicked
             | ErrorCode::RunNotPlanned
             | ErrorCode::RunNotOut
-            | ErrorCode::NotOnRun => Refusal::Conflict,
+            | ErrorCode::NotOnRun
+            | ErrorCode::NotEscalated => Refusal::Conflict,
             ErrorCode::WrongPartner => Refusal::Forbidden,
             ErrorCode::NotYetVisible => Refusal::NotYetVisible,
             ErrorCode::Unreadable => Refusal::Unreadable,

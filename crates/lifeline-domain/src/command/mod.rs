@@ -9,6 +9,7 @@
 //! module's.
 
 mod error;
+mod escalation;
 mod order;
 mod pick;
 mod run;
@@ -17,6 +18,7 @@ mod tests;
 mod views;
 
 pub use error::{CommandError, ErrorCode, Refusal};
+pub use escalation::{CloseEscalation, MAX_NOTE_CHARS, close_escalation};
 pub use order::{
     CancelOrder, MAX_LINES, MAX_QUANTITY, PlaceOrder, cancel_order, deadline_seconds, place_order,
     priority_floor,

@@ -3,6 +3,7 @@
 
 use lifeline_events::{DropFailure, Priority};
 
+use super::EscalationReason;
 use crate::order::Stage;
 
 /// The counter row holding the projection's idea of "now" (the last event's time).
@@ -22,6 +23,13 @@ pub enum Counter {
     },
     /// Runs planned or out: `runs_open/<community>`.
     RunsOpen { community: String },
+    /// Open escalations of final failures:
+    /// `escalations/<community>/<priority>/<reason>`.
+    Escalations {
+        community: String,
+        priority: Priority,
+        reason: EscalationReason,
+    },
 }
 
 impl Counter {
@@ -33,6 +41,15 @@ impl Counter {
                 format!("drops/{community}/failed/{}", reason.as_str())
             }
             Counter::RunsOpen { community } => format!("runs_open/{community}"),
+            Counter::Escalations {
+                community,
+                priority,
+                reason,
+            } => format!(
+                "escalations/{community}/{}/{}",
+                priority.as_str(),
+                reason.as_str()
+            ),
         }
     }
 
@@ -53,6 +70,13 @@ impl Counter {
             }),
             ["runs_open", community] => Some(Counter::RunsOpen {
                 community: (*community).to_owned(),
+            }),
+            ["escalations", community, priority, reason] => Some(Counter::Escalations {
+                community: (*community).to_owned(),
+                priority: *Priority::ALL.iter().find(|p| p.as_str() == *priority)?,
+                reason: *EscalationReason::ALL
+                    .iter()
+                    .find(|r| r.as_str() == *reason)?,
             }),
             _ => None,
         }
@@ -141,6 +165,11 @@ mod tests {
             },
             Counter::RunsOpen {
                 community: "tianlun".into(),
+            },
+            Counter::Escalations {
+                community: "tianlun".into(),
+                priority: Priority::Urgent,
+                reason: EscalationReason::DropsFailed,
             },
         ];
         for counter in counters {

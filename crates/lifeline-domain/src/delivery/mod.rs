@@ -8,7 +8,10 @@ use crate::command::check_pick_lines;
 use crate::order::{OrderStatus, Stage, Step};
 use crate::{Applied, Handler, Reason, Rejection, StateTx, StateTxExt};
 
+pub mod escalation;
 pub mod keys;
+
+pub use escalation::{Closure, Disposition, Escalation, EscalationKey, EscalationReason};
 
 pub const NAME: &str = "delivery";
 pub const ORDERS: &str = "orders";
@@ -27,6 +30,8 @@ pub const STATS: &str = "stats";
 /// Orders not yet final, keyed `<priority rank>/<placed unix ms, 16 digits>/<order>`, so
 /// the first key under a priority is its oldest undelivered order.
 pub const OPEN: &str = "open_orders";
+/// Open escalations of final failures, keyed by [`EscalationKey`], empty values.
+pub const ESCALATIONS: &str = "escalations";
 /// Vulnerable households, keyed by household, with the day they were last served.
 pub const VULNERABLE: &str = "vulnerable";
 
@@ -92,6 +97,9 @@ pub struct OrderRecord {
     #[serde(default)]
     pub items: Vec<OrderLine>,
     pub history: Vec<Transition>,
+    /// Set when the order escalated to staff (and, once closed, how they closed it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<Escalation>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,6 +232,18 @@ fn step_order(
             order: order.to_owned(),
         };
         state.delete(OPEN, &open.key());
+        let reason = match status.stage {
+            Stage::Failed => Some(EscalationReason::DropsFailed),
+            Stage::NothingPicked => Some(EscalationReason::NothingPicked),
+            _ => None,
+        };
+        // A final failure leaves the open orders for the escalations, in the same write;
+        // an order staff already settled (closed as overdue) is not escalated twice.
+        if let Some(reason) = reason
+            && record.escalation.is_none()
+        {
+            escalation::open(state, envelope, &mut record, reason)?;
+        }
     }
     record.status = status;
     record.is_final = status.is_final();
@@ -276,6 +296,7 @@ impl Handler for DeliveryStatus {
             STATS,
             OPEN,
             VULNERABLE,
+            ESCALATIONS,
         ]
     }
 
@@ -312,6 +333,7 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
                 is_final: false,
                 run: None,
                 items: placed.lines.clone(),
+                escalation: None,
                 history: vec![Transition {
                     stage: Stage::Placed,
                     at: time_text(envelope),
@@ -511,6 +533,10 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
                 reason: failed.reason,
             };
             bump(state, &counter.key(), 1)?;
+            Ok(Applied::Changed)
+        }
+        Event::EscalationClosed(closed) => {
+            escalation::close(state, envelope, closed)?;
             Ok(Applied::Changed)
         }
         Event::HouseholdRegistered(household) => {

@@ -4,13 +4,16 @@
 use super::*;
 use crate::{MemoryState, apply_atomically};
 use lifeline_events::{
-    Actor, ArrivedAtCheckpoint, DropDelivered, DropFailed, DropFailure, EventMeta, OrderCancelled,
-    OrderPlaced, PickLine, PickOutcome, RunDeparted, RunPlanned, RunReturned,
+    Actor, ArrivedAtCheckpoint, DropDelivered, DropFailed, DropFailure, EscalationClosed,
+    EscalationOutcome, EventMeta, OrderCancelled, OrderPlaced, PickLine, PickOutcome, RunDeparted,
+    RunPlanned, RunReturned,
 };
 use proptest::prelude::*;
 
 const ORDERS_N: usize = 4;
 const RUNS_N: usize = 3;
+/// Ten minutes between events: long enough for urgent orders to become overdue.
+const STEP_MS: u64 = 600_000;
 
 fn envelope(event: Event, millis: u64) -> Envelope {
     let meta = EventMeta {
@@ -125,13 +128,22 @@ fn any_event() -> impl Strategy<Value = Event> {
 #[derive(Debug, Clone)]
 enum Input {
     Blind(Event),
-    DropOnItsRun { order: usize, delivered: bool },
-    PlanWaiting { run: usize },
+    DropOnItsRun {
+        order: usize,
+        delivered: bool,
+    },
+    PlanWaiting {
+        run: usize,
+    },
     PlaceNew,
     PickPlaced,
     ArrivePicked,
     DepartPlanned,
     ReturnDeparted,
+    /// Staff close whatever is escalated now (or, if nothing is, o0: refused).
+    CloseEscalated {
+        outcome: usize,
+    },
 }
 
 fn any_input() -> impl Strategy<Value = Input> {
@@ -145,13 +157,27 @@ fn any_input() -> impl Strategy<Value = Input> {
         1 => Just(Input::ArrivePicked),
         1 => Just(Input::DepartPlanned),
         1 => Just(Input::ReturnDeparted),
+        1 => (0..EscalationOutcome::ALL.len()).prop_map(|outcome| Input::CloseEscalated { outcome }),
     ]
 }
 
-/// Turns an input into an event against the current state.
-fn steer(input: Input, state: &MemoryState) -> Event {
+/// Turns an input into an event against the current state, at `now_ms`.
+fn steer(input: Input, state: &MemoryState, now_ms: u64) -> Event {
     let orders: Vec<(String, OrderRecord)> = rows(state, ORDERS);
     match input {
+        Input::CloseEscalated { outcome } => {
+            let escalated = orders
+                .iter()
+                .find(|(_, o)| matches!(o.disposition(now_ms), Disposition::Escalated(_)))
+                .map_or_else(|| order_id(0), |(id, _)| id.clone());
+            Event::EscalationClosed(EscalationClosed {
+                order: escalated,
+                community: "c".into(),
+                outcome: EscalationOutcome::ALL[outcome],
+                replacement: None,
+                note: None,
+            })
+        }
         Input::Blind(event) => event,
         Input::DropOnItsRun { order, delivered } => {
             let id = order_id(order);
@@ -289,7 +315,7 @@ fn play(inputs: Vec<Input>) -> (Vec<Envelope>, MemoryState) {
     let mut state = MemoryState::default();
     let mut envelopes = Vec::new();
     for (i, input) in inputs.into_iter().enumerate() {
-        let envelope = envelope(steer(input, &state), i as u64 * 1000);
+        let envelope = envelope(steer(input, &state, i as u64 * STEP_MS), i as u64 * STEP_MS);
         let _ = apply_atomically(&DeliveryStatus, &mut state, &envelope, &mut Vec::new());
         envelopes.push(envelope);
     }
@@ -308,6 +334,7 @@ fn steered_sequences_reach_the_deep_stages() {
     );
     let strategy = prop::collection::vec(any_input(), 10..60);
     let (mut on_run, mut delivered, mut runs_out) = (0, 0, 0);
+    let (mut escalated, mut closed) = (0, 0);
     let samples = 400;
     for _ in 0..samples {
         let inputs = strategy.new_tree(&mut runner).expect("sample").current();
@@ -332,10 +359,21 @@ fn steered_sequences_reach_the_deep_stages() {
                 .iter()
                 .any(|(_, r)| r.state != RunState::Planned),
         );
+        let orders = rows::<OrderRecord>(&state, ORDERS);
+        escalated += usize::from(orders.iter().any(|(_, o)| o.escalation.is_some()));
+        closed += usize::from(
+            orders
+                .iter()
+                .any(|(_, o)| o.escalation.as_ref().is_some_and(|e| e.closed.is_some())),
+        );
     }
-    let figures =
-        format!("of {samples}: on a run {on_run}, delivered {delivered}, a run left {runs_out}");
+    let figures = format!(
+        "of {samples}: on a run {on_run}, delivered {delivered}, a run left {runs_out}, \
+         escalated {escalated}, escalation closed {closed}"
+    );
     eprintln!("{figures}");
+    assert!(escalated * 10 >= samples, "{figures}");
+    assert!(closed * 20 >= samples, "{figures}");
     assert!(on_run * 5 >= samples, "{figures}");
     assert!(delivered * 10 >= samples, "{figures}");
     assert!(runs_out * 10 >= samples, "{figures}");
@@ -373,7 +411,7 @@ fn counters_and_indexes_agree_with_the_orders_holds(
     let mut emit = Vec::new();
     let mut envelopes = Vec::new();
     for (i, input) in inputs.into_iter().enumerate() {
-        let envelope = envelope(steer(input, &state), i as u64 * 1000);
+        let envelope = envelope(steer(input, &state, i as u64 * STEP_MS), i as u64 * STEP_MS);
         let before = state.clone();
         if apply_atomically(&DeliveryStatus, &mut state, &envelope, &mut emit).is_err() {
             prop_assert_eq!(&state, &before);
@@ -407,10 +445,86 @@ fn counters_and_indexes_agree_with_the_orders_holds(
         .collect();
     let not_final: BTreeSet<String> = orders
         .iter()
-        .filter(|(_, o)| !o.is_final)
+        .filter(|(_, o)| !o.is_final && o.escalation.is_none())
         .map(|(id, _)| id.clone())
         .collect();
-    prop_assert_eq!(open, not_final);
+    prop_assert_eq!(&open, &not_final);
+    let now_ms = envelopes.last().map_or(0, Envelope::unix_millis);
+    let escalated: BTreeSet<String> = state
+        .rows
+        .keys()
+        .filter(|(t, _)| t == ESCALATIONS)
+        .map(|(_, k)| k.rsplit('/').next().unwrap_or_default().to_owned())
+        .collect();
+    let counted: i64 = EscalationReason::ALL
+        .iter()
+        .flat_map(|reason| Priority::ALL.map(|priority| (*reason, priority)))
+        .map(|(reason, priority)| {
+            let key = Counter::Escalations {
+                community: "c".into(),
+                priority,
+                reason,
+            }
+            .key();
+            state
+                .get_json::<i64>(STATS, &key)
+                .expect("row")
+                .unwrap_or(0)
+        })
+        .sum();
+    prop_assert_eq!(counted, escalated.len() as i64, "escalation counters");
+    // No order leaves every list: each one not delivered or cancelled is in exactly one
+    // of in progress (open, not overdue), escalated (overdue, or in the escalations
+    // index) and closed by staff, and that is what its disposition says.
+    for (id, order) in &orders {
+        let in_open = open.contains(id);
+        let overdue = now_ms >= escalation::overdue_at_ms(order.priority, order.placed_at_ms);
+        let closed = order
+            .escalation
+            .as_ref()
+            .is_some_and(|e| e.closed.is_some());
+        let done = matches!(order.status.stage, Stage::Delivered | Stage::Cancelled);
+        let places = [
+            in_open && !overdue,
+            in_open && overdue,
+            escalated.contains(id),
+            closed && !done,
+            done,
+        ];
+        prop_assert_eq!(
+            places.iter().filter(|p| **p).count(),
+            1,
+            "order {} is in {:?}: {:?}",
+            id,
+            places,
+            order
+        );
+        let expected = match places.iter().position(|p| *p) {
+            Some(0) => matches!(order.disposition(now_ms), Disposition::InProgress),
+            Some(1) => {
+                order.disposition(now_ms) == Disposition::Escalated(EscalationReason::Overdue)
+            }
+            Some(2) => matches!(order.disposition(now_ms), Disposition::Escalated(_)),
+            Some(3) => matches!(order.disposition(now_ms), Disposition::Closed(_)),
+            _ => matches!(
+                order.disposition(now_ms),
+                Disposition::Delivered | Disposition::Cancelled
+            ),
+        };
+        prop_assert!(
+            expected,
+            "order {} disposition {:?}",
+            id,
+            order.disposition(now_ms)
+        );
+        if order.is_final && !done {
+            prop_assert!(
+                order.escalation.is_some(),
+                "final failure {} not escalated",
+                id
+            );
+        }
+    }
     for (_, order) in &orders {
         let mut status = OrderStatus::placed();
         prop_assert_eq!(order.history[0].stage, Stage::Placed);

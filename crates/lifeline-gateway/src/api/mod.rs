@@ -8,6 +8,7 @@
 
 mod couriers;
 mod dispatch;
+mod escalations;
 mod operators;
 mod partners;
 mod residents;
@@ -73,6 +74,14 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/orders", post(residents::place_order))
         .route("/v1/orders/{order}", get(residents::get_order))
         .route("/v1/orders/{order}/cancel", post(residents::cancel_order))
+        .route(
+            "/v1/orders/{order}/escalation/close",
+            post(escalations::close_escalation),
+        )
+        .route(
+            "/v1/communities/{community}/escalations",
+            get(escalations::community_escalations),
+        )
         .route(
             "/v1/households/{household}/orders",
             get(residents::household_orders),
@@ -448,11 +457,13 @@ impl Api {
         partners::partner_orders, partners::post_pick, partners::restock, partners::partner_stock,
         dispatch::ready_orders, dispatch::post_arrival, dispatch::community_runs, dispatch::depart_run, dispatch::return_run,
         couriers::run_manifest, couriers::post_drop,
-        operators::community_summary, operators::stuck_orders, operators::dead_letters, operators::all_stock),
+        operators::community_summary, operators::stuck_orders, operators::dead_letters, operators::all_stock,
+        escalations::community_escalations, escalations::close_escalation),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, PlaceOrder, LineRequest, OrderAccepted, CancelOrder, PostPick, Restock,
-        PostArrival, DepartRun, Manifest, ManifestStop, ManifestOrder, ManifestItem, PostDrop, Outcome, Accepted)),
+        PostArrival, DepartRun, Manifest, ManifestStop, ManifestOrder, ManifestItem, PostDrop, Outcome, Accepted,
+        escalations::CloseEscalation, escalations::EscalationList, escalations::EscalatedOrder)),
     modifiers(&BearerAuth),
-    tags((name = "residents"), (name = "partners"), (name = "dispatch"), (name = "couriers"), (name = "operators")),
+    tags((name = "residents"), (name = "partners"), (name = "dispatch"), (name = "couriers"), (name = "operators"), (name = "staff")),
 )]
 pub struct ApiDoc;
 

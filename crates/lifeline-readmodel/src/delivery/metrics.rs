@@ -63,6 +63,17 @@ fn vulnerable() -> IntGaugeVec {
     .expect("valid metric")
 }
 
+fn escalations() -> IntGaugeVec {
+    IntGaugeVec::new(
+        Opts::new(
+            "lifeline_delivery_escalations_open",
+            "Orders escalated to staff and not yet closed (failed for good, nothing picked, or overdue), by community, priority and reason.",
+        ),
+        &["community", "priority", "reason"],
+    )
+    .expect("valid metric")
+}
+
 /// Registered once per process that runs the delivery consumer.
 pub struct DeliveryCollector {
     store: Arc<ProjectionStore>,
@@ -77,6 +88,7 @@ impl DeliveryCollector {
         descs.extend(runs().desc().into_iter().cloned());
         descs.extend(oldest().desc().into_iter().cloned());
         descs.extend(vulnerable().desc().into_iter().cloned());
+        descs.extend(escalations().desc().into_iter().cloned());
         DeliveryCollector { store, descs }
     }
 }
@@ -118,11 +130,18 @@ impl Collector for DeliveryCollector {
                 .with_label_values(&[community])
                 .set(i64::try_from(*count).unwrap_or(i64::MAX));
         }
+        let escalations = escalations();
+        for ((community, priority, reason), count) in &snapshot.escalations_open {
+            escalations
+                .with_label_values(&[community.as_str(), priority, reason])
+                .set(i64::try_from(*count).unwrap_or(i64::MAX));
+        }
         let mut families = orders.collect();
         families.extend(drops.collect());
         families.extend(runs.collect());
         families.extend(oldest.collect());
         families.extend(vulnerable.collect());
+        families.extend(escalations.collect());
         families
     }
 }

@@ -1,7 +1,10 @@
 //! The delivery-status consumer: each order's stage and history, with lookups by order,
 //! household, building and run. Rules in `lifeline_domain::delivery`.
 
+mod escalations;
 pub mod metrics;
+
+pub use escalations::{Escalated, escalations};
 
 use std::collections::BTreeMap;
 
@@ -105,6 +108,8 @@ pub struct OpsSnapshot {
     pub oldest_undelivered_seconds: BTreeMap<&'static str, f64>,
     /// community -> vulnerable households without a delivery today.
     pub vulnerable_unserved: BTreeMap<String, u64>,
+    /// (community, priority, reason) -> orders escalated to staff and not closed, now.
+    pub escalations_open: BTreeMap<(String, &'static str, &'static str), u64>,
     /// The time of the last event applied (RFC 3339), the projection's "now".
     pub clock: Option<String>,
 }
@@ -144,6 +149,15 @@ pub fn ops_snapshot(store: &ProjectionStore) -> Result<OpsSnapshot, StoreError> 
             Some(Counter::RunsOpen { community }) => {
                 snapshot.runs_in_progress.insert(community, count);
             }
+            Some(Counter::Escalations {
+                community,
+                priority,
+                reason,
+            }) => {
+                snapshot
+                    .escalations_open
+                    .insert((community, priority.as_str(), reason.as_str()), count);
+            }
             None => {}
         }
     }
@@ -169,6 +183,34 @@ pub fn ops_snapshot(store: &ProjectionStore) -> Result<OpsSnapshot, StoreError> 
         snapshot
             .oldest_undelivered_seconds
             .insert(priority.as_str(), age);
+    }
+    // Every community with orders exports every escalation series, at zero when none is
+    // open, so an alert on it sees the series from the first scrape.
+    let communities: std::collections::BTreeSet<String> = snapshot
+        .orders_by_stage
+        .keys()
+        .map(|(community, _)| community.clone())
+        .collect();
+    for community in communities {
+        for priority in Priority::ALL {
+            for reason in lifeline_domain::delivery::EscalationReason::ALL {
+                snapshot
+                    .escalations_open
+                    .entry((community.clone(), priority.as_str(), reason.as_str()))
+                    .or_insert(0);
+            }
+        }
+    }
+    let now_ms = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    for ((community, priority), count) in escalations::overdue_counts(store, now_ms)? {
+        snapshot.escalations_open.insert(
+            (
+                community,
+                priority,
+                lifeline_domain::delivery::EscalationReason::Overdue.as_str(),
+            ),
+            count,
+        );
     }
     let date = now.date();
     let today = Some(format!(
