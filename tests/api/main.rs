@@ -11,6 +11,7 @@ mod escalations;
 mod operators;
 mod orders;
 mod partners;
+mod shortages;
 
 use std::time::Duration;
 

@@ -401,6 +401,38 @@ impl Api {
         A: FnOnce(&Event, Appended) -> R,
         R: Serialize,
     {
+        self.execute_then(
+            caller,
+            key,
+            correlation,
+            subject,
+            concurrency,
+            decide,
+            |event, appended| std::future::ready(answer(event, appended)),
+        )
+        .await
+    }
+
+    /// [`Api::execute`] whose answer waits for something after the append (the place-order
+    /// answer waits for inventory to say what it reserved). The answer is stored under the
+    /// idempotency key like any other.
+    #[allow(clippy::too_many_arguments)]
+    async fn execute_then<D, A, F, R>(
+        &self,
+        caller: &Caller,
+        key: Option<String>,
+        correlation: Uuid,
+        subject: impl FnOnce(Uuid) -> String,
+        concurrency: Concurrency,
+        decide: D,
+        answer: A,
+    ) -> Result<Response, ApiError>
+    where
+        D: FnOnce(&Views<'_>, Uuid) -> Result<Event, CommandError> + Send + 'static,
+        A: FnOnce(&Event, Appended) -> F,
+        F: std::future::Future<Output = R>,
+        R: Serialize,
+    {
         let (status, body) = self
             .idempotency
             .run(&caller.0.id, key, |event_id, maybe_published| async move {
@@ -417,7 +449,7 @@ impl Api {
                     };
                     return Ok((
                         StatusCode::ACCEPTED,
-                        to_json(&answer(&stored.event, appended)),
+                        to_json(&answer(&stored.event, appended).await),
                     ));
                 }
                 let expected = match concurrency {
@@ -442,7 +474,7 @@ impl Api {
                 };
                 Ok((
                     StatusCode::ACCEPTED,
-                    to_json(&answer(&envelope.event, appended)),
+                    to_json(&answer(&envelope.event, appended).await),
                 ))
             })
             .await?;

@@ -50,6 +50,48 @@ pub struct OrderAccepted {
     pub priority: Priority,
     pub event_id: String,
     pub stream_sequence: u64,
+    /// What the partner's stock could reserve for each line, and what is short and waits
+    /// for the next restock (urgent orders first). Absent when inventory has not applied
+    /// the order within 2 s of the append (read the order's partner stock view later).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<LineReserved>>,
+}
+
+/// One line of a placed order as inventory reserved it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineReserved {
+    pub item: String,
+    pub requested: u32,
+    pub reserved: u32,
+    /// `requested - reserved`: waiting in the item's shortfall queue.
+    pub short: u32,
+}
+
+/// What inventory reserved for `order`, once it has applied the append at `sequence`.
+async fn reserved_lines(api: &Api, order: String, sequence: u64) -> Option<Vec<LineReserved>> {
+    if !api
+        .inventory_status
+        .reached(sequence, std::time::Duration::from_secs(2))
+        .await
+    {
+        return None;
+    }
+    let store = Arc::clone(&api.inventory);
+    let reservation = blocking(move || lifeline_readmodel::inventory::reservation(&store, &order))
+        .await
+        .ok()??;
+    Some(
+        reservation
+            .lines
+            .iter()
+            .map(|line| LineReserved {
+                item: line.item.clone(),
+                requested: line.requested,
+                reserved: line.reserved,
+                short: line.shortfall(),
+            })
+            .collect(),
+    )
 }
 
 /// Place an order for a household (a resident for their own, staff for any household in
@@ -104,7 +146,7 @@ pub(super) async fn place_order(
         on_behalf_by: caller.is(Role::Staff).then(|| caller.0.id.clone()),
     };
     let community = household.community;
-    api.execute(
+    api.execute_then(
         &caller,
         key,
         correlation,
@@ -117,16 +159,26 @@ pub(super) async fn place_order(
             };
             command::place_order(views, command).map(Event::OrderPlaced)
         },
-        |event, appended| match event {
-            Event::OrderPlaced(placed) => Some(OrderAccepted {
-                order: placed.order.clone(),
-                community: placed.community.clone(),
-                household: placed.household.clone(),
-                priority: placed.priority,
-                event_id: appended.event_id.to_string(),
-                stream_sequence: appended.stream_sequence,
-            }),
-            _ => None,
+        |event, appended| {
+            let placed = match event {
+                Event::OrderPlaced(placed) => Some(placed.clone()),
+                _ => None,
+            };
+            let api = Arc::clone(&api);
+            async move {
+                let placed = placed?;
+                let lines =
+                    reserved_lines(&api, placed.order.clone(), appended.stream_sequence).await;
+                Some(OrderAccepted {
+                    order: placed.order,
+                    community: placed.community,
+                    household: placed.household,
+                    priority: placed.priority,
+                    event_id: appended.event_id.to_string(),
+                    stream_sequence: appended.stream_sequence,
+                    lines,
+                })
+            }
         },
     )
     .await

@@ -33,6 +33,13 @@ fn reserved() -> IntGaugeVec {
     )
 }
 
+fn waiting() -> IntGaugeVec {
+    gauge(
+        "lifeline_inventory_shortfall_waiting_items",
+        "Items orders could not reserve and wait for, filled by the next stock (urgent first).",
+    )
+}
+
 /// Registered once per process that runs the inventory consumer.
 pub struct InventoryCollector {
     store: Arc<ProjectionStore>,
@@ -42,7 +49,7 @@ pub struct InventoryCollector {
 impl InventoryCollector {
     pub fn new(store: Arc<ProjectionStore>) -> Self {
         let mut descs = Vec::new();
-        for metric in [available(), on_hand(), reserved()] {
+        for metric in [available(), on_hand(), reserved(), waiting()] {
             descs.extend(metric.desc().into_iter().cloned());
         }
         InventoryCollector { store, descs }
@@ -62,7 +69,8 @@ impl Collector for InventoryCollector {
                 return Vec::new();
             }
         };
-        let (available, on_hand, reserved) = (available(), on_hand(), reserved());
+        let (available, on_hand, reserved, waiting) =
+            (available(), on_hand(), reserved(), waiting());
         let clamp = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
         for row in &rows {
             let labels = [row.partner.as_str(), row.item.as_str()];
@@ -71,10 +79,12 @@ impl Collector for InventoryCollector {
                 .set(clamp(row.available));
             on_hand.with_label_values(&labels).set(clamp(row.on_hand));
             reserved.with_label_values(&labels).set(clamp(row.reserved));
+            waiting.with_label_values(&labels).set(clamp(row.waiting));
         }
         let mut families = available.collect();
         families.extend(on_hand.collect());
         families.extend(reserved.collect());
+        families.extend(waiting.collect());
         families
     }
 }

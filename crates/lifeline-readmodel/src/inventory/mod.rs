@@ -5,7 +5,8 @@
 pub mod metrics;
 
 use lifeline_domain::inventory::{
-    RESERVATIONS, Reservation, STOCK, StockLevel, parse_stock_key, stock_prefix,
+    RESERVATIONS, Reservation, SHORTFALLS, STOCK, StockLevel, Waiting, parse_stock_key, stock_key,
+    stock_prefix,
 };
 use lifeline_store::{ProjectionStore, StoreError, decode_row};
 
@@ -19,6 +20,11 @@ pub struct StockRow {
     pub on_hand: u64,
     pub reserved: u64,
     pub available: u64,
+    /// What orders could not reserve and wait for, filled by the next stock in priority
+    /// order.
+    pub waiting: u64,
+    /// How many orders wait for this item.
+    pub waiting_orders: u64,
 }
 
 /// Stock of one partner (or every partner, with an empty prefix).
@@ -28,12 +34,15 @@ pub fn stock(store: &ProjectionStore, partner: Option<&str>) -> Result<Vec<Stock
     for (key, value) in store.scan_prefix(STOCK, &prefix)? {
         let level: StockLevel = decode_row(STOCK, &key, &value)?;
         let (partner, item) = parse_stock_key(&key).unwrap_or((key.as_str(), ""));
+        let queue = waiting(store, partner, item)?;
         rows.push(StockRow {
             partner: partner.to_owned(),
             item: item.to_owned(),
             on_hand: level.on_hand,
             reserved: level.reserved,
             available: level.available(),
+            waiting: queue.iter().map(|waiting| u64::from(waiting.short)).sum(),
+            waiting_orders: queue.len() as u64,
         });
     }
     Ok(rows)
@@ -45,4 +54,15 @@ pub fn reservation(
     order: &str,
 ) -> Result<Option<Reservation>, StoreError> {
     store.get_json(RESERVATIONS, order)
+}
+
+/// The orders waiting for an item at a partner, in the order stock will fill them.
+pub fn waiting(
+    store: &ProjectionStore,
+    partner: &str,
+    item: &str,
+) -> Result<Vec<Waiting>, StoreError> {
+    Ok(store
+        .get_json::<Vec<Waiting>>(SHORTFALLS, &stock_key(partner, item))?
+        .unwrap_or_default())
 }

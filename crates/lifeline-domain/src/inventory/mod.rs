@@ -1,7 +1,9 @@
 //! Inventory rules: per partner and item, stock on hand, reserved and available.
 //!
-//! Orders reserve what is available (and record what they could not reserve); picks take
-//! goods off the shelf and release the reservation; cancels release; restocks add.
+//! Orders reserve what is available; what they could not reserve waits in a shortfall
+//! queue per partner and item ([`shortfall`]), which stock coming free fills in priority
+//! order (urgent, then priority, then by placing time). Picks take goods off the shelf and
+//! release the reservation; cancels release; restocks add.
 //! `available = on_hand - reserved` never goes below zero: an event that would make it so
 //! is rejected and parked.
 
@@ -9,6 +11,10 @@ use lifeline_events::{Envelope, Event, OrderPicked, OrderPlaced, PickOutcome};
 use serde::{Deserialize, Serialize};
 
 use crate::{Applied, Handler, Reason, Rejection, StateTx, StateTxExt};
+
+pub mod shortfall;
+
+pub use shortfall::{SHORTFALLS, Waiting};
 
 pub const NAME: &str = "inventory";
 pub const STOCK: &str = "stock";
@@ -80,13 +86,17 @@ pub fn stock_prefix(partner: &str) -> String {
 #[derive(Debug, Default)]
 pub struct Inventory;
 
-fn stock(state: &dyn StateTx, partner: &str, item: &str) -> Result<StockLevel, Rejection> {
+pub(crate) fn stock(
+    state: &dyn StateTx,
+    partner: &str,
+    item: &str,
+) -> Result<StockLevel, Rejection> {
     Ok(state
         .get_json::<StockLevel>(STOCK, &stock_key(partner, item))?
         .unwrap_or_default())
 }
 
-fn put_stock(state: &mut dyn StateTx, partner: &str, item: &str, level: StockLevel) {
+pub(crate) fn put_stock(state: &mut dyn StateTx, partner: &str, item: &str, level: StockLevel) {
     state.put_json(STOCK, &stock_key(partner, item), &level);
 }
 
@@ -96,7 +106,7 @@ impl Handler for Inventory {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &[STOCK, RESERVATIONS]
+        &[STOCK, RESERVATIONS, SHORTFALLS]
     }
 
     fn apply(
@@ -110,6 +120,7 @@ impl Handler for Inventory {
                 let mut level = stock(state, &received.partner, &received.item)?;
                 level.on_hand += u64::from(received.quantity);
                 put_stock(state, &received.partner, &received.item, level);
+                shortfall::fill(state, &received.partner, &received.item)?;
                 Ok(Applied::Changed)
             }
             Event::StockAdjusted(adjusted) => {
@@ -128,9 +139,10 @@ impl Handler for Inventory {
                 }
                 level.on_hand = u64::try_from(on_hand).unwrap_or(0);
                 put_stock(state, &adjusted.partner, &adjusted.item, level);
+                shortfall::fill(state, &adjusted.partner, &adjusted.item)?;
                 Ok(Applied::Changed)
             }
-            Event::OrderPlaced(placed) => reserve(state, placed),
+            Event::OrderPlaced(placed) => reserve(state, placed, envelope.unix_millis()),
             Event::OrderCancelled(cancelled) => {
                 let Some(mut reservation) =
                     state.get_json::<Reservation>(RESERVATIONS, &cancelled.order)?
@@ -156,6 +168,10 @@ impl Handler for Inventory {
                 }
                 reservation.state = ReservationState::Released;
                 state.put_json(RESERVATIONS, &cancelled.order, &reservation);
+                shortfall::leave(state, &cancelled.order, &reservation)?;
+                for line in &reservation.lines {
+                    shortfall::fill(state, &reservation.partner, &line.item)?;
+                }
                 Ok(Applied::Changed)
             }
             Event::OrderPicked(picked) => pick(state, picked),
@@ -164,7 +180,11 @@ impl Handler for Inventory {
     }
 }
 
-fn reserve(state: &mut dyn StateTx, placed: &OrderPlaced) -> Result<Applied, Rejection> {
+fn reserve(
+    state: &mut dyn StateTx,
+    placed: &OrderPlaced,
+    placed_ms: u64,
+) -> Result<Applied, Rejection> {
     if state.get(RESERVATIONS, &placed.order).is_some() {
         return Err(Rejection::new(Reason::DuplicateOrder, placed.order.clone()));
     }
@@ -174,10 +194,24 @@ fn reserve(state: &mut dyn StateTx, placed: &OrderPlaced) -> Result<Applied, Rej
         let reserved = level.available().min(u64::from(line.quantity));
         level.reserved += reserved;
         put_stock(state, &placed.partner, &line.item, level);
+        let reserved = u32::try_from(reserved).unwrap_or(line.quantity);
+        if reserved < line.quantity {
+            shortfall::wait(
+                state,
+                &placed.partner,
+                &line.item,
+                Waiting {
+                    order: placed.order.clone(),
+                    priority: placed.priority,
+                    placed_ms,
+                    short: line.quantity - reserved,
+                },
+            )?;
+        }
         lines.push(ReservedLine {
             item: line.item.clone(),
             requested: line.quantity,
-            reserved: u32::try_from(reserved).unwrap_or(line.quantity),
+            reserved,
         });
     }
     let reservation = Reservation {
@@ -243,6 +277,12 @@ fn pick(state: &mut dyn StateTx, picked: &OrderPicked) -> Result<Applied, Reject
     }
     reservation.state = ReservationState::Picked;
     state.put_json(RESERVATIONS, &picked.order, &reservation);
+    // What it still waited for is no longer wanted; what the pick left on the shelf of its
+    // reservation goes to the next in line.
+    shortfall::leave(state, &picked.order, &reservation)?;
+    for line in &reservation.lines {
+        shortfall::fill(state, &reservation.partner, &line.item)?;
+    }
     Ok(Applied::Changed)
 }
 
@@ -269,203 +309,4 @@ fn take(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{MemoryState, apply_atomically};
-    use lifeline_events::{
-        Actor, EventMeta, OrderCancelled, OrderLine, PickLine, Priority, StockAdjusted,
-        StockReceived, Substitute,
-    };
-    use proptest::prelude::*;
-
-    const ITEMS: [&str; 3] = ["veg-pack", "eggs", "med-insulin"];
-
-    fn envelope(event: Event) -> Envelope {
-        let meta = EventMeta {
-            time: time::OffsetDateTime::UNIX_EPOCH,
-            source: "test".into(),
-            actor: Actor::system("test"),
-            correlation_id: uuid::Uuid::nil(),
-            causation_id: None,
-        };
-        Envelope::new(event, meta)
-    }
-
-    fn placed(order: usize, lines: &[(usize, u32)]) -> Event {
-        Event::OrderPlaced(OrderPlaced {
-            order: format!("o{order}"),
-            community: "c".into(),
-            building: "b".into(),
-            unit: "u".into(),
-            household: format!("h{order}"),
-            partner: "p".into(),
-            lines: lines
-                .iter()
-                .map(|(item, quantity)| OrderLine {
-                    item: ITEMS[*item].into(),
-                    quantity: *quantity,
-                })
-                .collect(),
-            priority: Priority::Routine,
-            weight_g: 1,
-            on_behalf_by: None,
-        })
-    }
-
-    /// A random event of any inventory kind; picks are made consistent with what the
-    /// order asked for most of the time, and sometimes deliberately not.
-    fn any_event() -> impl Strategy<Value = Event> {
-        prop_oneof![
-            (0usize..3, 0u32..6).prop_map(|(item, quantity)| Event::StockReceived(StockReceived {
-                partner: "p".into(),
-                item: ITEMS[item].into(),
-                quantity
-            })),
-            (0usize..3, -4i64..4).prop_map(|(item, delta)| Event::StockAdjusted(StockAdjusted {
-                partner: "p".into(),
-                item: ITEMS[item].into(),
-                delta,
-                reason: "count".into()
-            })),
-            (
-                0usize..12,
-                prop::collection::vec((0usize..3, 1u32..4), 1..3)
-            )
-                .prop_map(|(order, lines)| placed(order, &lines)),
-            (0usize..12).prop_map(|order| Event::OrderCancelled(OrderCancelled {
-                order: format!("o{order}"),
-                community: "c".into(),
-                reason: "x".into()
-            })),
-            (
-                0usize..12,
-                0usize..3,
-                1u32..4,
-                0u32..4,
-                prop::option::of((0usize..3, 1u32..3))
-            )
-                .prop_map(|(order, item, ordered, picked, substitute)| {
-                    let picked = picked.min(ordered);
-                    let (outcome, substitute) = match substitute {
-                        Some((sub, quantity)) if ITEMS[sub] != ITEMS[item] => (
-                            PickOutcome::Substituted,
-                            Some(Substitute {
-                                item: ITEMS[sub].into(),
-                                quantity,
-                            }),
-                        ),
-                        _ if picked == ordered => (PickOutcome::Picked, None),
-                        _ => (PickOutcome::Short, None),
-                    };
-                    Event::OrderPicked(OrderPicked {
-                        order: format!("o{order}"),
-                        community: "c".into(),
-                        partner: "p".into(),
-                        lines: vec![PickLine {
-                            item: ITEMS[item].into(),
-                            ordered,
-                            outcome,
-                            picked: if outcome == PickOutcome::Substituted {
-                                0
-                            } else {
-                                picked
-                            },
-                            substitute,
-                        }],
-                    })
-                }),
-        ]
-    }
-
-    fn stock_rows(state: &MemoryState) -> Vec<StockLevel> {
-        state
-            .rows
-            .iter()
-            .filter(|((table, _), _)| table == STOCK)
-            .map(|(_, value)| serde_json::from_slice(value).expect("stock row"))
-            .collect()
-    }
-
-    fn held_reserved(state: &MemoryState) -> u64 {
-        state
-            .rows
-            .iter()
-            .filter(|((table, _), _)| table == RESERVATIONS)
-            .map(|(_, value)| serde_json::from_slice::<Reservation>(value).expect("reservation"))
-            .filter(|reservation| reservation.state == ReservationState::Held)
-            .flat_map(|reservation| reservation.lines)
-            .map(|line| u64::from(line.reserved))
-            .sum()
-    }
-
-    #[test]
-    fn shortage_is_recorded_not_hidden() {
-        let mut state = MemoryState::default();
-        let mut emit = Vec::new();
-        for event in [
-            Event::StockReceived(StockReceived {
-                partner: "p".into(),
-                item: "eggs".into(),
-                quantity: 2,
-            }),
-            placed(1, &[(1, 3)]),
-        ] {
-            apply_atomically(&Inventory, &mut state, &envelope(event), &mut emit).expect("applies");
-        }
-        let reservation: Reservation = state
-            .get_json(RESERVATIONS, "o1")
-            .expect("row")
-            .expect("recorded");
-        assert_eq!(reservation.lines[0].reserved, 2);
-        assert_eq!(reservation.lines[0].shortfall(), 1);
-        let level: StockLevel = state
-            .get_json(STOCK, "p/eggs")
-            .expect("row")
-            .expect("exists");
-        assert_eq!(
-            (level.on_hand, level.reserved, level.available()),
-            (2, 2, 0)
-        );
-    }
-
-    proptest! {
-        /// Whatever arrives, in whatever order: reserved never exceeds on hand (available
-        /// never below zero), the stock rows' reserved equals what held reservations
-        /// hold, a rejected event changes nothing, and replaying the same events from
-        /// scratch gives the same state.
-        #[test]
-        fn stock_never_goes_negative_and_replay_is_equal(events in prop::collection::vec(any_event(), 0..80)) {
-            stock_never_goes_negative_and_replay_is_equal_holds(events)?;
-        }
-    }
-
-    /// The property's body, outside the macro so rustfmt formats it.
-    fn stock_never_goes_negative_and_replay_is_equal_holds(
-        events: Vec<Event>,
-    ) -> Result<(), TestCaseError> {
-        let envelopes: Vec<Envelope> = events.into_iter().map(envelope).collect();
-        let mut state = MemoryState::default();
-        let mut emit = Vec::new();
-        for envelope in &envelopes {
-            let before = state.clone();
-            if apply_atomically(&Inventory, &mut state, envelope, &mut emit).is_err() {
-                prop_assert_eq!(&state, &before, "rejected event left a trace");
-            }
-            let rows = stock_rows(&state);
-            for row in &rows {
-                prop_assert!(row.reserved <= row.on_hand, "{row:?}");
-            }
-            prop_assert_eq!(
-                rows.iter().map(|row| row.reserved).sum::<u64>(),
-                held_reserved(&state)
-            );
-        }
-        let mut replayed = MemoryState::default();
-        for envelope in &envelopes {
-            let _ = apply_atomically(&Inventory, &mut replayed, envelope, &mut emit);
-        }
-        prop_assert_eq!(replayed, state);
-        prop_assert!(emit.is_empty(), "inventory emits nothing");
-        Ok(())
-    }
-}
+mod tests;
