@@ -29,7 +29,7 @@ pub struct Harness {
 impl Harness {
     pub async fn start() -> Harness {
         let server = NatsServer::start();
-        let client = lifeline_bus::connect(server.url(), "test")
+        let client = lifeline_bus::connect(server.url(), "test", &Default::default())
             .await
             .expect("connect");
         let jetstream = jetstream::new(client.clone());

@@ -240,7 +240,7 @@ async fn main() -> anyhow::Result<()> {
             .map(|s| s.url().to_owned())
             .unwrap_or_default()
     });
-    let client = lifeline_bus::connect(&url, "lifeline-bench")
+    let client = lifeline_bus::connect(&url, "lifeline-bench", &Default::default())
         .await
         .context("connect")?;
     let js = jetstream::new(client);

@@ -2,6 +2,7 @@
 //! de-duplication, optimistic concurrency and retries, a batched ordered reader that
 //! resumes from a stored position, and dead-letter parking.
 
+mod connect;
 mod dead_letter;
 mod lookup;
 pub mod metrics;
@@ -9,6 +10,7 @@ mod provision;
 mod publisher;
 mod reader;
 
+pub use connect::{ConnectError, NatsOptions, connect_options, redact, server_addrs};
 pub use dead_letter::{DeadLetter, DeadLetterRecord, read_dead_letters};
 pub use lookup::{LookupError, find_event_on_subject, last_subject_sequence};
 pub use provision::{StreamSettings, provision};
@@ -17,15 +19,53 @@ pub use reader::{EventReader, ReadError, StreamMessage, stream_head};
 
 pub use async_nats;
 
-/// Connects to NATS with a name that shows in the server's connection list.
+/// Connects to NATS (one URL or a comma-separated seed list) with a name that shows in
+/// the server's connection list, authenticating as `options` and the URLs say.
+///
+/// While no server answers (not started yet, restarting), it keeps trying every second
+/// or so and says so in the log; a refusal (wrong credentials, bad TLS) is an error at
+/// once. Once connected it reconnects for ever, quickly: a jittered delay capped at one
+/// second, so consumers resume within about a second of the server's return.
 pub async fn connect(
-    url: &str,
+    urls: &str,
     name: &str,
-) -> Result<async_nats::Client, async_nats::ConnectError> {
-    async_nats::ConnectOptions::new()
-        .name(name)
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .connect(url)
-        .await
+    options: &NatsOptions,
+) -> Result<async_nats::Client, ConnectError> {
+    use async_nats::ConnectErrorKind;
+    let addrs = server_addrs(urls)?;
+    let mut attempt: u32 = 0;
+    loop {
+        let connecting = connect_options(&addrs, options)
+            .await?
+            .name(name)
+            .max_reconnects(None)
+            .reconnect_delay_callback(reconnect_delay)
+            .connect(addrs.clone())
+            .await;
+        match connecting {
+            Ok(client) => return Ok(client),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    ConnectErrorKind::Io | ConnectErrorKind::TimedOut | ConnectErrorKind::Dns
+                ) =>
+            {
+                attempt += 1;
+                tracing::warn!(servers = %redact(urls), attempt, %error, "NATS not reachable yet, retrying");
+                tokio::time::sleep(reconnect_delay(attempt as usize)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// 100 ms doubling per attempt, capped at one second, plus up to 25% jitter.
+fn reconnect_delay(attempts: usize) -> std::time::Duration {
+    let base_ms = 100u64.saturating_mul(1 << attempts.min(4)).min(1_000);
+    let jitter_ms = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |now| now.subsec_nanos()),
+    ) % (base_ms / 4 + 1);
+    std::time::Duration::from_millis(base_ms + jitter_ms)
 }

@@ -28,9 +28,9 @@ pub async fn connect(common: &Common, client_name: &str) -> anyhow::Result<Conne
     std::fs::create_dir_all(&common.data_dir)
         .with_context(|| format!("cannot create data dir {}", common.data_dir.display()))?;
     let (url, local) = local_nats::resolve(common.nats_url.as_deref(), &common.data_dir)?;
-    let client = lifeline_bus::connect(&url, client_name)
+    let client = lifeline_bus::connect(&url, client_name, &common.nats_auth.options())
         .await
-        .with_context(|| format!("cannot connect to {url}"))?;
+        .with_context(|| format!("cannot connect to {}", lifeline_bus::redact(&url)))?;
     let jetstream = jetstream::new(client.clone());
     let settings = StreamSettings {
         replicas: common.replicas,

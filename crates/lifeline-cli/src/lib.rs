@@ -34,15 +34,65 @@ pub enum LogFormat {
 /// Options every subcommand takes.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// NATS server URL. Without it, a local nats-server is used or started.
-    #[arg(long, env = "LIFELINE_NATS_URL")]
+    /// NATS server URL, or a cluster's seed list, comma-separated. Credentials may be in
+    /// it (`nats://user:password@host:4222`, `nats://token@host:4222`). Without it, a
+    /// local nats-server is used or started.
+    #[arg(long, env = "LIFELINE_NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
+    #[command(flatten)]
+    pub nats_auth: NatsAuth,
     /// Directory for the RocksDB projections (and a local nats-server's store).
     #[arg(long, env = "LIFELINE_DATA_DIR", default_value = "lifeline-data")]
     pub data_dir: PathBuf,
     /// JetStream replicas for the streams (3 on a 3-node cluster).
     #[arg(long, env = "LIFELINE_REPLICAS", default_value_t = 1)]
     pub replicas: usize,
+}
+
+/// How to authenticate to NATS and secure the connection. Secrets come from the
+/// environment or files rather than the command line where possible; none is ever logged.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NatsAuth {
+    /// NATS user (overrides a user in the URL).
+    #[arg(long, env = "LIFELINE_NATS_USER")]
+    pub nats_user: Option<String>,
+    /// NATS password (overrides a password in the URL).
+    #[arg(long, env = "LIFELINE_NATS_PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<String>,
+    /// NATS authentication token.
+    #[arg(long, env = "LIFELINE_NATS_TOKEN", hide_env_values = true)]
+    pub nats_token: Option<String>,
+    /// A file holding an NKey seed.
+    #[arg(long, env = "LIFELINE_NATS_NKEY", value_name = "FILE")]
+    pub nats_nkey: Option<PathBuf>,
+    /// A `.creds` file (JWT and NKey seed).
+    #[arg(long, env = "LIFELINE_NATS_CREDS", value_name = "FILE")]
+    pub nats_creds: Option<PathBuf>,
+    /// CA certificate (PEM) to verify the server; turns TLS on.
+    #[arg(long, env = "LIFELINE_NATS_TLS_CA", value_name = "FILE")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM), with --nats-tls-key, for servers that verify clients.
+    #[arg(long, env = "LIFELINE_NATS_TLS_CERT", value_name = "FILE")]
+    pub nats_tls_cert: Option<PathBuf>,
+    /// Client key (PEM).
+    #[arg(long, env = "LIFELINE_NATS_TLS_KEY", value_name = "FILE")]
+    pub nats_tls_key: Option<PathBuf>,
+}
+
+impl NatsAuth {
+    pub fn options(&self) -> lifeline_bus::NatsOptions {
+        lifeline_bus::NatsOptions {
+            user: self.nats_user.clone(),
+            password: self.nats_password.clone(),
+            token: self.nats_token.clone(),
+            nkey_seed_file: self.nats_nkey.clone(),
+            credentials_file: self.nats_creds.clone(),
+            tls_ca: self.nats_tls_ca.clone(),
+            tls_cert: self.nats_tls_cert.clone(),
+            tls_key: self.nats_tls_key.clone(),
+            require_tls: false,
+        }
+    }
 }
 
 /// Where the seed data comes from.
