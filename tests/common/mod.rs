@@ -74,6 +74,7 @@ pub type Kind = &'static str;
 pub const INVENTORY: Kind = "inventory";
 pub const DELIVERY: Kind = "delivery";
 pub const DISPATCH: Kind = "dispatch";
+pub const CAMPAIGNS: Kind = "campaigns";
 
 pub fn consumer_of(kind: Kind) -> lifeline_readmodel::Consumer {
     lifeline_readmodel::consumer(kind).expect("a consumer of that name")
@@ -195,6 +196,7 @@ pub fn order(
             lines,
             priority,
             on_behalf_by: None,
+            campaign: None,
         }),
         meta(Actor::new(ActorKind::Resident, format!("h{household}"))),
     )

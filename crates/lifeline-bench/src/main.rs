@@ -75,6 +75,7 @@ fn order_event(n: usize) -> Envelope {
             priority: Priority::Routine,
             weight_g: 9_000,
             on_behalf_by: None,
+            campaign: None,
         }),
         EventMeta {
             time: time::OffsetDateTime::now_utc(),

@@ -3,6 +3,7 @@
 //! reads and writes its state through [`StateTx`] and returns follow-up events, and the
 //! projection driver (in `lifeline-projection`) maps that onto RocksDB and JetStream.
 
+pub mod campaign;
 pub mod command;
 pub mod delivery;
 pub mod dispatch;
@@ -14,7 +15,7 @@ pub mod testing;
 
 pub use state::{
     MemoryState, Reason, Rejection, Savepoint, StateTx, StateTxExt, apply_atomically,
-    replay_atomically,
+    overlay_prefix, replay_atomically,
 };
 
 use lifeline_events::Envelope;

@@ -31,6 +31,9 @@ pub enum Reason {
     InsufficientStock,
     StockBelowReserved,
     InvalidRegistration,
+    /// A campaign some household of its scope cannot take (its lines break a rule).
+    InvalidCampaign,
+    DuplicateCampaign,
 }
 
 impl Reason {
@@ -78,6 +81,29 @@ pub trait StateTx {
     fn get(&self, table: &'static str, key: &str) -> Option<Vec<u8>>;
     fn put(&mut self, table: &'static str, key: &str, value: Vec<u8>);
     fn delete(&mut self, table: &'static str, key: &str);
+    /// Every row of `table` whose key starts with `prefix`, in key order, this event's own
+    /// writes included. For bounded sets (a community's households), not whole tables.
+    fn scan_prefix(&self, table: &'static str, prefix: &str) -> Vec<(String, Vec<u8>)>;
+}
+
+/// `rows` (in key order) with `writes` laid over them, restricted to `prefix`.
+pub fn overlay_prefix(
+    rows: Vec<(String, Vec<u8>)>,
+    writes: &BTreeMap<(&'static str, String), Option<Vec<u8>>>,
+    table: &'static str,
+    prefix: &str,
+) -> Vec<(String, Vec<u8>)> {
+    let mut merged: BTreeMap<String, Vec<u8>> = rows.into_iter().collect();
+    for ((_, key), value) in writes
+        .range((table, prefix.to_owned())..)
+        .take_while(|((t, key), _)| *t == table && key.starts_with(prefix))
+    {
+        match value {
+            Some(value) => merged.insert(key.clone(), value.clone()),
+            None => merged.remove(key),
+        };
+    }
+    merged.into_iter().collect()
 }
 
 /// Typed JSON helpers on top of [`StateTx`].
@@ -123,6 +149,14 @@ impl StateTx for MemoryState {
     fn delete(&mut self, table: &'static str, key: &str) {
         self.rows.remove(&(table.to_owned(), key.to_owned()));
     }
+
+    fn scan_prefix(&self, table: &'static str, prefix: &str) -> Vec<(String, Vec<u8>)> {
+        self.rows
+            .range((table.to_owned(), prefix.to_owned())..)
+            .take_while(|((t, key), _)| t == table && key.starts_with(prefix))
+            .map(|((_, key), value)| (key.clone(), value.clone()))
+            .collect()
+    }
 }
 
 /// A write layer over another state: reads fall through, writes stay here until
@@ -156,6 +190,15 @@ impl StateTx for Savepoint<'_> {
 
     fn delete(&mut self, table: &'static str, key: &str) {
         self.writes.insert((table, key.to_owned()), None);
+    }
+
+    fn scan_prefix(&self, table: &'static str, prefix: &str) -> Vec<(String, Vec<u8>)> {
+        overlay_prefix(
+            self.base.scan_prefix(table, prefix),
+            &self.writes,
+            table,
+            prefix,
+        )
     }
 }
 

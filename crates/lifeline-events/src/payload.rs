@@ -229,6 +229,9 @@ pub struct OrderPlaced {
     /// The staff member who placed the order for a resident who cannot, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_behalf_by: Option<Id>,
+    /// The campaign this order was placed for, if any (see `campaign.started.v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<Id>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -332,6 +335,37 @@ pub struct DropFailed {
     pub note: Option<String>,
 }
 
+// ---- campaigns -----------------------------------------------------------------------
+
+/// Which households of a community a campaign reaches. Empty lists mean "all": no
+/// buildings named is every building; no vulnerabilities named is every household.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CampaignScope {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buildings: Vec<Id>,
+    /// Households with any of these vulnerabilities.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vulnerabilities: Vec<Vulnerability>,
+}
+
+/// Staff start a broadcast: the same lines to every household of a scope (the free
+/// melon). The campaigns process manager places one order per household.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignStarted {
+    pub campaign: Id,
+    pub community: Id,
+    /// For people: "a free melon for every household".
+    pub name: String,
+    pub partner: Id,
+    pub lines: Vec<OrderLine>,
+    #[serde(default)]
+    pub scope: CampaignScope,
+    /// At least this priority for every order (each household's own floor still applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+}
+
 // ---- escalations ---------------------------------------------------------------------
 
 /// How staff settled an escalated order. A fixed list, so the outcome can be counted.
@@ -399,6 +433,7 @@ pub enum Event {
     DropDelivered(DropDelivered),
     DropFailed(DropFailed),
     EscalationClosed(EscalationClosed),
+    CampaignStarted(CampaignStarted),
 }
 
 /// Declares, once, the wire name of every variant and how to encode and decode it.
@@ -456,6 +491,7 @@ event_types! {
     DropDelivered => "drop.delivered.v1",
     DropFailed => "drop.failed.v1",
     EscalationClosed => "escalation.closed.v1",
+    CampaignStarted => "campaign.started.v1",
 }
 
 impl Event {

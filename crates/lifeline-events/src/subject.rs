@@ -20,6 +20,7 @@ pub const EVENT_STREAM_SUBJECTS: &[&str] = &[
     "lifeline.stock.>",
     "lifeline.runs.>",
     "lifeline.drops.>",
+    "lifeline.campaigns.>",
 ];
 
 /// Dead letters live in their own stream so that parking a message never feeds it back to
@@ -63,7 +64,13 @@ pub fn subject_for(event: &Event) -> String {
         Event::DropFailed(e) => drop_subject(&e.community, &e.order),
         // On the order's own subject: it contends with a cancel of the same order.
         Event::EscalationClosed(e) => order_subject(&e.community, &e.order),
+        Event::CampaignStarted(e) => campaign_subject(&e.community, &e.campaign),
     }
+}
+
+/// A campaign's subject.
+pub fn campaign_subject(community: &str, campaign: &str) -> String {
+    format!("lifeline.campaigns.{community}.{campaign}")
 }
 
 /// An order's own subject: placed, cancelled, escalation closed.

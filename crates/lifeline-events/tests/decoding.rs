@@ -29,6 +29,7 @@ fn sample() -> Envelope {
             priority: Priority::Urgent,
             weight_g: 5000,
             on_behalf_by: Some("staff-1".into()),
+            campaign: None,
         }),
         meta(),
     )

@@ -192,6 +192,16 @@ impl StateTx for StoreTx<'_> {
     fn delete(&mut self, table: &'static str, key: &str) {
         self.batch.delete(table, key);
     }
+
+    fn scan_prefix(&self, table: &'static str, prefix: &str) -> Vec<(String, Vec<u8>)> {
+        match self.batch.scan_prefix(table, prefix) {
+            Ok((rows, writes)) => lifeline_domain::overlay_prefix(rows, writes, table, prefix),
+            Err(error) => {
+                self.error.borrow_mut().get_or_insert(error);
+                Vec::new()
+            }
+        }
+    }
 }
 
 /// Decodes a message and checks it arrived on the subject its content belongs on (a

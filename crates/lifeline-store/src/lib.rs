@@ -257,6 +257,21 @@ impl Batch<'_> {
         self.writes.insert((table, key.to_owned()), None);
     }
 
+    /// The stored rows of `table` under `prefix` (in key order) and this batch's writes.
+    pub fn scan_prefix(
+        &self,
+        table: &'static str,
+        prefix: &str,
+    ) -> Result<
+        (
+            Vec<(String, Vec<u8>)>,
+            &BTreeMap<(&'static str, String), Option<Vec<u8>>>,
+        ),
+        StoreError,
+    > {
+        Ok((self.store.scan_prefix(table, prefix)?, &self.writes))
+    }
+
     pub fn len(&self) -> usize {
         self.writes.len()
     }

@@ -53,6 +53,8 @@ pub enum ErrorCode {
     NotEscalated,
     NoteTooLong,
     InvalidReplacement,
+    CampaignName,
+    UnknownBuilding,
     NotYetVisible,
     Unreadable,
 }
@@ -141,6 +143,10 @@ pub enum CommandError {
     NoteTooLong { max: usize },
     #[error("{detail}")]
     InvalidReplacement { detail: String },
+    #[error("a campaign needs a name of 1 to {max} characters")]
+    CampaignName { max: usize },
+    #[error("no building {building:?} in {community}")]
+    UnknownBuilding { building: String, community: String },
     /// The projections trail the stream: what the command needs is not visible yet.
     #[error("{what} is not visible yet, retry in a moment")]
     NotYetVisible { what: String },
@@ -179,6 +185,8 @@ impl CommandError {
             CommandError::NotEscalated { .. } => ErrorCode::NotEscalated,
             CommandError::NoteTooLong { .. } => ErrorCode::NoteTooLong,
             CommandError::InvalidReplacement { .. } => ErrorCode::InvalidReplacement,
+            CommandError::CampaignName { .. } => ErrorCode::CampaignName,
+            CommandError::UnknownBuilding { .. } => ErrorCode::UnknownBuilding,
             CommandError::NotYetVisible { .. } => ErrorCode::NotYetVisible,
             CommandError::Unreadable(_) => ErrorCode::Unreadable,
         }
@@ -203,7 +211,9 @@ impl CommandError {
             | ErrorCode::OrderElsewhere
             | ErrorCode::FailureNeedsReason
             | ErrorCode::NoteTooLong
-            | ErrorCode::InvalidReplacement => Refusal::Invalid,
+            | ErrorCode::InvalidReplacement
+            | ErrorCode::CampaignName
+            | ErrorCode::UnknownBuilding => Refusal::Invalid,
             ErrorCode::UnknownRun => Refusal::NotFound,
             ErrorCode::NotCancellable
             | ErrorCode::NotWaitingForPick

@@ -8,6 +8,7 @@
 //! (tokens, roles, scopes) is the gateway's concern; whether the act is allowed is this
 //! module's.
 
+mod campaign;
 mod error;
 mod escalation;
 mod order;
@@ -17,11 +18,12 @@ mod run;
 mod tests;
 mod views;
 
+pub use campaign::{MAX_NAME_CHARS, StartCampaign, start_campaign};
 pub use error::{CommandError, ErrorCode, Refusal};
 pub use escalation::{CloseEscalation, MAX_NOTE_CHARS, close_escalation};
 pub use order::{
-    CancelOrder, MAX_LINES, MAX_QUANTITY, PlaceOrder, cancel_order, deadline_seconds, place_order,
-    priority_floor,
+    CancelOrder, MAX_LINES, MAX_QUANTITY, PlaceOrder, cancel_order, check_line_shapes,
+    deadline_seconds, place_order, priority_floor, weigh_lines,
 };
 pub use pick::{MAX_RESTOCK, PostPick, Restock, check_pick_lines, pick_order, restock};
 pub use run::{

@@ -50,15 +50,17 @@ pub struct PlaceOrder {
     pub on_behalf_by: Option<String>,
 }
 
-pub fn place_order(views: &Views<'_>, command: PlaceOrder) -> Result<OrderPlaced, CommandError> {
-    if command.lines.is_empty() {
+/// The shape rules of an order's lines: 1 to [`MAX_LINES`] lines, each item once,
+/// quantities 1 to [`MAX_QUANTITY`].
+pub fn check_line_shapes(lines: &[OrderLine]) -> Result<(), CommandError> {
+    if lines.is_empty() {
         return Err(CommandError::EmptyOrder);
     }
-    if command.lines.len() > MAX_LINES {
+    if lines.len() > MAX_LINES {
         return Err(CommandError::TooManyLines { max: MAX_LINES });
     }
     let mut seen = BTreeSet::new();
-    for line in &command.lines {
+    for line in lines {
         if !(1..=MAX_QUANTITY).contains(&line.quantity) {
             return Err(CommandError::QuantityOutOfRange {
                 item: line.item.clone(),
@@ -72,6 +74,27 @@ pub fn place_order(views: &Views<'_>, command: PlaceOrder) -> Result<OrderPlaced
             });
         }
     }
+    Ok(())
+}
+
+/// What lines weigh and whether they hold medicine; every item must be in the catalogue.
+pub fn weigh_lines(views: &Views<'_>, lines: &[OrderLine]) -> Result<(u32, bool), CommandError> {
+    let mut weight_g: u32 = 0;
+    let mut has_medicine = false;
+    for line in lines {
+        let item = views
+            .item(&line.item)?
+            .ok_or_else(|| CommandError::UnknownItem {
+                item: line.item.clone(),
+            })?;
+        has_medicine |= item.kind == ItemKind::Medicine;
+        weight_g = weight_g.saturating_add(item.weight_g.saturating_mul(line.quantity));
+    }
+    Ok((weight_g, has_medicine))
+}
+
+pub fn place_order(views: &Views<'_>, command: PlaceOrder) -> Result<OrderPlaced, CommandError> {
+    check_line_shapes(&command.lines)?;
     let household =
         views
             .household(&command.household)?
@@ -83,17 +106,7 @@ pub fn place_order(views: &Views<'_>, command: PlaceOrder) -> Result<OrderPlaced
             partner: command.partner,
         });
     }
-    let mut weight_g: u32 = 0;
-    let mut has_medicine = false;
-    for line in &command.lines {
-        let item = views
-            .item(&line.item)?
-            .ok_or_else(|| CommandError::UnknownItem {
-                item: line.item.clone(),
-            })?;
-        has_medicine |= item.kind == ItemKind::Medicine;
-        weight_g = weight_g.saturating_add(item.weight_g.saturating_mul(line.quantity));
-    }
+    let (weight_g, has_medicine) = weigh_lines(views, &command.lines)?;
     let priority = command
         .priority
         .unwrap_or_default()
@@ -109,6 +122,7 @@ pub fn place_order(views: &Views<'_>, command: PlaceOrder) -> Result<OrderPlaced
         priority,
         weight_g,
         on_behalf_by: command.on_behalf_by,
+        campaign: None,
     })
 }
 

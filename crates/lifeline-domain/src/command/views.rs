@@ -3,7 +3,9 @@
 //! tests) both implement. The table layouts stay the projections' own: every lookup here
 //! goes through the same keys the handlers write.
 
-use lifeline_events::{HouseholdRegistered, ItemRegistered, VolunteerRegistered};
+use lifeline_events::{
+    BuildingRegistered, HouseholdRegistered, ItemRegistered, VolunteerRegistered,
+};
 use serde::de::DeserializeOwned;
 
 use crate::MemoryState;
@@ -76,6 +78,10 @@ fn json<T: DeserializeOwned>(
 impl Views<'_> {
     pub fn household(&self, id: &str) -> Result<Option<HouseholdRegistered>, CommandError> {
         json(self.registry, registry::HOUSEHOLDS, id)
+    }
+
+    pub fn building(&self, id: &str) -> Result<Option<BuildingRegistered>, CommandError> {
+        json(self.registry, registry::BUILDINGS, id)
     }
 
     pub fn item(&self, id: &str) -> Result<Option<ItemRegistered>, CommandError> {

@@ -29,6 +29,7 @@ fn placed(order: &str) -> Event {
         priority: Priority::Routine,
         weight_g: 8_000,
         on_behalf_by: None,
+        campaign: None,
     })
 }
 

@@ -23,6 +23,14 @@ pub enum Counter {
     },
     /// Runs planned or out: `runs_open/<community>`.
     RunsOpen { community: String },
+    /// Orders of a campaign in a building by stage:
+    /// `campaign/<community>/<campaign>/<building>/<stage>`.
+    Campaign {
+        community: String,
+        campaign: String,
+        building: String,
+        stage: Stage,
+    },
     /// Open escalations of final failures:
     /// `escalations/<community>/<priority>/<reason>`.
     Escalations {
@@ -41,6 +49,15 @@ impl Counter {
                 format!("drops/{community}/failed/{}", reason.as_str())
             }
             Counter::RunsOpen { community } => format!("runs_open/{community}"),
+            Counter::Campaign {
+                community,
+                campaign,
+                building,
+                stage,
+            } => format!(
+                "campaign/{community}/{campaign}/{building}/{}",
+                stage.as_str()
+            ),
             Counter::Escalations {
                 community,
                 priority,
@@ -70,6 +87,12 @@ impl Counter {
             }),
             ["runs_open", community] => Some(Counter::RunsOpen {
                 community: (*community).to_owned(),
+            }),
+            ["campaign", community, campaign, building, stage] => Some(Counter::Campaign {
+                community: (*community).to_owned(),
+                campaign: (*campaign).to_owned(),
+                building: (*building).to_owned(),
+                stage: *Stage::ALL.iter().find(|s| s.as_str() == *stage)?,
             }),
             ["escalations", community, priority, reason] => Some(Counter::Escalations {
                 community: (*community).to_owned(),
@@ -170,6 +193,12 @@ mod tests {
                 community: "tianlun".into(),
                 priority: Priority::Urgent,
                 reason: EscalationReason::DropsFailed,
+            },
+            Counter::Campaign {
+                community: "tianlun".into(),
+                campaign: "0192f0c4-7a1e-7c3b-9d2e-5b6a8c9d0e1f".into(),
+                building: "tianlun-b07".into(),
+                stage: Stage::OnRun,
             },
         ];
         for counter in counters {

@@ -30,6 +30,8 @@ pub const STATS: &str = "stats";
 /// Orders not yet final, keyed `<priority rank>/<placed unix ms, 16 digits>/<order>`, so
 /// the first key under a priority is its oldest undelivered order.
 pub const OPEN: &str = "open_orders";
+/// Index rows `<campaign>/<order>` with an empty value.
+pub const BY_CAMPAIGN: &str = "by_campaign";
 /// Open escalations of final failures, keyed by [`EscalationKey`], empty values.
 pub const ESCALATIONS: &str = "escalations";
 /// Vulnerable households, keyed by household, with the day they were last served.
@@ -97,6 +99,9 @@ pub struct OrderRecord {
     #[serde(default)]
     pub items: Vec<OrderLine>,
     pub history: Vec<Transition>,
+    /// The campaign it was placed for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
     /// Set when the order escalated to staff (and, once closed, how they closed it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<Escalation>,
@@ -225,6 +230,17 @@ fn step_order(
         .key(),
         1,
     )?;
+    if let Some(campaign) = &record.campaign {
+        for (stage, delta) in [(record.status.stage, -1), (status.stage, 1)] {
+            let counter = Counter::Campaign {
+                community: record.community.clone(),
+                campaign: campaign.clone(),
+                building: record.building.clone(),
+                stage,
+            };
+            bump(state, &counter.key(), delta)?;
+        }
+    }
     if status.is_final() && !record.is_final {
         let open = OpenKey {
             priority: record.priority,
@@ -297,6 +313,7 @@ impl Handler for DeliveryStatus {
             OPEN,
             VULNERABLE,
             ESCALATIONS,
+            BY_CAMPAIGN,
         ]
     }
 
@@ -333,6 +350,7 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
                 is_final: false,
                 run: None,
                 items: placed.lines.clone(),
+                campaign: placed.campaign.clone(),
                 escalation: None,
                 history: vec![Transition {
                     stage: Stage::Placed,
@@ -350,6 +368,20 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
                 stage: Stage::Placed,
             };
             bump(state, &placed_counter.key(), 1)?;
+            if let Some(campaign) = &placed.campaign {
+                let counter = Counter::Campaign {
+                    community: placed.community.clone(),
+                    campaign: campaign.clone(),
+                    building: placed.building.clone(),
+                    stage: Stage::Placed,
+                };
+                bump(state, &counter.key(), 1)?;
+                state.put(
+                    BY_CAMPAIGN,
+                    &keys::index_key(campaign, &placed.order),
+                    Vec::new(),
+                );
+            }
             state.put(
                 OPEN,
                 &OpenKey {

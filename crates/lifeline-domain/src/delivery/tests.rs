@@ -48,6 +48,7 @@ fn any_event() -> impl Strategy<Value = Event> {
             priority: Priority::ALL[priority as usize],
             weight_g: 1,
             on_behalf_by: None,
+            campaign: None,
         })),
         (0..ORDERS_N).prop_map(move |n| Event::OrderCancelled(OrderCancelled {
             order: order_id(n),
@@ -223,6 +224,7 @@ fn steer(input: Input, state: &MemoryState, now_ms: u64) -> Event {
                 priority: Priority::ALL[n % 3],
                 weight_g: 1,
                 on_behalf_by: None,
+                campaign: None,
             })
         }
         Input::PickPlaced => {

@@ -94,6 +94,7 @@ fn to_event(input: &Input, delivery: &MemoryState, runs: &[String]) -> Option<Ev
             priority: Priority::ALL[n % 3],
             weight_g: 30_000,
             on_behalf_by: None,
+            campaign: None,
         }),
         Input::Cancel(n) => Event::OrderCancelled(OrderCancelled {
             order: id(*n),

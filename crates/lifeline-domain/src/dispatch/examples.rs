@@ -35,6 +35,7 @@ fn placed(order: &str, building: &str) -> Event {
         priority: Priority::Routine,
         weight_g: 8_000,
         on_behalf_by: None,
+        campaign: None,
     })
 }
 

@@ -39,6 +39,7 @@ fn placed(order: usize, lines: &[(usize, u32)]) -> Event {
         priority: Priority::Routine,
         weight_g: 1,
         on_behalf_by: None,
+        campaign: None,
     })
 }
 

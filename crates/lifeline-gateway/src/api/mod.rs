@@ -6,6 +6,7 @@
 //! Architecture invariant: this module checks who may act for whom (tokens, roles, scopes)
 //! and nothing else; whether an act is allowed is decided in the domain.
 
+mod campaigns;
 mod couriers;
 mod dispatch;
 mod escalations;
@@ -77,6 +78,14 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(
             "/v1/orders/{order}/escalation/close",
             post(escalations::close_escalation),
+        )
+        .route(
+            "/v1/communities/{community}/campaigns",
+            post(campaigns::start_campaign),
+        )
+        .route(
+            "/v1/communities/{community}/campaigns/{campaign}",
+            get(campaigns::campaign_progress),
         )
         .route(
             "/v1/communities/{community}/escalations",
@@ -490,10 +499,12 @@ impl Api {
         dispatch::ready_orders, dispatch::post_arrival, dispatch::community_runs, dispatch::depart_run, dispatch::return_run,
         couriers::run_manifest, couriers::post_drop,
         operators::community_summary, operators::stuck_orders, operators::dead_letters, operators::all_stock,
-        escalations::community_escalations, escalations::close_escalation),
+        escalations::community_escalations, escalations::close_escalation,
+        campaigns::start_campaign, campaigns::campaign_progress),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, PlaceOrder, LineRequest, OrderAccepted, CancelOrder, PostPick, Restock,
         PostArrival, DepartRun, Manifest, ManifestStop, ManifestOrder, ManifestItem, PostDrop, Outcome, Accepted,
-        escalations::CloseEscalation, escalations::EscalationList, escalations::EscalatedOrder)),
+        escalations::CloseEscalation, escalations::EscalationList, escalations::EscalatedOrder,
+        campaigns::StartCampaign, campaigns::CampaignAccepted, campaigns::CampaignProgress, campaigns::BuildingProgress)),
     modifiers(&BearerAuth),
     tags((name = "residents"), (name = "partners"), (name = "dispatch"), (name = "couriers"), (name = "operators"), (name = "staff")),
 )]

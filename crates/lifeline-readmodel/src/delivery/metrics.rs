@@ -63,6 +63,17 @@ fn vulnerable() -> IntGaugeVec {
     .expect("valid metric")
 }
 
+fn campaign_orders() -> IntGaugeVec {
+    IntGaugeVec::new(
+        Opts::new(
+            "lifeline_campaign_orders",
+            "A campaign's orders in each stage now, per building.",
+        ),
+        &["community", "campaign", "building", "stage"],
+    )
+    .expect("valid metric")
+}
+
 fn escalations() -> IntGaugeVec {
     IntGaugeVec::new(
         Opts::new(
@@ -89,6 +100,7 @@ impl DeliveryCollector {
         descs.extend(oldest().desc().into_iter().cloned());
         descs.extend(vulnerable().desc().into_iter().cloned());
         descs.extend(escalations().desc().into_iter().cloned());
+        descs.extend(campaign_orders().desc().into_iter().cloned());
         DeliveryCollector { store, descs }
     }
 }
@@ -136,12 +148,19 @@ impl Collector for DeliveryCollector {
                 .with_label_values(&[community.as_str(), priority, reason])
                 .set(i64::try_from(*count).unwrap_or(i64::MAX));
         }
+        let campaigns = campaign_orders();
+        for ((community, campaign, building, stage), count) in &snapshot.campaign_orders {
+            campaigns
+                .with_label_values(&[community.as_str(), campaign, building, stage])
+                .set(i64::try_from(*count).unwrap_or(i64::MAX));
+        }
         let mut families = orders.collect();
         families.extend(drops.collect());
         families.extend(runs.collect());
         families.extend(oldest.collect());
         families.extend(vulnerable.collect());
         families.extend(escalations.collect());
+        families.extend(campaigns.collect());
         families
     }
 }

@@ -108,6 +108,8 @@ pub struct OpsSnapshot {
     pub oldest_undelivered_seconds: BTreeMap<&'static str, f64>,
     /// community -> vulnerable households without a delivery today.
     pub vulnerable_unserved: BTreeMap<String, u64>,
+    /// (community, campaign, building, stage) -> the campaign's orders there now.
+    pub campaign_orders: BTreeMap<(String, String, String, &'static str), u64>,
     /// (community, priority, reason) -> orders escalated to staff and not closed, now.
     pub escalations_open: BTreeMap<(String, &'static str, &'static str), u64>,
     /// The time of the last event applied (RFC 3339), the projection's "now".
@@ -148,6 +150,16 @@ pub fn ops_snapshot(store: &ProjectionStore) -> Result<OpsSnapshot, StoreError> 
             }
             Some(Counter::RunsOpen { community }) => {
                 snapshot.runs_in_progress.insert(community, count);
+            }
+            Some(Counter::Campaign {
+                community,
+                campaign,
+                building,
+                stage,
+            }) => {
+                snapshot
+                    .campaign_orders
+                    .insert((community, campaign, building, stage.as_str()), count);
             }
             Some(Counter::Escalations {
                 community,
@@ -272,4 +284,37 @@ pub fn vulnerable_unserved(
         }
     }
     Ok(unserved)
+}
+
+/// A campaign's orders per building and stage, from the counters the delivery handler
+/// keeps: building -> stage -> orders.
+pub fn campaign_progress(
+    store: &ProjectionStore,
+    community: &str,
+    campaign: &str,
+) -> Result<BTreeMap<String, BTreeMap<&'static str, u64>>, StoreError> {
+    use lifeline_domain::delivery::STATS;
+    let prefix = format!("campaign/{community}/{campaign}/");
+    let mut progress: BTreeMap<String, BTreeMap<&'static str, u64>> = BTreeMap::new();
+    for (key, value) in store.scan_prefix(STATS, &prefix)? {
+        let count: u64 = decode_row(STATS, &key, &value)?;
+        if let Some(keys::Counter::Campaign {
+            building, stage, ..
+        }) = keys::Counter::parse(&key)
+        {
+            progress
+                .entry(building)
+                .or_default()
+                .insert(stage.as_str(), count);
+        }
+    }
+    Ok(progress)
+}
+
+/// The orders placed for a campaign.
+pub fn campaign_orders(
+    store: &ProjectionStore,
+    campaign: &str,
+) -> Result<Vec<OrderRecord>, StoreError> {
+    orders_by_index(store, lifeline_domain::delivery::BY_CAMPAIGN, campaign)
 }

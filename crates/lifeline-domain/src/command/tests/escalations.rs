@@ -28,6 +28,7 @@ fn dialysis_kit(order: &str) -> Event {
         priority: Priority::Urgent,
         weight_g: 100,
         on_behalf_by: Some("staff-01".into()),
+        campaign: None,
     })
 }
 

@@ -103,6 +103,7 @@ pub(super) fn placed(order: &str, order_lines: &[(&str, u32)]) -> Event {
         priority: Priority::Routine,
         weight_g: 4_000,
         on_behalf_by: None,
+        campaign: None,
     })
 }
 
