@@ -2,6 +2,7 @@
 //! endpoint, every kind of rejection (each leaves the stream untouched and names its rule),
 //! idempotent retries and the scope rules. One file a role; the shared world here.
 
+mod campaigns;
 #[path = "../common/mod.rs"]
 mod common;
 mod contract;

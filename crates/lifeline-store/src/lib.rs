@@ -235,10 +235,16 @@ impl ProjectionStore {
     }
 }
 
+/// Writes keyed by table and key; `None` deletes.
+pub type WriteSet = BTreeMap<(&'static str, String), Option<Vec<u8>>>;
+
+/// Rows as `(key, value)`, in key order.
+pub type Rows = Vec<(String, Vec<u8>)>;
+
 /// Pending writes of one consumer batch.
 pub struct Batch<'a> {
     store: &'a ProjectionStore,
-    writes: BTreeMap<(&'static str, String), Option<Vec<u8>>>,
+    writes: WriteSet,
 }
 
 impl Batch<'_> {
@@ -262,13 +268,7 @@ impl Batch<'_> {
         &self,
         table: &'static str,
         prefix: &str,
-    ) -> Result<
-        (
-            Vec<(String, Vec<u8>)>,
-            &BTreeMap<(&'static str, String), Option<Vec<u8>>>,
-        ),
-        StoreError,
-    > {
+    ) -> Result<(Rows, &WriteSet), StoreError> {
         Ok((self.store.scan_prefix(table, prefix)?, &self.writes))
     }
 

@@ -318,6 +318,26 @@ pub async fn run(
     }
     publisher.publish_all(&cancels).await?;
 
+    // 2b. Staff give every household a free melon: one campaign, and the campaigns process
+    // manager places one order per household.
+    let melon = start_melon(
+        &projections,
+        &publisher,
+        &jetstream,
+        &clock,
+        deadline,
+        &mut refusals,
+    )
+    .await?;
+    if let Some((campaign, melons)) = &melon {
+        tracing::info!(
+            campaign,
+            orders = melons.len(),
+            "the melon campaign placed its orders"
+        );
+        orders.extend(melons.iter().cloned());
+    }
+
     // 3. Partners pick what the inventory reserved for each order.
     projections
         .caught_up(head(&jetstream).await?, deadline)
@@ -439,6 +459,7 @@ pub async fn run(
     let rides = courier.await.unwrap_or_default();
 
     let day = report::Day {
+        melon: melon.map(|(campaign, _)| campaign),
         households: seeds.households.len(),
         start: Clock::START,
         end: clock.now(),
@@ -451,4 +472,71 @@ pub async fn run(
     };
     day.print(&projections.delivery, &projections.inventory, &jetstream)
         .await
+}
+
+/// Staff start the melon campaign (shuocheng's watermelons, one per household); waits
+/// until its orders are placed and every consumer has seen them. Returns the campaign and
+/// its orders, or `None` when the domain refused the campaign (counted in `refusals`).
+async fn start_melon(
+    projections: &Projections,
+    publisher: &Publisher,
+    jetstream: &jetstream::Context,
+    clock: &Clock,
+    deadline: Instant,
+    refusals: &mut Refusals,
+) -> anyhow::Result<Option<(String, Vec<OrderPlaced>)>> {
+    let command = command::StartCampaign {
+        campaign: new_event_id().to_string(),
+        community: COMMUNITY.to_owned(),
+        name: "A free melon for every household".to_owned(),
+        partner: "shuocheng".to_owned(),
+        lines: vec![lifeline_events::OrderLine {
+            item: "watermelon".to_owned(),
+            quantity: 1,
+        }],
+        scope: lifeline_events::CampaignScope::default(),
+        priority: None,
+    };
+    let decided = projections
+        .decide(move |views| command::start_campaign(views, command))
+        .await?;
+    let Some(started) = refusals.keep(decided) else {
+        return Ok(None);
+    };
+    let campaign = started.campaign.clone();
+    let actor = Actor::new(ActorKind::Staff, "staff-tianlun-hotline");
+    let envelope = Envelope::new(
+        Event::CampaignStarted(started),
+        meta(clock, "lifeline-demo", actor),
+    );
+    let published = publisher.publish(&envelope, None).await?;
+    // The process manager publishes the orders before it commits the campaign: once it has
+    // committed, they are all in the stream.
+    projections.caught_up(published.sequence, deadline).await?;
+    projections
+        .caught_up(head(jetstream).await?, deadline)
+        .await?;
+    let store = Arc::clone(&projections.delivery);
+    let wanted = campaign.clone();
+    let records = tokio::task::spawn_blocking(move || {
+        lifeline_readmodel::delivery::campaign_orders(&store, &wanted)
+    })
+    .await??;
+    let orders = records
+        .into_iter()
+        .map(|record| OrderPlaced {
+            order: record.order,
+            community: record.community,
+            building: record.building,
+            unit: record.unit,
+            household: record.household,
+            partner: record.partner,
+            lines: record.items,
+            priority: record.priority,
+            weight_g: 0,
+            on_behalf_by: None,
+            campaign: record.campaign,
+        })
+        .collect();
+    Ok(Some((campaign, orders)))
 }

@@ -65,6 +65,8 @@ pub fn final_stages(store: &ProjectionStore, orders: &[String]) -> anyhow::Resul
 
 /// The day as played.
 pub struct Day {
+    /// The melon campaign, when it ran.
+    pub melon: Option<String>,
     pub households: usize,
     pub start: OffsetDateTime,
     pub end: OffsetDateTime,
@@ -87,10 +89,23 @@ impl Day {
     ) -> anyhow::Result<ExitCode> {
         let (delivery, inventory) = (Arc::clone(delivery), Arc::clone(inventory));
         let orders = self.orders.clone();
-        let (stages, stock) = tokio::task::spawn_blocking(move || {
+        let melon = self.melon.clone();
+        let end_ms = u64::try_from(self.end.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let ledger_store = Arc::clone(&delivery);
+        let ledger = tokio::task::spawn_blocking(move || ledger(&ledger_store, end_ms)).await??;
+        let (stages, stock, melon_progress) = tokio::task::spawn_blocking(move || {
+            let progress = match &melon {
+                Some(campaign) => lifeline_readmodel::delivery::campaign_progress(
+                    &delivery,
+                    super::COMMUNITY,
+                    campaign,
+                )?,
+                None => BTreeMap::new(),
+            };
             anyhow::Ok((
                 final_stages(&delivery, &orders)?,
                 lifeline_readmodel::inventory::stock(&inventory, None)?,
+                progress,
             ))
         })
         .await??;
@@ -116,6 +131,10 @@ impl Day {
             "{:<24} {:>8}",
             "pick lines substituted", self.substituted_lines
         );
+        if !melon_progress.is_empty() {
+            print_melon(&melon_progress);
+        }
+        ledger.print();
         println!("{:<24} {:>8}", "tricycle runs", self.rides.runs);
         println!("{:<24} {:>8}", "drops delivered", self.rides.delivered);
         println!("{:<24} {:>8}", "drops failed", self.rides.failed);
@@ -162,5 +181,96 @@ impl Day {
             println!("\nthe domain refused commands the simulated people sent");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// The melon campaign per building: ordered, delivered, failed (for good, or nothing to
+/// pick), and still on the way.
+fn print_melon(progress: &BTreeMap<String, BTreeMap<&'static str, u64>>) {
+    println!();
+    println!(
+        "{:<24} {:>8} {:>9} {:>7} {:>8}",
+        "melon campaign", "ordered", "delivered", "failed", "on way"
+    );
+    let mut totals = [0u64; 4];
+    for (building, stages) in progress {
+        let count = |names: &[&str]| -> u64 {
+            names
+                .iter()
+                .map(|name| stages.get(name).copied().unwrap_or(0))
+                .sum()
+        };
+        let row = [
+            stages.values().sum(),
+            count(&["delivered"]),
+            count(&["failed", "nothing_picked"]),
+            count(&["placed", "picked", "at_checkpoint", "on_run"]),
+        ];
+        for (total, value) in totals.iter_mut().zip(row) {
+            *total += value;
+        }
+        println!(
+            "  {building:<22} {:>8} {:>9} {:>7} {:>8}",
+            row[0], row[1], row[2], row[3]
+        );
+    }
+    println!(
+        "  {:<22} {:>8} {:>9} {:>7} {:>8}",
+        "total", totals[0], totals[1], totals[2], totals[3]
+    );
+    println!();
+}
+
+/// "Not one missed" at the end of the day: what waits for staff, and the vulnerable
+/// households with no delivery today, each with why.
+struct Ledger {
+    escalations: BTreeMap<&'static str, u64>,
+    unserved: Vec<(String, String)>,
+}
+
+fn ledger(delivery: &ProjectionStore, end_ms: u64) -> anyhow::Result<Ledger> {
+    let mut escalations = BTreeMap::new();
+    for escalated in lifeline_readmodel::delivery::escalations(delivery, super::COMMUNITY, end_ms)?
+    {
+        *escalations.entry(escalated.reason.as_str()).or_default() += 1;
+    }
+    let mut unserved = Vec::new();
+    for row in lifeline_readmodel::delivery::vulnerable_unserved(delivery, super::COMMUNITY)? {
+        let household = row["household"].as_str().unwrap_or_default().to_owned();
+        let orders = lifeline_readmodel::delivery::orders_of_household(delivery, &household)?;
+        let why = match orders.iter().max_by_key(|order| order.placed_at_ms) {
+            None => "no order today".to_owned(),
+            Some(order) => match &order.escalation {
+                Some(escalation) => format!(
+                    "{} ({}), escalated to staff",
+                    order.status.stage.as_str(),
+                    escalation.reason.as_str()
+                ),
+                None => format!("last order {}", order.status.stage.as_str()),
+            },
+        };
+        unserved.push((household, why));
+    }
+    Ok(Ledger {
+        escalations,
+        unserved,
+    })
+}
+
+impl Ledger {
+    fn print(&self) {
+        let escalated: u64 = self.escalations.values().sum();
+        println!("{:<24} {:>8}", "escalated to staff", escalated);
+        for (reason, count) in &self.escalations {
+            println!("  {reason:<22} {count:>8}");
+        }
+        println!("{:<24} {:>8}", "vulnerable unserved", self.unserved.len());
+        for (household, why) in self.unserved.iter().take(20) {
+            println!("  {household:<22} {why}");
+        }
+        if self.unserved.len() > 20 {
+            println!("  ... and {} more", self.unserved.len() - 20);
+        }
+        println!();
     }
 }

@@ -128,7 +128,7 @@ fn any_event() -> impl Strategy<Value = Event> {
 /// `steered_sequences_reach_the_deep_stages`), and blind ones still test rejections.
 #[derive(Debug, Clone)]
 enum Input {
-    Blind(Event),
+    Blind(Box<Event>),
     DropOnItsRun {
         order: usize,
         delivered: bool,
@@ -149,7 +149,7 @@ enum Input {
 
 fn any_input() -> impl Strategy<Value = Input> {
     prop_oneof![
-        3 => any_event().prop_map(Input::Blind),
+        3 => any_event().prop_map(|event| Input::Blind(Box::new(event))),
         2 => Just(Input::PlaceNew),
         2 => Just(Input::PickPlaced),
         2 => (0..ORDERS_N, prop::bool::weighted(0.7))
@@ -179,7 +179,7 @@ fn steer(input: Input, state: &MemoryState, now_ms: u64) -> Event {
                 note: None,
             })
         }
-        Input::Blind(event) => event,
+        Input::Blind(event) => *event,
         Input::DropOnItsRun { order, delivered } => {
             let id = order_id(order);
             let run = orders

@@ -224,7 +224,9 @@ pub fn ops_snapshot(store: &ProjectionStore) -> Result<OpsSnapshot, StoreError> 
             count,
         );
     }
-    let date = now.date();
+    // "Today" follows event time: the day of the latest event, in its own offset, so a
+    // replayed day reads as it did live.
+    let date = clock_time(snapshot.clock.as_deref()).map_or(now.date(), |clock| clock.date());
     let today = Some(format!(
         "{:04}-{:02}-{:02}",
         date.year(),
@@ -251,20 +253,30 @@ pub fn orders_of_partner(
     orders_by_index(store, lifeline_domain::delivery::BY_PARTNER, partner)
 }
 
+/// The projection's clock (the latest event's time), parsed.
+fn clock_time(clock: Option<&str>) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(clock?, &time::format_description::well_known::Rfc3339).ok()
+}
+
 /// Vulnerable households of `community` with no delivery today (the operators' "not one
-/// missed" list), today being the wall-clock day in the offset of the latest event.
+/// missed" list), today being the day of the latest event, in its offset: event time, so
+/// a replayed day reads the same as it did live.
 pub fn vulnerable_unserved(
     store: &ProjectionStore,
     community: &str,
 ) -> Result<Vec<serde_json::Value>, StoreError> {
     use lifeline_domain::delivery::{STATS, VULNERABLE, VulnerableHousehold};
-    let offset = store
-        .get_json::<String>(STATS, lifeline_domain::delivery::keys::CLOCK)?
+    let clock = store.get_json::<String>(STATS, lifeline_domain::delivery::keys::CLOCK)?;
+    let offset = clock
+        .clone()
         .and_then(|text| {
             time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).ok()
         })
         .map_or(time::UtcOffset::UTC, |time| time.offset());
-    let date = time::OffsetDateTime::now_utc().to_offset(offset).date();
+    let date = clock_time(clock.as_deref()).map_or_else(
+        || time::OffsetDateTime::now_utc().to_offset(offset).date(),
+        |t| t.date(),
+    );
     let today = format!(
         "{:04}-{:02}-{:02}",
         date.year(),
