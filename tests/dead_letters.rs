@@ -1,5 +1,5 @@
-//! Garbage bytes, an unknown event type, an impossible transition and a spoofed subject
-//! each land on the dead-letter stream with a reason, while the consumer keeps processing
+//! Garbage bytes, an unknown event type, an impossible transition, a spoofed subject and
+//! an envelope naming another subject than its own each land on the dead-letter stream with a reason, while the consumer keeps processing
 //! what follows.
 
 mod common;
@@ -66,7 +66,30 @@ async fn bad_messages_are_parked_with_a_reason_and_the_consumer_carries_on() {
     .expect("send")
     .await
     .expect("ack");
-    // 5. A good order after all of that.
+    // 5. An envelope whose own `subject` field names another subject than the one it was
+    // published on (its content does belong where it was published).
+    let mut lying: serde_json::Value = serde_json::from_slice(
+        &order(
+            "env-lie",
+            4,
+            1,
+            "yonghui",
+            &[("veg-pack", 1)],
+            Priority::Routine,
+        )
+        .encode(),
+    )
+    .expect("json");
+    lying["subject"] = "lifeline.orders.tianlun.someone-else".into();
+    js.publish(
+        "lifeline.orders.tianlun.env-lie",
+        serde_json::to_vec(&lying).expect("json").into(),
+    )
+    .await
+    .expect("send")
+    .await
+    .expect("ack");
+    // 6. A good order after all of that.
     harness
         .publish(&[order(
             "good",
@@ -94,10 +117,10 @@ async fn bad_messages_are_parked_with_a_reason_and_the_consumer_carries_on() {
 
     assert!(
         eventually(WAIT, || async {
-            read_dead_letters(js, 100).await.expect("read").len() >= 4
+            read_dead_letters(js, 100).await.expect("read").len() >= 5
         })
         .await,
-        "four dead letters arrive"
+        "five dead letters arrive"
     );
     let letters = read_dead_letters(js, 100).await.expect("read");
     let reasons: Vec<(&str, &str)> = letters
@@ -111,7 +134,13 @@ async fn bad_messages_are_parked_with_a_reason_and_the_consumer_carries_on() {
             ("delivery", "unknown_type"),
             ("delivery", "impossible_transition"),
             ("delivery", "subject_mismatch"),
+            ("delivery", "subject_mismatch"),
         ]
+    );
+    assert!(
+        letters[4].detail.contains("someone-else"),
+        "{}",
+        letters[4].detail
     );
     assert_eq!(
         letters[0].original_subject,

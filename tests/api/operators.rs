@@ -79,3 +79,58 @@ async fn operators_read_the_board_after_a_delivery() {
         ])
         .await;
 }
+
+/// "An operator reads everything" (deploy/access.example.toml), and acts for nobody: every
+/// command with the operator's token is refused, and nothing is appended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_reads_but_does_not_act() {
+    let world = World::start().await;
+    let (run, orders) = world.run_for(&[HOUSEHOLD]).await;
+    let (status, placed) = world.client.post("/v1/orders", STAFF, veg_order()).await;
+    assert_eq!(status, 202, "{placed}");
+    let waiting = placed["order"].as_str().expect("order").to_owned();
+    let forbidden = |rule, path: String, body: Value| {
+        refused(rule, Some(OPERATOR), path, body, 403, "forbidden")
+    };
+    world
+        .refuses(vec![
+            forbidden("place an order", "/v1/orders".into(), veg_order()),
+            forbidden(
+                "cancel a household's order",
+                format!("/v1/orders/{waiting}/cancel"),
+                json!({}),
+            ),
+            forbidden(
+                "post a partner's pick",
+                "/v1/partners/yonghui/picks".into(),
+                json!({"order": waiting, "lines": [{"item": "veg-pack", "ordered": 1, "outcome": "picked", "picked": 1}]}),
+            ),
+            forbidden(
+                "restock a partner",
+                "/v1/partners/yonghui/stock".into(),
+                json!({"item": "veg-pack", "quantity": 5}),
+            ),
+            forbidden(
+                "record an arrival",
+                "/v1/communities/tianlun/arrivals".into(),
+                json!({"partner": "yonghui", "orders": [orders[0]]}),
+            ),
+            forbidden(
+                "send a run out",
+                format!("/v1/runs/{run}/depart"),
+                json!({"courier": "vol-tianlun-007"}),
+            ),
+            forbidden("bring a run back", format!("/v1/runs/{run}/return"), json!({})),
+        ])
+        .await;
+    // And reads everything.
+    for path in [
+        format!("/v1/orders/{waiting}"),
+        "/v1/partners/yonghui/stock".to_owned(),
+        format!("/v1/runs/{run}/manifest"),
+        "/v1/communities/tianlun/ready".to_owned(),
+    ] {
+        let (status, body) = world.client.get(&path, OPERATOR).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+}

@@ -206,3 +206,40 @@ async fn restocks_add_to_the_partners_stock() {
         ])
         .await;
 }
+
+/// A pick follows its order in the trace: the order's correlation id, caused by its
+/// `order.placed` (docs/events.md); and a resident acts as their household.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pick_continues_the_trace_of_its_order() {
+    let world = World::start().await;
+    let c = &world.client;
+    let (status, placed) = c.post("/v1/orders", RESIDENT, veg_order()).await;
+    assert_eq!(status, 202, "{placed}");
+    let order = placed["order"].as_str().expect("order").to_owned();
+    let placed_id =
+        uuid::Uuid::try_parse(placed["event_id"].as_str().expect("event id")).expect("uuid");
+    let order_subject = lifeline_events::order_subject("tianlun", &order);
+    let (_, placed_event) =
+        lifeline_bus::find_event_on_subject(&world.harness.jetstream, &order_subject, placed_id)
+            .await
+            .expect("read")
+            .expect("stored");
+    assert_eq!(
+        placed_event.actor.id, HOUSEHOLD,
+        "a resident acts as their household"
+    );
+    world.stage_of(&order, "placed").await;
+    let pick = json!({"order": order, "lines": [{"item": "veg-pack", "ordered": 1, "outcome": "picked", "picked": 1}]});
+    let (status, picked) = c.post("/v1/partners/yonghui/picks", YONGHUI, pick).await;
+    assert_eq!(status, 202, "{picked}");
+    let pick_id =
+        uuid::Uuid::try_parse(picked["event_id"].as_str().expect("event id")).expect("uuid");
+    let pick_subject = lifeline_events::pick_subject("tianlun", "yonghui", &order);
+    let (_, pick_event) =
+        lifeline_bus::find_event_on_subject(&world.harness.jetstream, &pick_subject, pick_id)
+            .await
+            .expect("read")
+            .expect("stored");
+    assert_eq!(pick_event.correlation_id, placed_event.correlation_id);
+    assert_eq!(pick_event.causation_id, Some(placed_event.id));
+}

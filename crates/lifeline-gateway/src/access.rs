@@ -202,14 +202,19 @@ impl Caller {
         }
     }
 
-    /// May read or act for this household: its resident, staff of its community, operators.
+    /// May act for this household (order, cancel): its resident, staff of its community.
+    /// Operators read everything and act for nobody.
     pub fn acts_for_household(&self, community: &str, household: &str) -> bool {
         match self.0.role {
-            Role::Operator => true,
             Role::Staff => self.0.community.as_deref() == Some(community),
             Role::Resident => self.0.household.as_deref() == Some(household),
-            Role::Partner | Role::Courier => false,
+            Role::Operator | Role::Partner | Role::Courier => false,
         }
+    }
+
+    /// May read this household's orders: whoever acts for it, and operators.
+    pub fn reads_household(&self, community: &str, household: &str) -> bool {
+        self.is(Role::Operator) || self.acts_for_household(community, household)
     }
 
     pub fn is_partner(&self, partner: &str) -> bool {

@@ -209,6 +209,15 @@ impl StateTx for StoreTx<'_> {
 fn decode(message: &StreamMessage) -> Result<Envelope, Rejection> {
     let envelope = Envelope::decode(&message.payload)
         .map_err(|error| Rejection::new(Reason::from(&error), error.to_string()))?;
+    if envelope.subject != message.subject {
+        return Err(Rejection::new(
+            Reason::SubjectMismatch,
+            format!(
+                "the envelope says subject {}, it arrived on {}",
+                envelope.subject, message.subject
+            ),
+        ));
+    }
     let expected = subject_for(&envelope.event);
     if expected != message.subject {
         return Err(Rejection::new(

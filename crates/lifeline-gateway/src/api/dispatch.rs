@@ -17,11 +17,22 @@ use crate::access::{Caller, Role};
 use crate::error::{ApiError, ErrorBody};
 use crate::idempotency::key_from;
 
+/// Reads of a community's checkpoint: its staff, and operators.
 fn check_dispatcher(caller: &Caller, community: &str) -> Result<(), ApiError> {
     token_or_404(community, "community")?;
     let allowed =
         (caller.is(Role::Staff) && caller.sees_community(community)) || caller.is(Role::Operator);
     if allowed {
+        Ok(())
+    } else {
+        Err(caller.forbidden("see this community's checkpoint"))
+    }
+}
+
+/// Acts at a community's checkpoint (arrivals): its staff only.
+fn check_dispatcher_acts(caller: &Caller, community: &str) -> Result<(), ApiError> {
+    token_or_404(community, "community")?;
+    if caller.is(Role::Staff) && caller.sees_community(community) {
         Ok(())
     } else {
         Err(caller.forbidden("dispatch for this community"))
@@ -82,7 +93,7 @@ pub(super) async fn post_arrival(
     Path(community): Path<String>,
     Body(request): Body<PostArrival>,
 ) -> Result<Response, ApiError> {
-    check_dispatcher(&caller, &community)?;
+    check_dispatcher_acts(&caller, &community)?;
     let key = key_from(&headers)?;
     let subject = lifeline_events::subject_for(&Event::ArrivedAtCheckpoint(
         lifeline_events::ArrivedAtCheckpoint {
@@ -174,9 +185,7 @@ pub(super) async fn depart_run(
             }
             Some(caller.0.id.clone())
         }
-        Role::Staff | Role::Operator if caller.sees_community(&record.community) => {
-            request.courier.clone()
-        }
+        Role::Staff if caller.sees_community(&record.community) => request.courier.clone(),
         _ => return Err(caller.forbidden("depart this run")),
     };
     let (answered_run, answered_courier) = (run.clone(), courier.clone());
@@ -214,8 +223,7 @@ pub(super) async fn return_run(
     let key = key_from(&headers)?;
     let record = api.run(&run).await?;
     let own = caller.is(Role::Courier) && record.courier.as_deref() == Some(caller.0.id.as_str());
-    let staff = (caller.is(Role::Staff) || caller.is(Role::Operator))
-        && caller.sees_community(&record.community);
+    let staff = caller.is(Role::Staff) && caller.sees_community(&record.community);
     if !(own || staff) {
         return Err(caller.forbidden("return this run"));
     }

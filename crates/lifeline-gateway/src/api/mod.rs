@@ -181,6 +181,23 @@ where
 
 /// The correlation id of a request: the trace id of an incoming W3C `traceparent`, an
 /// `X-Correlation-Id` UUID, or a fresh one. It travels in every event the request causes.
+/// Which request or event a command follows: its correlation id, and the event that caused
+/// it when there is one (a pick follows its order's `order.placed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trace {
+    pub correlation: Uuid,
+    pub causation: Option<Uuid>,
+}
+
+impl From<Uuid> for Trace {
+    fn from(correlation: Uuid) -> Self {
+        Trace {
+            correlation,
+            causation: None,
+        }
+    }
+}
+
 pub fn correlation_id(headers: &HeaderMap) -> Uuid {
     let from_traceparent = headers
         .get("traceparent")
@@ -335,7 +352,7 @@ impl Api {
             .ok_or_else(|| ApiError::NotFound(format!("no run {run}")))
     }
 
-    fn meta(&self, caller: &Caller, correlation_id: Uuid) -> EventMeta {
+    fn meta(&self, caller: &Caller, trace: Trace) -> EventMeta {
         let kind = match caller.0.role {
             Role::Resident => ActorKind::Resident,
             Role::Staff => ActorKind::Staff,
@@ -343,12 +360,17 @@ impl Api {
             Role::Courier => ActorKind::Courier,
             Role::Operator => ActorKind::Operator,
         };
+        // A resident acts as their household (docs/events.md, the envelope's `actor`).
+        let id = match (&caller.0.role, &caller.0.household) {
+            (Role::Resident, Some(household)) => household.clone(),
+            _ => caller.0.id.clone(),
+        };
         EventMeta {
             time: time::OffsetDateTime::now_utc(),
             source: "lifeline-gateway".to_owned(),
-            actor: Actor::new(kind, caller.0.id.clone()),
-            correlation_id,
-            causation_id: None,
+            actor: Actor::new(kind, id),
+            correlation_id: trace.correlation,
+            causation_id: trace.causation,
         }
     }
 
@@ -399,7 +421,7 @@ impl Api {
         &self,
         caller: &Caller,
         key: Option<String>,
-        correlation: Uuid,
+        trace: impl Into<Trace>,
         subject: impl FnOnce(Uuid) -> String,
         concurrency: Concurrency,
         decide: D,
@@ -413,7 +435,7 @@ impl Api {
         self.execute_then(
             caller,
             key,
-            correlation,
+            trace,
             subject,
             concurrency,
             decide,
@@ -430,7 +452,7 @@ impl Api {
         &self,
         caller: &Caller,
         key: Option<String>,
-        correlation: Uuid,
+        trace: impl Into<Trace>,
         subject: impl FnOnce(Uuid) -> String,
         concurrency: Concurrency,
         decide: D,
@@ -442,6 +464,7 @@ impl Api {
         F: std::future::Future<Output = R>,
         R: Serialize,
     {
+        let trace = trace.into();
         let (status, body) = self
             .idempotency
             .run(&caller.0.id, key, |event_id, maybe_published| async move {
@@ -467,7 +490,7 @@ impl Api {
                     Concurrency::Settled => Some(self.settled_sequence(&subject).await?),
                 };
                 let event = self.decide(move |views| decide(views, event_id)).await?;
-                let envelope = Envelope::with_id(event_id, event, self.meta(caller, correlation));
+                let envelope = Envelope::with_id(event_id, event, self.meta(caller, trace));
                 let published = self.publisher.publish(&envelope, expected).await?;
                 tracing::info!(
                     event_id = %envelope.id,

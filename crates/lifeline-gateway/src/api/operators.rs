@@ -124,6 +124,7 @@ pub(super) async fn community_summary(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StuckFilter {
     /// Orders whose last change is older than this many minutes (default 60).
     pub minutes: Option<i64>,

@@ -14,22 +14,35 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
-    Accepted, Api, Body, Concurrency, OrderList, Params, blocking, correlation_id, token_or_404,
+    Accepted, Api, Body, Concurrency, OrderList, Params, Trace, blocking, correlation_id,
+    token_or_404,
 };
 use crate::access::{Caller, Role};
 use crate::error::{ApiError, ErrorBody};
 use crate::idempotency::key_from;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StageFilter {
     /// Stage to list (default `placed`: waiting to be picked).
     #[param(value_type = Option<String>)]
     pub stage: Option<Stage>,
 }
 
+/// Reads of a partner's orders and stock: the partner, and operators.
 fn check_partner(caller: &Caller, partner: &str) -> Result<(), ApiError> {
     token_or_404(partner, "partner")?;
     if caller.is_partner(partner) || caller.is(Role::Operator) {
+        Ok(())
+    } else {
+        Err(caller.forbidden("see this partner's orders and stock"))
+    }
+}
+
+/// Picks and restocks: the partner only (operators read, they do not act).
+fn check_partner_acts(caller: &Caller, partner: &str) -> Result<(), ApiError> {
+    token_or_404(partner, "partner")?;
+    if caller.is_partner(partner) {
         Ok(())
     } else {
         Err(caller.forbidden("act for this partner"))
@@ -84,7 +97,7 @@ pub(super) async fn post_pick(
     Path(partner): Path<String>,
     Body(request): Body<PostPick>,
 ) -> Result<Response, ApiError> {
-    check_partner(&caller, &partner)?;
+    check_partner_acts(&caller, &partner)?;
     let key = key_from(&headers)?;
     // The pick's subject needs the order's community.
     let record = api
@@ -96,11 +109,12 @@ pub(super) async fn post_pick(
     let subject = lifeline_events::pick_subject(&record.community, &partner, &record.order);
     // The pick's stock check reads the reservation: inventory must have seen the order.
     api.inventory_caught_up().await?;
+    let trace = order_trace(&api, &record, correlation_id(&headers)).await;
     let answered = request.order.clone();
     api.execute(
         &caller,
         key,
-        correlation_id(&headers),
+        trace,
         |_| subject,
         Concurrency::Settled,
         move |views, _| {
@@ -117,6 +131,27 @@ pub(super) async fn post_pick(
         },
     )
     .await
+}
+
+/// A pick follows its order: the order's correlation id, caused by its `order.placed`
+/// (read back from the order's subject). Falls back to the request's own correlation when
+/// the placed event cannot be read.
+async fn order_trace(api: &Api, record: &OrderRecord, fallback: uuid::Uuid) -> Trace {
+    let placed_id = record
+        .history
+        .first()
+        .and_then(|placed| uuid::Uuid::try_parse(&placed.event_id).ok());
+    let subject = lifeline_events::order_subject(&record.community, &record.order);
+    if let Some(placed_id) = placed_id
+        && let Ok(Some((_, placed))) =
+            lifeline_bus::find_event_on_subject(&api.jetstream, &subject, placed_id).await
+    {
+        return Trace {
+            correlation: placed.correlation_id,
+            causation: Some(placed.id),
+        };
+    }
+    Trace::from(fallback)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -140,7 +175,7 @@ pub(super) async fn restock(
     Path(partner): Path<String>,
     Body(request): Body<Restock>,
 ) -> Result<Response, ApiError> {
-    check_partner(&caller, &partner)?;
+    check_partner_acts(&caller, &partner)?;
     let key = key_from(&headers)?;
     let command = command::Restock {
         partner,

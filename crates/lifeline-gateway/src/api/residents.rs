@@ -210,7 +210,7 @@ pub(super) async fn visible_order(
         .order(order)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no order {order}")))?;
-    let allowed = caller.acts_for_household(&record.community, &record.household)
+    let allowed = caller.reads_household(&record.community, &record.household)
         || caller.is_partner(&record.partner);
     if !allowed {
         return Err(caller.forbidden("see this order"));
@@ -285,7 +285,7 @@ pub(super) async fn household_orders(
         .decide(move |views| views.household(&id))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no household {household}")))?;
-    if !caller.acts_for_household(&known.community, &known.household) {
+    if !caller.reads_household(&known.community, &known.household) {
         return Err(caller.forbidden("see this household"));
     }
     let store = Arc::clone(&api.delivery);
