@@ -17,6 +17,9 @@ use tokio::task::JoinSet;
 use crate::Common;
 use crate::local_nats::{self, LocalNats};
 
+/// How long requests in flight may take to finish once shutdown begins.
+const HTTP_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A connected process: NATS client, JetStream context, the local server if we started one.
 pub struct Connection {
     pub client: async_nats::Client,
@@ -169,6 +172,7 @@ pub async fn up(
             .map(|r| (r.consumer.name(), Arc::clone(&r.status)))
             .collect(),
         api,
+        ready_max_lag: common.ready_max_lag,
     };
     let mut http_shutdown = shutdown.clone();
     let http_task = tokio::spawn(lifeline_gateway::serve(http, state, async move {
@@ -193,18 +197,34 @@ pub async fn up(
         }
     }
     let _ = trigger.send(true);
-    match http_task.await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => {
+    // Shutdown is bounded whatever NATS does: requests in flight get a few seconds to
+    // finish, buffered publishes one more second to flush; what was committed stays
+    // committed (every consumer has stopped by now).
+    let mut http_task = http_task;
+    match tokio::time::timeout(HTTP_DRAIN, &mut http_task).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(error))) => {
             tracing::error!(%error, "http server failed");
             failed = true;
         }
-        Err(error) => {
+        Ok(Err(error)) => {
             tracing::error!(%error, "http task panicked");
             failed = true;
         }
+        Err(_) => {
+            tracing::warn!(
+                seconds = HTTP_DRAIN.as_secs(),
+                "requests still in flight at shutdown, dropped"
+            );
+            http_task.abort();
+        }
     }
-    connection.client.flush().await.ok();
+    if tokio::time::timeout(std::time::Duration::from_secs(1), connection.client.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("NATS unreachable at shutdown: nothing left to flush was waited for");
+    }
     Ok(if failed {
         ExitCode::FAILURE
     } else {

@@ -47,6 +47,10 @@ pub struct Common {
     /// JetStream replicas for the streams (3 on a 3-node cluster).
     #[arg(long, env = "LIFELINE_REPLICAS", default_value_t = 1)]
     pub replicas: usize,
+    /// `/readyz` answers 503 while NATS is down or any consumer is more than this many
+    /// events behind the stream head.
+    #[arg(long, env = "LIFELINE_READY_MAX_LAG", default_value_t = 1000)]
+    pub ready_max_lag: u64,
 }
 
 /// How to authenticate to NATS and secure the connection. Secrets come from the

@@ -36,6 +36,8 @@ pub struct GatewayState {
     pub nats: async_nats::Client,
     pub consumers: Vec<(&'static str, Arc<ProjectionStatus>)>,
     pub api: Option<Arc<Api>>,
+    /// `/readyz` is 503 while any consumer is further than this behind the stream head.
+    pub ready_max_lag: u64,
 }
 
 pub fn router(state: GatewayState) -> Router {
@@ -69,26 +71,43 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
+/// Ready means: connected to NATS, the stream head readable, and every consumer reading
+/// and within `ready_max_lag` events of that head (`--ready-max-lag`, default 1000): a
+/// replica further behind answers 503, so a load balancer stops sending it commands it
+/// would decide on stale state.
 async fn readyz(State(state): State<Arc<GatewayState>>) -> Response {
     let connected = state.nats.connection_state() == async_nats::connection::State::Connected;
-    let consumers: serde_json::Map<String, serde_json::Value> = state
-        .consumers
-        .iter()
-        .map(|(name, status)| {
-            (
-                (*name).to_owned(),
-                json!({
-                    "ready": status.ready.load(Ordering::Relaxed),
-                    "position": status.position.load(Ordering::Relaxed),
-                }),
-            )
-        })
-        .collect();
-    let ready = connected
-        && state
-            .consumers
-            .iter()
-            .all(|(_, status)| status.ready.load(Ordering::Relaxed));
+    let head = if connected {
+        let jetstream = async_nats::jetstream::new(state.nats.clone());
+        tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            lifeline_bus::stream_head(&jetstream, lifeline_events::EVENT_STREAM),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+    } else {
+        None
+    };
+    let max_lag = state.ready_max_lag;
+    let mut ready = connected && head.is_some();
+    let mut consumers = serde_json::Map::new();
+    for (name, status) in &state.consumers {
+        let reading = status.ready.load(Ordering::Relaxed);
+        let position = status.position.load(Ordering::Relaxed);
+        let lag = head.map(|head| head.saturating_sub(position));
+        let caught_up = lag.is_some_and(|lag| lag <= max_lag);
+        ready &= reading && caught_up;
+        consumers.insert(
+            (*name).to_owned(),
+            json!({
+                "ready": reading && caught_up,
+                "reading": reading,
+                "position": position,
+                "lag_events": lag,
+            }),
+        );
+    }
     let code = if ready {
         StatusCode::OK
     } else {
@@ -96,7 +115,13 @@ async fn readyz(State(state): State<Arc<GatewayState>>) -> Response {
     };
     (
         code,
-        axum::Json(json!({"ready": ready, "nats_connected": connected, "consumers": consumers})),
+        axum::Json(json!({
+            "ready": ready,
+            "nats_connected": connected,
+            "stream_head": head,
+            "max_lag_events": max_lag,
+            "consumers": consumers,
+        })),
     )
         .into_response()
 }

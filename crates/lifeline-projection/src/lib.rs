@@ -57,7 +57,7 @@ impl Default for DriverConfig {
     fn default() -> Self {
         DriverConfig {
             max_batch: 512,
-            retry_pause: Duration::from_millis(500),
+            retry_pause: Duration::from_millis(250),
         }
     }
 }
@@ -424,6 +424,13 @@ impl Projection {
         }
         self.status.ready.store(true, Ordering::Relaxed);
         tracing::info!(consumer = name, position, ?mode, "consumer reading");
+        // The ordered consumer notices a restarted server only after missed heartbeats
+        // (about 15 s). Watching the connection instead, the reader is re-opened as soon
+        // as the client is connected again, and the consumer counts as not reading while
+        // it is not.
+        let client = self.jetstream.client();
+        let mut connected = true;
+        let mut watch_connection = tokio::time::interval(Duration::from_millis(200));
         loop {
             if until.is_some_and(|until| position >= until) {
                 return Ok(());
@@ -431,6 +438,20 @@ impl Projection {
             let batch = tokio::select! {
                 _ = shutdown.changed() => return Ok(()),
                 batch = reader.next_batch() => batch,
+                _ = watch_connection.tick() => {
+                    let now = client.connection_state()
+                        == lifeline_bus::async_nats::connection::State::Connected;
+                    self.status.ready.store(now, Ordering::Relaxed);
+                    if now && !connected {
+                        return Err(ReadError::Unavailable {
+                            stream: EVENT_STREAM.into(),
+                            message: "reconnected to NATS: re-opening the reader".into(),
+                        }
+                        .into());
+                    }
+                    connected = now;
+                    continue;
+                }
             };
             let Some(batch) = batch else {
                 return Err(ReadError::Unavailable {

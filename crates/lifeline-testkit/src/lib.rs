@@ -90,6 +90,35 @@ impl NatsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Starts the server again after [`NatsServer::kill`], on the same port with the same
+    /// JetStream store: what a restarted node looks like to its clients.
+    pub fn restart(&mut self) {
+        self.kill();
+        let port = self.url.rsplit(':').next().unwrap_or_default().to_owned();
+        let store = self.directory.path().join("jetstream");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut child = Command::new(nats_server_binary())
+                .args(["-js", "-a", "127.0.0.1", "-p", &port, "--http_port", "-1"])
+                .arg("-sd")
+                .arg(&store)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("restart nats-server");
+            std::thread::sleep(Duration::from_millis(200));
+            // The port may still be held for a moment by the killed process.
+            if child.try_wait().expect("wait").is_none() {
+                self.child = child;
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats-server restarts on port {port}"
+            );
+        }
+    }
 }
 
 fn wait_for_port(ports: &Path, limit: Duration) -> String {

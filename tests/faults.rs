@@ -1,0 +1,151 @@
+//! What an operator fears, against real processes: readiness that tells the truth while
+//! the consumers are behind, a nats-server killed and restarted under a running `lifeline
+//! up` (readiness off while it is gone, consumers resuming promptly once it is back), and
+//! SIGTERM during the outage still stopping the process in bounded time.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use lifeline_events::Priority;
+use lifeline_testkit::eventually;
+use serde_json::Value;
+
+async fn readyz(up: &Up) -> Option<(u16, Value)> {
+    let (status, body) = up.get("/readyz").await?;
+    Some((status, serde_json::from_str(&body).unwrap_or_default()))
+}
+
+fn orders(count: usize, prefix: &str) -> Vec<lifeline_events::Envelope> {
+    (0..count)
+        .map(|n| {
+            order(
+                &format!("{prefix}{n}"),
+                n,
+                n % 16 + 1,
+                "yonghui",
+                &[("veg-pack", 1)],
+                Priority::Routine,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_is_off_while_a_consumer_is_behind_the_head() {
+    let harness = Harness::start().await;
+    let seeds = lifeline_seeds::Seeds::embedded().expect("seeds");
+    harness
+        .publish(&seeds.events(time::OffsetDateTime::now_utc()))
+        .await;
+    harness.publish(&orders(10_000, "r")).await;
+    let head = harness.head().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let up = Up::start_with_args(&harness, data.path(), &["--ready-max-lag", "10"]);
+    let (mut saw_behind, mut ready) = (false, None);
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if let Some((status, body)) = readyz(&up).await {
+            let lags: Vec<u64> = body["consumers"]
+                .as_object()
+                .map(|consumers| {
+                    consumers
+                        .values()
+                        .map(|c| c["lag_events"].as_u64().unwrap_or(u64::MAX))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if status == 503 && lags.iter().any(|lag| *lag > 10) {
+                saw_behind = true;
+            }
+            if status == 200 {
+                assert!(
+                    lags.iter().all(|lag| *lag <= 10),
+                    "ready while behind: {body}"
+                );
+                ready = Some(body);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let ready = ready.expect("ready once caught up");
+    assert!(
+        saw_behind,
+        "readiness was off while the consumers caught up"
+    );
+    assert!(ready["stream_head"].as_u64() >= Some(head), "{ready}");
+    up.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_restart_turns_readiness_off_and_the_consumers_resume_promptly() {
+    let mut harness = Harness::start().await;
+    let seeds = lifeline_seeds::Seeds::embedded().expect("seeds");
+    harness
+        .publish(&seeds.events(time::OffsetDateTime::now_utc()))
+        .await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let up = Up::start(&harness, data.path());
+    up.wait_ready().await;
+
+    harness.server.kill();
+    let down = eventually(WAIT, || async {
+        readyz(&up)
+            .await
+            .is_some_and(|(status, body)| status == 503 && body["nats_connected"] == false)
+    })
+    .await;
+    assert!(down, "readiness is off while NATS is gone");
+
+    harness.server.restart();
+    let back = Instant::now();
+    // A new event after the restart, and how long until every consumer has applied it.
+    let client = lifeline_bus::connect(harness.server.url(), "test", &Default::default())
+        .await
+        .expect("reconnect");
+    let publisher = lifeline_bus::Publisher::new(
+        lifeline_bus::async_nats::jetstream::new(client.clone()),
+        "test",
+    );
+    publisher
+        .publish(&orders(1, "after-restart")[0], None)
+        .await
+        .expect("publish after the restart");
+    let head = lifeline_bus::stream_head(
+        &lifeline_bus::async_nats::jetstream::new(client),
+        lifeline_events::EVENT_STREAM,
+    )
+    .await
+    .expect("head");
+    let resumed = eventually(Duration::from_secs(30), || async {
+        readyz(&up).await.is_some_and(|(status, body)| {
+            status == 200
+                && body["consumers"].as_object().is_some_and(|consumers| {
+                    consumers
+                        .values()
+                        .all(|c| c["position"].as_u64() >= Some(head))
+                })
+        })
+    })
+    .await;
+    let took = back.elapsed();
+    eprintln!("consumers resumed {took:?} after nats-server came back");
+    assert!(resumed, "the consumers resumed after the restart");
+    assert!(
+        took < Duration::from_secs(10),
+        "resumed within seconds, not tens of seconds: {took:?}"
+    );
+
+    // SIGTERM while NATS is gone again: the process still stops, in bounded time.
+    harness.server.kill();
+    let stopping = Instant::now();
+    let code = up.terminate();
+    let took = stopping.elapsed();
+    eprintln!("stopped {took:?} after SIGTERM during a NATS outage (exit {code})");
+    assert!(
+        took < Duration::from_secs(12),
+        "SIGTERM during an outage stops the process: {took:?}"
+    );
+}
