@@ -10,7 +10,10 @@ use lifeline_events::{
 /// How the streams are created. Replicas above 1 need a JetStream cluster.
 #[derive(Debug, Clone)]
 pub struct StreamSettings {
-    pub replicas: usize,
+    /// Replicas asked for; `None` keeps an existing stream's (1 for a new one).
+    pub replicas: Option<usize>,
+    /// Allow lowering an existing stream's replicas (otherwise refused).
+    pub allow_fewer_replicas: bool,
     /// How long JetStream remembers message ids for de-duplication. A process manager that
     /// crashes re-publishes within seconds; the default leaves ample room.
     pub duplicate_window: Duration,
@@ -19,18 +22,49 @@ pub struct StreamSettings {
 impl Default for StreamSettings {
     fn default() -> Self {
         StreamSettings {
-            replicas: 1,
+            replicas: None,
+            allow_fewer_replicas: false,
             duplicate_window: Duration::from_secs(10 * 60),
         }
     }
 }
 
-/// Creates the event and dead-letter streams, or updates them to these settings. Safe to
-/// call from every process at every start.
+/// The replicas a stream gets: as asked, or as it has, or 1 for a new one; never fewer
+/// than it has unless explicitly allowed (a replay or a forgotten flag must not turn an R3
+/// stream into R1).
+pub fn replicas_for(
+    existing: Option<usize>,
+    asked: Option<usize>,
+    allow_fewer: bool,
+) -> Result<usize, ProvisionError> {
+    match (existing, asked) {
+        (Some(existing), Some(asked)) if asked < existing && !allow_fewer => {
+            Err(ProvisionError::FewerReplicas { existing, asked })
+        }
+        (_, Some(asked)) => Ok(asked),
+        (Some(existing), None) => Ok(existing),
+        (None, None) => Ok(1),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error(
+        "the streams have {existing} replicas; --replicas {asked} would lower that (pass \
+         --allow-fewer-replicas to do it on purpose)"
+    )]
+    FewerReplicas { existing: usize, asked: usize },
+    #[error(transparent)]
+    Nats(#[from] async_nats::Error),
+}
+
+/// Creates the event and dead-letter streams, or updates them to these settings, never
+/// weakening an existing stream: file storage always, replicas never lowered unless
+/// allowed. Safe to call from every process at every start.
 pub async fn provision(
     jetstream: &jetstream::Context,
     settings: &StreamSettings,
-) -> Result<(), async_nats::Error> {
+) -> Result<(), ProvisionError> {
     for (name, subjects) in [
         (
             EVENT_STREAM,
@@ -44,16 +78,67 @@ pub async fn provision(
             vec![format!("{DEAD_LETTER_SUBJECT_PREFIX}.>")],
         ),
     ] {
+        let existing = match jetstream.get_stream(name).await {
+            Ok(mut stream) => Some(
+                stream
+                    .info()
+                    .await
+                    .map_err(|error| ProvisionError::Nats(Box::new(error)))?
+                    .config
+                    .num_replicas,
+            ),
+            Err(error) => match error.kind() {
+                // Only a stream that is not there is created; any other failure to read
+                // it must not be taken for "new" (and so for 1 replica).
+                jetstream::context::GetStreamErrorKind::JetStream(inner)
+                    if inner.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
+                {
+                    None
+                }
+                _ => return Err(ProvisionError::Nats(Box::new(error))),
+            },
+        };
+        let replicas = replicas_for(existing, settings.replicas, settings.allow_fewer_replicas)?;
         let config = stream::Config {
             name: name.to_owned(),
             subjects,
             storage: stream::StorageType::File,
-            num_replicas: settings.replicas,
+            num_replicas: replicas,
             duplicate_window: settings.duplicate_window,
             allow_direct: true,
             ..Default::default()
         };
-        jetstream.create_or_update_stream(config).await?;
+        jetstream
+            .create_or_update_stream(config)
+            .await
+            .map_err(|error| ProvisionError::Nats(Box::new(error)))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_are_never_lowered_by_accident() {
+        // (existing, asked, allow fewer) -> replicas, or None when refused.
+        type Case = (Option<usize>, Option<usize>, bool, Option<usize>);
+        let cases: &[Case] = &[
+            (None, None, false, Some(1)),
+            (None, Some(3), false, Some(3)),
+            (Some(3), None, false, Some(3)),
+            (Some(3), Some(3), false, Some(3)),
+            (Some(1), Some(3), false, Some(3)),
+            (Some(3), Some(1), false, None),
+            (Some(3), Some(1), true, Some(1)),
+        ];
+        for (existing, asked, allow, expected) in cases {
+            assert_eq!(
+                replicas_for(*existing, *asked, *allow).ok(),
+                *expected,
+                "{existing:?} {asked:?} {allow}"
+            );
+        }
+    }
 }

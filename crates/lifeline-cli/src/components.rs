@@ -37,6 +37,7 @@ pub async fn connect(common: &Common, client_name: &str) -> anyhow::Result<Conne
     let jetstream = jetstream::new(client.clone());
     let settings = StreamSettings {
         replicas: common.replicas,
+        allow_fewer_replicas: common.allow_fewer_replicas,
         ..StreamSettings::default()
     };
     provision(&jetstream, &settings)

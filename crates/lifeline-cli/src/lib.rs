@@ -44,9 +44,14 @@ pub struct Common {
     /// Directory for the RocksDB projections (and a local nats-server's store).
     #[arg(long, env = "LIFELINE_DATA_DIR", default_value = "lifeline-data")]
     pub data_dir: PathBuf,
-    /// JetStream replicas for the streams (3 on a 3-node cluster).
-    #[arg(long, env = "LIFELINE_REPLICAS", default_value_t = 1)]
-    pub replicas: usize,
+    /// JetStream replicas for the streams (3 on a 3-node cluster). Without it an existing
+    /// stream keeps its replicas and a new one gets 1; lowering is refused unless
+    /// --allow-fewer-replicas.
+    #[arg(long, env = "LIFELINE_REPLICAS")]
+    pub replicas: Option<usize>,
+    /// Allow --replicas to lower an existing stream's replica count.
+    #[arg(long)]
+    pub allow_fewer_replicas: bool,
     /// `/readyz` answers 503 while NATS is down or any consumer is more than this many
     /// events behind the stream head.
     #[arg(long, env = "LIFELINE_READY_MAX_LAG", default_value_t = 1000)]
