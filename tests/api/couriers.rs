@@ -402,3 +402,78 @@ async fn a_retry_after_a_lost_acknowledgement_returns_the_stored_drop() {
     );
     assert_eq!(world.harness.head().await, before, "nothing appended");
 }
+
+/// The story's last sealed unit, building 7 unit 8: staff seal it; a courier outside the
+/// door-to-door group may not take the run there, and the drop at the door needs a proof
+/// code; every refusal names its rule and appends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_unit_gets_door_to_door_couriers_and_proven_drops() {
+    let world = World::start().await;
+    let c = &world.client;
+    let seal = json!({"scope": {"level": "unit", "building": "tianlun-b07", "unit": "tianlun-b07-u8"}, "sealed": true});
+    world
+        .refuses(vec![
+            refused(
+                "a resident may not seal",
+                Some(RESIDENT),
+                "/v1/communities/tianlun/seals",
+                seal.clone(),
+                403,
+                "forbidden",
+            ),
+            refused(
+                "a building of another community",
+                Some(STAFF),
+                "/v1/communities/tianlun/seals",
+                json!({"scope": {"level": "building", "building": "hg-yl1-b01"}, "sealed": true}),
+                422,
+                "unknown_building",
+            ),
+        ])
+        .await;
+    let (status, body) = c.post("/v1/communities/tianlun/seals", STAFF, seal).await;
+    assert_eq!(status, 202, "{body}");
+    let (run, orders) = world.run_for(&[HOUSEHOLD]).await;
+    let depart = format!("/v1/runs/{run}/depart");
+    world
+        .refuses(vec![refused(
+            "a supplies volunteer into a sealed unit",
+            Some(STAFF),
+            depart.clone(),
+            json!({"courier": "vol-tianlun-008"}),
+            422,
+            "courier_not_cleared",
+        )])
+        .await;
+    world.courier_departs(&run).await;
+    let drops = format!("/v1/runs/{run}/drops");
+    let keyed = |rule, body, key| Refused {
+        key: Some(key),
+        ..refused(
+            rule,
+            Some(COURIER),
+            drops.clone(),
+            body,
+            422,
+            "proof_required",
+        )
+    };
+    world
+        .refuses(vec![keyed(
+            "a drop behind the seal without a proof",
+            json!({"order": orders[0], "outcome": "delivered"}),
+            "sealed-1",
+        )])
+        .await;
+    let (status, body) = c
+        .call(
+            "POST",
+            &drops,
+            Some(COURIER),
+            Some(json!({"order": orders[0], "outcome": "delivered", "proof": {"code": "0813"}})),
+            Some("sealed-2"),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    world.stage_of(&orders[0], "delivered").await;
+}

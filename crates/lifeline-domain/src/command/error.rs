@@ -55,6 +55,8 @@ pub enum ErrorCode {
     InvalidReplacement,
     CampaignName,
     UnknownBuilding,
+    CourierNotCleared,
+    ProofRequired,
     NotYetVisible,
     Unreadable,
 }
@@ -147,6 +149,12 @@ pub enum CommandError {
     CampaignName { max: usize },
     #[error("no building {building:?} in {community}")]
     UnknownBuilding { building: String, community: String },
+    #[error("courier {courier} is not in the door-to-door group, and {building} is sealed")]
+    CourierNotCleared { courier: String, building: String },
+    #[error(
+        "order {order} is behind a seal ({unit}): a contactless drop needs a proof code or photo"
+    )]
+    ProofRequired { order: String, unit: String },
     /// The projections trail the stream: what the command needs is not visible yet.
     #[error("{what} is not visible yet, retry in a moment")]
     NotYetVisible { what: String },
@@ -187,6 +195,8 @@ impl CommandError {
             CommandError::InvalidReplacement { .. } => ErrorCode::InvalidReplacement,
             CommandError::CampaignName { .. } => ErrorCode::CampaignName,
             CommandError::UnknownBuilding { .. } => ErrorCode::UnknownBuilding,
+            CommandError::CourierNotCleared { .. } => ErrorCode::CourierNotCleared,
+            CommandError::ProofRequired { .. } => ErrorCode::ProofRequired,
             CommandError::NotYetVisible { .. } => ErrorCode::NotYetVisible,
             CommandError::Unreadable(_) => ErrorCode::Unreadable,
         }
@@ -213,7 +223,9 @@ impl CommandError {
             | ErrorCode::NoteTooLong
             | ErrorCode::InvalidReplacement
             | ErrorCode::CampaignName
-            | ErrorCode::UnknownBuilding => Refusal::Invalid,
+            | ErrorCode::UnknownBuilding
+            | ErrorCode::CourierNotCleared
+            | ErrorCode::ProofRequired => Refusal::Invalid,
             ErrorCode::UnknownRun => Refusal::NotFound,
             ErrorCode::NotCancellable
             | ErrorCode::NotWaitingForPick

@@ -14,6 +14,7 @@ mod escalation;
 mod order;
 mod pick;
 mod run;
+mod seal;
 #[cfg(test)]
 mod tests;
 mod views;
@@ -27,7 +28,8 @@ pub use order::{
 };
 pub use pick::{MAX_RESTOCK, PostPick, Restock, check_pick_lines, pick_order, restock};
 pub use run::{
-    Arrival, DepartRun, DropOutcome, MAX_ARRIVAL_ORDERS, RecordDrop, ReturnRun, arrive, depart_run,
-    record_drop, return_run,
+    Arrival, DOOR_TO_DOOR_GROUP, DepartRun, DropOutcome, MAX_ARRIVAL_ORDERS, RecordDrop, ReturnRun,
+    arrive, depart_run, record_drop, return_run,
 };
+pub use seal::{ChangeSeal, change_seal};
 pub use views::{ReadError, ReadState, Views};

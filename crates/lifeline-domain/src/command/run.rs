@@ -77,6 +77,9 @@ fn known_run(views: &Views<'_>, run: &str) -> Result<RunRecord, CommandError> {
     })
 }
 
+/// The work group whose volunteers carry to the door of a sealed building or unit.
+pub const DOOR_TO_DOOR_GROUP: &str = "rapid_delivery";
+
 /// A planned run leaves with its courier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DepartRun {
@@ -89,7 +92,10 @@ pub fn depart_run(views: &Views<'_>, command: DepartRun) -> Result<RunDeparted, 
     let record = known_run(views, &command.run)?;
     let courier = command.courier.ok_or(CommandError::CourierRequired)?;
     let volunteer = views.volunteer(&courier)?;
-    if volunteer.is_none_or(|volunteer| volunteer.community != record.community) {
+    if volunteer
+        .as_ref()
+        .is_none_or(|volunteer| volunteer.community != record.community)
+    {
         return Err(CommandError::UnknownCourier {
             courier,
             community: record.community,
@@ -100,6 +106,22 @@ pub fn depart_run(views: &Views<'_>, command: DepartRun) -> Result<RunDeparted, 
             run: command.run,
             state: record.state.as_str(),
         });
+    }
+    // Only the door-to-door group enters a sealed building or unit.
+    let group = volunteer
+        .map(|volunteer| volunteer.group)
+        .unwrap_or_default();
+    if group != DOOR_TO_DOOR_GROUP {
+        for order in &record.orders {
+            if let Some(order) = views.order(order)?
+                && views.behind_seal(&order.community, &order.building, &order.unit)?
+            {
+                return Err(CommandError::CourierNotCleared {
+                    courier,
+                    building: order.building,
+                });
+            }
+        }
     }
     Ok(RunDeparted {
         run: command.run,
@@ -175,6 +197,17 @@ pub fn record_drop(views: &Views<'_>, command: RecordDrop) -> Result<Event, Comm
         });
     }
     Ok(match command.outcome {
+        // Behind a seal a drop is contactless: it needs a proof code or photo.
+        DropOutcome::Delivered { proof }
+            if proof.code.is_none()
+                && proof.photo_sha256.is_none()
+                && views.behind_seal(&order.community, &order.building, &order.unit)? =>
+        {
+            return Err(CommandError::ProofRequired {
+                order: order.order,
+                unit: order.unit,
+            });
+        }
         DropOutcome::Delivered { proof } => Event::DropDelivered(DropDelivered {
             order: order.order,
             run: command.run,

@@ -80,6 +80,37 @@ impl Views<'_> {
         json(self.registry, registry::HOUSEHOLDS, id)
     }
 
+    /// Whether a household in `unit` of `building` is behind a seal: its unit or its whole
+    /// building sealed. (A community seal is the lockdown itself: supplies stop at the
+    /// checkpoint, which is how every delivery already goes.)
+    pub fn behind_seal(
+        &self,
+        community: &str,
+        building: &str,
+        unit: &str,
+    ) -> Result<bool, CommandError> {
+        use lifeline_events::SealScope;
+        for scope in [
+            SealScope::Building {
+                building: building.to_owned(),
+            },
+            SealScope::Unit {
+                building: building.to_owned(),
+                unit: unit.to_owned(),
+            },
+        ] {
+            let sealed: Option<bool> = json(
+                self.registry,
+                registry::SEALS,
+                &registry::seal_key(community, &scope),
+            )?;
+            if sealed == Some(true) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     pub fn building(&self, id: &str) -> Result<Option<BuildingRegistered>, CommandError> {
         json(self.registry, registry::BUILDINGS, id)
     }

@@ -13,6 +13,7 @@ mod escalations;
 mod operators;
 mod partners;
 mod residents;
+mod seals;
 
 use std::sync::Arc;
 
@@ -78,6 +79,10 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(
             "/v1/orders/{order}/escalation/close",
             post(escalations::close_escalation),
+        )
+        .route(
+            "/v1/communities/{community}/seals",
+            post(seals::change_seal),
         )
         .route(
             "/v1/communities/{community}/campaigns",
@@ -523,11 +528,12 @@ impl Api {
         couriers::run_manifest, couriers::post_drop,
         operators::community_summary, operators::stuck_orders, operators::dead_letters, operators::all_stock,
         escalations::community_escalations, escalations::close_escalation,
-        campaigns::start_campaign, campaigns::campaign_progress),
+        campaigns::start_campaign, campaigns::campaign_progress, seals::change_seal),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, PlaceOrder, LineRequest, OrderAccepted, CancelOrder, PostPick, Restock,
         PostArrival, DepartRun, Manifest, ManifestStop, ManifestOrder, ManifestItem, PostDrop, Outcome, Accepted,
         escalations::CloseEscalation, escalations::EscalationList, escalations::EscalatedOrder,
-        campaigns::StartCampaign, campaigns::CampaignAccepted, campaigns::CampaignProgress, campaigns::BuildingProgress)),
+        campaigns::StartCampaign, campaigns::CampaignAccepted, campaigns::CampaignProgress, campaigns::BuildingProgress,
+        seals::ChangeSeal, seals::SealAccepted)),
     modifiers(&BearerAuth),
     tags((name = "residents"), (name = "partners"), (name = "dispatch"), (name = "couriers"), (name = "operators"), (name = "staff")),
 )]

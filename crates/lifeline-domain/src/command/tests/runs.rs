@@ -161,3 +161,120 @@ fn every_code_has_one_refusal_and_a_wire_name() {
     }
     assert_eq!(ErrorCode::NotCancellable.to_string(), "not_cancellable");
 }
+
+fn sealed(scope: lifeline_events::SealScope, sealed: bool) -> Event {
+    Event::SealChanged(lifeline_events::SealChanged {
+        community: "tianlun".into(),
+        scope,
+        sealed,
+    })
+}
+
+fn unit_b07_u8() -> lifeline_events::SealScope {
+    lifeline_events::SealScope::Unit {
+        building: "tianlun-b07".into(),
+        unit: "tianlun-b07-u8".into(),
+    }
+}
+
+/// Behind a sealed unit or building: only the door-to-door group rides, and a delivered
+/// drop needs a proof; lifting the seal lifts both rules; a community seal alone changes
+/// neither.
+#[test]
+fn seals_decide_who_rides_and_how_the_door_drop_is_proven() {
+    let supplies_volunteer = lifeline_events::VolunteerRegistered {
+        community: "tianlun".into(),
+        volunteer: "vol-008".into(),
+        name: "vol-008".into(),
+        group: "supplies".into(),
+    };
+    let with_seal = |seal: Vec<Event>| {
+        let mut events = on_run();
+        events.push(Event::VolunteerRegistered(supplies_volunteer.clone()));
+        events.extend(seal);
+        events
+    };
+    let unit = with_seal(vec![sealed(unit_b07_u8(), true)]);
+    given(&unit)
+        .when(|views| depart_run(views, depart("r1", "vol-008")))
+        .then_refused(ErrorCode::CourierNotCleared);
+    given(&unit)
+        .when(|views| depart_run(views, depart("r1", "vol-007")))
+        .then_ok();
+    let building = with_seal(vec![sealed(
+        lifeline_events::SealScope::Building {
+            building: "tianlun-b07".into(),
+        },
+        true,
+    )]);
+    given(&building)
+        .when(|views| depart_run(views, depart("r1", "vol-008")))
+        .then_refused(ErrorCode::CourierNotCleared);
+    for open in [
+        with_seal(vec![
+            sealed(unit_b07_u8(), true),
+            sealed(unit_b07_u8(), false),
+        ]),
+        with_seal(vec![sealed(lifeline_events::SealScope::Community, true)]),
+    ] {
+        given(&open)
+            .when(|views| depart_run(views, depart("r1", "vol-008")))
+            .then_ok();
+        with(open, [departed("r1")])
+            .when(|views| record_drop(views, delivered_drop("r1", "o1")))
+            .then_ok();
+    }
+    let out = with(unit, [departed("r1")]);
+    out.when(|views| record_drop(views, delivered_drop("r1", "o1")))
+        .then_refused(ErrorCode::ProofRequired);
+    let with_code = RecordDrop {
+        outcome: DropOutcome::Delivered {
+            proof: Proof {
+                code: Some("4711".into()),
+                photo_sha256: None,
+            },
+        },
+        ..delivered_drop("r1", "o1")
+    };
+    out.when(|views| record_drop(views, with_code.clone()))
+        .then_ok();
+}
+
+#[test]
+fn a_seal_names_a_building_of_its_community() {
+    let mut events = registry();
+    events.push(Event::BuildingRegistered(
+        lifeline_events::BuildingRegistered {
+            community: "tianlun".into(),
+            building: "tianlun-b07".into(),
+            name: "7号楼".into(),
+            x_m: 0,
+            y_m: 0,
+        },
+    ));
+    let given = given(&events);
+    let seal = |scope| ChangeSeal {
+        community: "tianlun".into(),
+        scope,
+        sealed: true,
+    };
+    given
+        .when(|views| change_seal(views, seal(unit_b07_u8())))
+        .then_ok();
+    given
+        .when(|views| change_seal(views, seal(lifeline_events::SealScope::Community)))
+        .then_ok();
+    for scope in [
+        lifeline_events::SealScope::Building {
+            building: "tianlun-b99".into(),
+        },
+        lifeline_events::SealScope::Unit {
+            building: "tianlun-b07".into(),
+            unit: "tianlun-b01-u1".into(),
+        },
+    ] {
+        given
+            .when(|views| change_seal(views, seal(scope.clone())))
+            .then_refused(ErrorCode::UnknownBuilding);
+    }
+}
