@@ -198,3 +198,60 @@ async fn a_kit_that_fails_three_drops_waits_for_staff_until_closed() {
         )])
         .await;
 }
+
+/// The coverage ledger: before anything is delivered every Tianlun household is unserved,
+/// vulnerable ones first and nobody has ordered; after one delivery that household is off
+/// the list and the others stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coverage_ledger_lists_who_was_not_served_vulnerable_first() {
+    let world = World::start().await;
+    let c = &world.client;
+    let path = "/v1/communities/tianlun/coverage?hours=24";
+    let (status, before) = c.get(path, STAFF).await;
+    assert_eq!(status, 200, "{before}");
+    let unserved = before["unserved"].as_array().expect("list");
+    assert_eq!(unserved.len(), 3314, "every household, before any delivery");
+    assert_eq!(before["never_ordered"], 3314);
+    let first_routine = unserved
+        .iter()
+        .position(|h| h["vulnerable"] == false)
+        .expect("routine households");
+    assert!(first_routine > 0, "vulnerable households come first");
+    assert!(
+        unserved[first_routine..]
+            .iter()
+            .all(|h| h["vulnerable"] == false),
+        "all vulnerable before any other"
+    );
+
+    let (run, orders) = world.run_for(&[HOUSEHOLD]).await;
+    world.courier_departs(&run).await;
+    let drop = json!({"order": orders[0], "outcome": "delivered", "proof": {"code": "1"}});
+    let (status, body) = c
+        .call(
+            "POST",
+            &format!("/v1/runs/{run}/drops"),
+            Some(COURIER),
+            Some(drop),
+            Some("coverage-1"),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let after = world
+        .until(
+            "the served household leaves the ledger",
+            |b| b["unserved"].as_array().map(Vec::len) == Some(3313),
+            path,
+            STAFF,
+        )
+        .await;
+    assert!(
+        after["unserved"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|h| h["household"] != HOUSEHOLD)
+    );
+    let (status, body) = c.get(path, RESIDENT).await;
+    assert_eq!((status, &body["error"]["code"]), (403, &json!("forbidden")));
+}

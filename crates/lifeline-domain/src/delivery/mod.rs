@@ -8,6 +8,7 @@ use crate::command::check_pick_lines;
 use crate::order::{OrderStatus, Stage, Step};
 use crate::{Applied, Handler, Reason, Rejection, StateTx, StateTxExt};
 
+pub mod coverage;
 pub mod escalation;
 pub mod keys;
 
@@ -30,6 +31,8 @@ pub const STATS: &str = "stats";
 /// Orders not yet final, keyed `<priority rank>/<placed unix ms, 16 digits>/<order>`, so
 /// the first key under a priority is its oldest undelivered order.
 pub const OPEN: &str = "open_orders";
+/// The coverage ledger, one row per household: `<community>/<household>`.
+pub const COVERAGE: &str = "coverage";
 /// Index rows `<campaign>/<order>` with an empty value.
 pub const BY_CAMPAIGN: &str = "by_campaign";
 /// Open escalations of final failures, keyed by [`EscalationKey`], empty values.
@@ -314,6 +317,7 @@ impl Handler for DeliveryStatus {
             VULNERABLE,
             ESCALATIONS,
             BY_CAMPAIGN,
+            COVERAGE,
         ]
     }
 
@@ -397,6 +401,11 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
                 &keys::index_key(&placed.household, &placed.order),
                 Vec::new(),
             );
+            let at = coverage::at(envelope);
+            coverage::touch(state, &placed.community, &placed.household, |row| {
+                row.building = placed.building.clone();
+                row.last_order_ms = Some(at);
+            })?;
             state.put(
                 BY_BUILDING,
                 &keys::index_key(&placed.building, &placed.order),
@@ -542,6 +551,11 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
                 community: delivered.community.clone(),
             };
             bump(state, &counter.key(), 1)?;
+            let at = coverage::at(envelope);
+            coverage::touch(state, &delivered.community, &delivered.household, |row| {
+                row.last_delivery_ms = Some(at);
+                row.last_attempt_ms = Some(at);
+            })?;
             if let Some(mut household) =
                 state.get_json::<VulnerableHousehold>(VULNERABLE, &delivered.household)?
             {
@@ -565,6 +579,10 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
                 reason: failed.reason,
             };
             bump(state, &counter.key(), 1)?;
+            let at = coverage::at(envelope);
+            coverage::touch(state, &failed.community, &failed.household, |row| {
+                row.last_attempt_ms = Some(at);
+            })?;
             Ok(Applied::Changed)
         }
         Event::EscalationClosed(closed) => {
@@ -572,13 +590,16 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
             Ok(Applied::Changed)
         }
         Event::HouseholdRegistered(household) => {
+            coverage::touch(state, &household.community, &household.household, |row| {
+                row.building = household.building.clone();
+                row.vulnerable = !household.vulnerabilities.is_empty();
+            })?;
             if household.vulnerabilities.is_empty() {
                 // A household re-registered as no longer vulnerable leaves the list.
                 if state.get(VULNERABLE, &household.household).is_some() {
                     state.delete(VULNERABLE, &household.household);
-                    return Ok(Applied::Changed);
                 }
-                return Ok(Applied::Ignored);
+                return Ok(Applied::Changed);
             }
             let last_served_day = state
                 .get_json::<VulnerableHousehold>(VULNERABLE, &household.household)?

@@ -171,3 +171,82 @@ pub(super) async fn close_escalation(
     )
     .await
 }
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CoverageFilter {
+    /// Households with no delivery in the last this many hours (default 24), by event time.
+    pub hours: Option<u64>,
+}
+
+/// A household of the coverage ledger.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CoveredHousehold {
+    pub household: String,
+    pub building: String,
+    pub vulnerable: bool,
+    /// RFC 3339 times, absent when it never happened.
+    pub last_order: Option<String>,
+    pub last_delivery: Option<String>,
+    pub last_attempt: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Coverage {
+    pub community: String,
+    pub hours: u64,
+    /// The time the ledger is read at: the latest event's (event time, so a replayed day
+    /// reads as it did live).
+    pub as_of: String,
+    /// Not delivered to in the last `hours` hours: vulnerable first, then never served,
+    /// then longest since.
+    pub unserved: Vec<CoveredHousehold>,
+    /// Of those, how many never ordered at all.
+    pub never_ordered: usize,
+}
+
+/// The coverage ledger: households of the community with no delivery in the last `hours`
+/// hours, vulnerable first, with their last order, delivery and attempt at the door.
+#[utoipa::path(get, path = "/v1/communities/{community}/coverage", tag = "staff",
+    params(("community" = String, Path), CoverageFilter),
+    responses((status = 200, body = Coverage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn coverage(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    Path(community): Path<String>,
+    super::Params(filter): super::Params<CoverageFilter>,
+) -> Result<Response, ApiError> {
+    token_or_404(&community, "community")?;
+    let allowed =
+        caller.is(Role::Operator) || (caller.is(Role::Staff) && caller.sees_community(&community));
+    if !allowed {
+        return Err(caller.forbidden("see the coverage ledger"));
+    }
+    let hours = filter.hours.unwrap_or(24);
+    let store = Arc::clone(&api.delivery);
+    let wanted = community.clone();
+    let (now_ms, rows) =
+        blocking(move || lifeline_readmodel::delivery::unserved_households(&store, &wanted, hours))
+            .await?;
+    let time = |ms: Option<u64>| ms.map(rfc3339);
+    let unserved: Vec<CoveredHousehold> = rows
+        .into_iter()
+        .map(|row| CoveredHousehold {
+            last_order: time(row.last_order_ms),
+            last_delivery: time(row.last_delivery_ms),
+            last_attempt: time(row.last_attempt_ms),
+            household: row.household,
+            building: row.building,
+            vulnerable: row.vulnerable,
+        })
+        .collect();
+    Ok(Json(Coverage {
+        never_ordered: unserved.iter().filter(|h| h.last_order.is_none()).count(),
+        community,
+        hours,
+        as_of: rfc3339(now_ms),
+        unserved,
+    })
+    .into_response())
+}

@@ -81,6 +81,10 @@ pub fn router(api: Arc<Api>) -> Router {
             post(escalations::close_escalation),
         )
         .route(
+            "/v1/communities/{community}/coverage",
+            get(escalations::coverage),
+        )
+        .route(
             "/v1/communities/{community}/seals",
             post(seals::change_seal),
         )
@@ -528,12 +532,12 @@ impl Api {
         couriers::run_manifest, couriers::post_drop,
         operators::community_summary, operators::stuck_orders, operators::dead_letters, operators::all_stock,
         escalations::community_escalations, escalations::close_escalation,
-        campaigns::start_campaign, campaigns::campaign_progress, seals::change_seal),
+        campaigns::start_campaign, campaigns::campaign_progress, seals::change_seal, escalations::coverage),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, PlaceOrder, LineRequest, OrderAccepted, CancelOrder, PostPick, Restock,
         PostArrival, DepartRun, Manifest, ManifestStop, ManifestOrder, ManifestItem, PostDrop, Outcome, Accepted,
         escalations::CloseEscalation, escalations::EscalationList, escalations::EscalatedOrder,
         campaigns::StartCampaign, campaigns::CampaignAccepted, campaigns::CampaignProgress, campaigns::BuildingProgress,
-        seals::ChangeSeal, seals::SealAccepted)),
+        seals::ChangeSeal, seals::SealAccepted, escalations::Coverage, escalations::CoveredHousehold)),
     modifiers(&BearerAuth),
     tags((name = "residents"), (name = "partners"), (name = "dispatch"), (name = "couriers"), (name = "operators"), (name = "staff")),
 )]

@@ -330,3 +330,41 @@ pub fn campaign_orders(
 ) -> Result<Vec<OrderRecord>, StoreError> {
     orders_by_index(store, lifeline_domain::delivery::BY_CAMPAIGN, campaign)
 }
+
+/// The coverage ledger of a community: households not delivered to within `hours` of the
+/// projection's clock (event time), vulnerable first, then never served, then longest
+/// since. Returns the clock used (Unix ms) with the rows.
+pub fn unserved_households(
+    store: &ProjectionStore,
+    community: &str,
+    hours: u64,
+) -> Result<
+    (
+        u64,
+        Vec<lifeline_domain::delivery::coverage::HouseholdCoverage>,
+    ),
+    StoreError,
+> {
+    use lifeline_domain::delivery::coverage::HouseholdCoverage;
+    use lifeline_domain::delivery::{COVERAGE, STATS};
+    let clock = store.get_json::<String>(STATS, keys::CLOCK)?;
+    let now_ms = clock_time(clock.as_deref()).map_or(0, |time| {
+        u64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+    });
+    let mut rows = Vec::new();
+    for (key, value) in store.scan_prefix(COVERAGE, &keys::index_prefix(community))? {
+        let row: HouseholdCoverage = decode_row(COVERAGE, &key, &value)?;
+        if row.unserved_for(now_ms, hours) {
+            rows.push(row);
+        }
+    }
+    rows.sort_by_key(|row| {
+        (
+            !row.vulnerable,
+            row.last_delivery_ms.is_some(),
+            row.last_delivery_ms,
+            row.household.clone(),
+        )
+    });
+    Ok((now_ms, rows))
+}
