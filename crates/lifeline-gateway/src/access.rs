@@ -212,6 +212,12 @@ impl Caller {
         }
     }
 
+    /// May read a community's staff views (checkpoint, escalations, campaigns, coverage):
+    /// its staff, and operators.
+    pub fn reads_community(&self, community: &str) -> bool {
+        self.is(Role::Operator) || (self.is(Role::Staff) && self.sees_community(community))
+    }
+
     /// May read this household's orders: whoever acts for it, and operators.
     pub fn reads_household(&self, community: &str, household: &str) -> bool {
         self.is(Role::Operator) || self.acts_for_household(community, household)

@@ -145,8 +145,7 @@ pub(super) async fn campaign_progress(
 ) -> Result<Response, ApiError> {
     token_or_404(&community, "community")?;
     token_or_404(&campaign, "campaign")?;
-    let allowed =
-        caller.is(Role::Operator) || (caller.is(Role::Staff) && caller.sees_community(&community));
+    let allowed = caller.reads_community(&community);
     if !allowed {
         return Err(caller.forbidden("see this community's campaigns"));
     }

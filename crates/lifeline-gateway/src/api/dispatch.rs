@@ -20,8 +20,7 @@ use crate::idempotency::key_from;
 /// Reads of a community's checkpoint: its staff, and operators.
 fn check_dispatcher(caller: &Caller, community: &str) -> Result<(), ApiError> {
     token_or_404(community, "community")?;
-    let allowed =
-        (caller.is(Role::Staff) && caller.sees_community(community)) || caller.is(Role::Operator);
+    let allowed = caller.reads_community(community);
     if allowed {
         Ok(())
     } else {

@@ -74,8 +74,7 @@ pub(super) async fn community_escalations(
     Path(community): Path<String>,
 ) -> Result<Response, ApiError> {
     token_or_404(&community, "community")?;
-    let allowed =
-        caller.is(Role::Operator) || (caller.is(Role::Staff) && caller.sees_community(&community));
+    let allowed = caller.reads_community(&community);
     if !allowed {
         return Err(caller.forbidden("see the escalations"));
     }
@@ -218,8 +217,7 @@ pub(super) async fn coverage(
     super::Params(filter): super::Params<CoverageFilter>,
 ) -> Result<Response, ApiError> {
     token_or_404(&community, "community")?;
-    let allowed =
-        caller.is(Role::Operator) || (caller.is(Role::Staff) && caller.sees_community(&community));
+    let allowed = caller.reads_community(&community);
     if !allowed {
         return Err(caller.forbidden("see the coverage ledger"));
     }

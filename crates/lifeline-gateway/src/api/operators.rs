@@ -20,8 +20,10 @@ use crate::access::{Caller, Role};
 use crate::error::{ApiError, ErrorBody};
 
 fn check_operator_or_staff(caller: &Caller, community: Option<&str>) -> Result<(), ApiError> {
-    let allowed = caller.is(Role::Operator)
-        || (caller.is(Role::Staff) && community.is_some_and(|c| caller.sees_community(c)));
+    let allowed = match community {
+        Some(community) => caller.reads_community(community),
+        None => caller.is(Role::Operator),
+    };
     if allowed {
         Ok(())
     } else {
