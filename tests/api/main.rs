@@ -8,6 +8,7 @@ mod common;
 mod contract;
 mod couriers;
 mod dispatch;
+mod errands;
 mod escalations;
 mod operators;
 mod orders;

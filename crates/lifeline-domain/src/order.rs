@@ -11,6 +11,8 @@ pub const MAX_DROP_ATTEMPTS: u32 = 3;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Stage {
     Placed,
+    /// A medicine errand a volunteer has taken on (errands only; goods are picked instead).
+    Accepted,
     Picked,
     AtCheckpoint,
     OnRun,
@@ -23,8 +25,9 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 9] = [
         Stage::Placed,
+        Stage::Accepted,
         Stage::Picked,
         Stage::AtCheckpoint,
         Stage::OnRun,
@@ -48,6 +51,13 @@ pub enum Step {
         anything_picked: bool,
     },
     ArriveAtCheckpoint,
+    /// A volunteer takes on a medicine errand.
+    Accept,
+    /// The volunteer collected the medicine: to the checkpoint queue, or (`to_door`) on
+    /// the way to the door in the volunteer's own hands.
+    Collect {
+        to_door: bool,
+    },
     PlanOnRun,
     /// The run came back with the order still on it and no drop recorded.
     ReturnUndropped,
@@ -78,6 +88,14 @@ impl OrderStatus {
         }
     }
 
+    /// A parcel handed in at the checkpoint: it starts there, waiting for a run.
+    pub fn received() -> Self {
+        OrderStatus {
+            stage: Stage::AtCheckpoint,
+            failed_drops: 0,
+        }
+    }
+
     /// Delivered, cancelled, nothing to deliver, or out of drop attempts.
     pub fn is_final(&self) -> bool {
         match self.stage {
@@ -100,7 +118,10 @@ impl OrderStatus {
             step,
         });
         let stage = match (self.stage, step) {
-            (Stage::Placed, Step::Cancel) => Stage::Cancelled,
+            (Stage::Placed | Stage::Accepted, Step::Cancel) => Stage::Cancelled,
+            (Stage::Placed, Step::Accept) => Stage::Accepted,
+            (Stage::Accepted, Step::Collect { to_door: false }) => Stage::AtCheckpoint,
+            (Stage::Accepted, Step::Collect { to_door: true }) => Stage::OnRun,
             (
                 Stage::Placed,
                 Step::Pick {
@@ -203,6 +224,25 @@ mod tests {
                 &[PICK, ArriveAtCheckpoint, PlanOnRun, Deliver, Cancel],
                 None,
             ),
+            // Medicine errands: accepted, then collected to the checkpoint or the door.
+            (
+                &[Accept, Collect { to_door: false }, PlanOnRun, Deliver],
+                Some(Stage::Delivered),
+            ),
+            (
+                &[Accept, Collect { to_door: true }, Deliver],
+                Some(Stage::Delivered),
+            ),
+            (
+                &[Accept, Collect { to_door: true }, FailDrop, PlanOnRun],
+                Some(Stage::OnRun),
+            ),
+            (&[Accept, Cancel], Some(Stage::Cancelled)),
+            (&[Accept, Accept], None),
+            (&[Accept, Collect { to_door: true }, Cancel], None),
+            (&[Collect { to_door: false }], None),
+            (&[PICK, Accept], None),
+            (&[Accept, PICK], None),
             (
                 &[PICK, ArriveAtCheckpoint, PlanOnRun, Deliver, Deliver],
                 None,
@@ -250,6 +290,8 @@ mod tests {
             Just(Step::Cancel),
             any::<bool>().prop_map(|anything_picked| Step::Pick { anything_picked }),
             Just(Step::ArriveAtCheckpoint),
+            Just(Step::Accept),
+            any::<bool>().prop_map(|to_door| Step::Collect { to_door }),
             Just(Step::PlanOnRun),
             Just(Step::ReturnUndropped),
             Just(Step::Deliver),

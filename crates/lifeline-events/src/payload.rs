@@ -409,6 +409,78 @@ pub struct EscalationClosed {
     pub note: Option<String>,
 }
 
+// ---- parcels and medicine errands ----------------------------------------------------
+
+/// A courier company's parcel for a resident, handed in at the checkpoint and recorded by
+/// staff there. It is an order that starts at the checkpoint: no partner, no pick; dispatch
+/// puts it on that day's runs like any arrived order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParcelReceived {
+    /// The parcel's order id.
+    pub order: Id,
+    pub community: Id,
+    pub building: Id,
+    pub unit: Id,
+    pub household: Id,
+    /// The courier company (SF Express, JD, ...).
+    pub carrier: String,
+    /// The carrier's tracking number, as printed on the parcel.
+    pub tracking: String,
+    pub weight_g: u32,
+    #[serde(default)]
+    pub priority: Priority,
+}
+
+/// A household asks for a prescription to be fetched from a hospital or pharmacy: an
+/// errand a volunteer runs, not a supermarket pick. Always urgent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrandRequested {
+    /// The errand's order id.
+    pub order: Id,
+    pub community: Id,
+    pub building: Id,
+    pub unit: Id,
+    pub household: Id,
+    /// Where to collect: the hospital or pharmacy, as staff and volunteers name it.
+    pub place: String,
+    /// What to collect, as the prescription says.
+    pub medicine: String,
+    #[serde(default)]
+    pub priority: Priority,
+    /// The staff member who asked for the household, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_by: Option<Id>,
+}
+
+/// A volunteer takes on an errand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrandAccepted {
+    pub order: Id,
+    pub community: Id,
+    pub volunteer: Id,
+}
+
+/// Where a collected errand goes next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ErrandRoute {
+    /// Left at the checkpoint: it joins a tricycle run like an arrived order.
+    Checkpoint,
+    /// The volunteer takes it straight to the door and records the drop.
+    Door,
+}
+
+/// The volunteer has the medicine in hand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrandCollected {
+    pub order: Id,
+    pub community: Id,
+    pub volunteer: Id,
+    pub route: ErrandRoute,
+    pub weight_g: u32,
+}
+
 /// Every event type lifeline knows. The wire name of each is `family.name.vN`; a change
 /// that breaks a payload gets a new version and a new variant, the old one stays readable.
 #[derive(Debug, Clone, PartialEq)]
@@ -434,6 +506,10 @@ pub enum Event {
     DropFailed(DropFailed),
     EscalationClosed(EscalationClosed),
     CampaignStarted(CampaignStarted),
+    ParcelReceived(ParcelReceived),
+    ErrandRequested(ErrandRequested),
+    ErrandAccepted(ErrandAccepted),
+    ErrandCollected(ErrandCollected),
 }
 
 /// Declares, once, the wire name of every variant and how to encode and decode it.
@@ -492,6 +568,10 @@ event_types! {
     DropFailed => "drop.failed.v1",
     EscalationClosed => "escalation.closed.v1",
     CampaignStarted => "campaign.started.v1",
+    ParcelReceived => "parcel.received.v1",
+    ErrandRequested => "errand.requested.v1",
+    ErrandAccepted => "errand.accepted.v1",
+    ErrandCollected => "errand.collected.v1",
 }
 
 impl Event {
@@ -504,6 +584,10 @@ impl Event {
             Event::DropDelivered(e) => Some(&e.order),
             Event::DropFailed(e) => Some(&e.order),
             Event::EscalationClosed(e) => Some(&e.order),
+            Event::ParcelReceived(e) => Some(&e.order),
+            Event::ErrandRequested(e) => Some(&e.order),
+            Event::ErrandAccepted(e) => Some(&e.order),
+            Event::ErrandCollected(e) => Some(&e.order),
             _ => None,
         }
     }

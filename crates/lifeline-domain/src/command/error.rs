@@ -57,6 +57,11 @@ pub enum ErrorCode {
     UnknownBuilding,
     CourierNotCleared,
     ProofRequired,
+    InvalidText,
+    WeightOutOfRange,
+    NotAnErrand,
+    ErrandNotOpen,
+    NotYourErrand,
     NotYetVisible,
     Unreadable,
 }
@@ -155,6 +160,16 @@ pub enum CommandError {
         "order {order} is behind a seal ({unit}): a contactless drop needs a proof code or photo"
     )]
     ProofRequired { order: String, unit: String },
+    #[error("{field} must be 1 to {max} characters")]
+    InvalidText { field: &'static str, max: usize },
+    #[error("weight must be {min} to {max} grams")]
+    WeightOutOfRange { min: u32, max: u32 },
+    #[error("order {order} is not a medicine errand")]
+    NotAnErrand { order: String },
+    #[error("errand {order} is {stage}")]
+    ErrandNotOpen { order: String, stage: &'static str },
+    #[error("errand {order} was accepted by volunteer {volunteer:?}")]
+    NotYourErrand { order: String, volunteer: String },
     /// The projections trail the stream: what the command needs is not visible yet.
     #[error("{what} is not visible yet, retry in a moment")]
     NotYetVisible { what: String },
@@ -197,6 +212,11 @@ impl CommandError {
             CommandError::UnknownBuilding { .. } => ErrorCode::UnknownBuilding,
             CommandError::CourierNotCleared { .. } => ErrorCode::CourierNotCleared,
             CommandError::ProofRequired { .. } => ErrorCode::ProofRequired,
+            CommandError::InvalidText { .. } => ErrorCode::InvalidText,
+            CommandError::WeightOutOfRange { .. } => ErrorCode::WeightOutOfRange,
+            CommandError::NotAnErrand { .. } => ErrorCode::NotAnErrand,
+            CommandError::ErrandNotOpen { .. } => ErrorCode::ErrandNotOpen,
+            CommandError::NotYourErrand { .. } => ErrorCode::NotYourErrand,
             CommandError::NotYetVisible { .. } => ErrorCode::NotYetVisible,
             CommandError::Unreadable(_) => ErrorCode::Unreadable,
         }
@@ -225,7 +245,10 @@ impl CommandError {
             | ErrorCode::CampaignName
             | ErrorCode::UnknownBuilding
             | ErrorCode::CourierNotCleared
-            | ErrorCode::ProofRequired => Refusal::Invalid,
+            | ErrorCode::ProofRequired
+            | ErrorCode::InvalidText
+            | ErrorCode::WeightOutOfRange
+            | ErrorCode::NotAnErrand => Refusal::Invalid,
             ErrorCode::UnknownRun => Refusal::NotFound,
             ErrorCode::NotCancellable
             | ErrorCode::NotWaitingForPick
@@ -234,8 +257,9 @@ impl CommandError {
             | ErrorCode::RunNotPlanned
             | ErrorCode::RunNotOut
             | ErrorCode::NotOnRun
-            | ErrorCode::NotEscalated => Refusal::Conflict,
-            ErrorCode::WrongPartner => Refusal::Forbidden,
+            | ErrorCode::NotEscalated
+            | ErrorCode::ErrandNotOpen => Refusal::Conflict,
+            ErrorCode::WrongPartner | ErrorCode::NotYourErrand => Refusal::Forbidden,
             ErrorCode::NotYetVisible => Refusal::NotYetVisible,
             ErrorCode::Unreadable => Refusal::Unreadable,
         }

@@ -9,6 +9,7 @@
 //! module's.
 
 mod campaign;
+mod errand;
 mod error;
 mod escalation;
 mod order;
@@ -20,6 +21,10 @@ mod tests;
 mod views;
 
 pub use campaign::{MAX_NAME_CHARS, StartCampaign, start_campaign};
+pub use errand::{
+    AcceptErrand, CollectErrand, MAX_PARCEL_G, MAX_TEXT_CHARS, ReceiveParcel, RequestErrand,
+    accept_errand, collect_errand, receive_parcel, request_errand,
+};
 pub use error::{CommandError, ErrorCode, Refusal};
 pub use escalation::{CloseEscalation, MAX_NOTE_CHARS, close_escalation};
 pub use order::{

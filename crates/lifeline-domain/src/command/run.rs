@@ -9,7 +9,7 @@ use lifeline_events::{
 };
 
 use super::{CommandError, Views};
-use crate::delivery::{RunRecord, RunState};
+use crate::delivery::{OrderKind, RunRecord, RunState};
 use crate::order::Stage;
 
 /// An arrival carries 1 to this many orders.
@@ -179,14 +179,21 @@ pub fn record_drop(views: &Views<'_>, command: RecordDrop) -> Result<Event, Comm
         .ok_or_else(|| CommandError::UnknownOrder {
             order: command.order.clone(),
         })?;
-    let run = known_run(views, &command.run)?;
-    if run.state != RunState::Departed {
-        return Err(CommandError::RunNotOut {
-            run: command.run,
-            state: run.state.as_str(),
-        });
-    }
-    let on_this_run = run.orders.contains(&command.order)
+    // An errand its volunteer takes straight to the door is its own run.
+    let own_run = order.kind == OrderKind::Errand && command.run == command.order;
+    let run_orders = if own_run {
+        vec![order.order.clone()]
+    } else {
+        let run = known_run(views, &command.run)?;
+        if run.state != RunState::Departed {
+            return Err(CommandError::RunNotOut {
+                run: command.run,
+                state: run.state.as_str(),
+            });
+        }
+        run.orders
+    };
+    let on_this_run = run_orders.contains(&command.order)
         && order.status.stage == Stage::OnRun
         && order.run.as_deref() == Some(command.run.as_str());
     if !on_this_run {
@@ -196,6 +203,7 @@ pub fn record_drop(views: &Views<'_>, command: RecordDrop) -> Result<Event, Comm
             stage: order.status.stage.as_str(),
         });
     }
+    let community = order.community.clone();
     Ok(match command.outcome {
         // Behind a seal a drop is contactless: it needs a proof code or photo.
         DropOutcome::Delivered { proof }
@@ -211,14 +219,14 @@ pub fn record_drop(views: &Views<'_>, command: RecordDrop) -> Result<Event, Comm
         DropOutcome::Delivered { proof } => Event::DropDelivered(DropDelivered {
             order: order.order,
             run: command.run,
-            community: run.community,
+            community: community.clone(),
             household: order.household,
             proof,
         }),
         DropOutcome::Failed { reason, note } => Event::DropFailed(DropFailed {
             order: order.order,
             run: command.run,
-            community: run.community,
+            community: community.clone(),
             household: order.household,
             reason: reason.ok_or(CommandError::FailureNeedsReason)?,
             note,

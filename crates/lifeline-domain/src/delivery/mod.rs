@@ -10,9 +10,11 @@ use crate::{Applied, Handler, Reason, Rejection, StateTx, StateTxExt};
 
 pub mod coverage;
 pub mod escalation;
+mod intake;
 pub mod keys;
 
 pub use escalation::{Closure, Disposition, Escalation, EscalationKey, EscalationReason};
+pub use intake::{ErrandInfo, OrderKind, ParcelInfo};
 
 pub const NAME: &str = "delivery";
 pub const ORDERS: &str = "orders";
@@ -89,6 +91,8 @@ pub struct OrderRecord {
     pub building: String,
     pub unit: String,
     pub household: String,
+    /// The partner that picks it; empty for parcels and errands.
+    #[serde(default)]
     pub partner: String,
     pub priority: Priority,
     /// Unix milliseconds of the `order.placed` event.
@@ -108,6 +112,14 @@ pub struct OrderRecord {
     /// Set when the order escalated to staff (and, once closed, how they closed it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<Escalation>,
+    #[serde(default)]
+    pub kind: OrderKind,
+    /// Carrier and tracking number of a parcel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parcel: Option<ParcelInfo>,
+    /// Place, medicine and volunteer of an errand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errand: Option<ErrandInfo>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -338,84 +350,23 @@ impl Handler for DeliveryStatus {
 fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, Rejection> {
     match &envelope.event {
         Event::OrderPlaced(placed) => {
-            if state.get(ORDERS, &placed.order).is_some() {
-                return Err(Rejection::new(Reason::DuplicateOrder, placed.order.clone()));
-            }
-            let record = OrderRecord {
-                order: placed.order.clone(),
-                community: placed.community.clone(),
-                building: placed.building.clone(),
-                unit: placed.unit.clone(),
-                household: placed.household.clone(),
-                partner: placed.partner.clone(),
-                priority: placed.priority,
-                placed_at_ms: envelope.unix_millis(),
-                status: OrderStatus::placed(),
-                is_final: false,
-                run: None,
-                items: placed.lines.clone(),
-                campaign: placed.campaign.clone(),
-                escalation: None,
-                history: vec![Transition {
-                    stage: Stage::Placed,
-                    at: time_text(envelope),
-                    event_id: envelope.id.to_string(),
-                    detail: placed
-                        .on_behalf_by
-                        .as_ref()
-                        .map(|staff| format!("placed by staff {staff}")),
-                }],
-            };
-            state.put_json(ORDERS, &placed.order, &record);
-            let placed_counter = Counter::Stage {
-                community: placed.community.clone(),
-                stage: Stage::Placed,
-            };
-            bump(state, &placed_counter.key(), 1)?;
-            if let Some(campaign) = &placed.campaign {
-                let counter = Counter::Campaign {
-                    community: placed.community.clone(),
-                    campaign: campaign.clone(),
-                    building: placed.building.clone(),
-                    stage: Stage::Placed,
-                };
-                bump(state, &counter.key(), 1)?;
-                state.put(
-                    BY_CAMPAIGN,
-                    &keys::index_key(campaign, &placed.order),
-                    Vec::new(),
-                );
-            }
-            state.put(
-                OPEN,
-                &OpenKey {
-                    priority: placed.priority,
-                    placed_at_ms: record.placed_at_ms,
-                    order: placed.order.clone(),
-                }
-                .key(),
-                Vec::new(),
-            );
-            state.put(
-                BY_HOUSEHOLD,
-                &keys::index_key(&placed.household, &placed.order),
-                Vec::new(),
-            );
-            let at = coverage::at(envelope);
-            coverage::touch(state, &placed.community, &placed.household, |row| {
-                row.building = placed.building.clone();
-                row.last_order_ms = Some(at);
-            })?;
-            state.put(
-                BY_BUILDING,
-                &keys::index_key(&placed.building, &placed.order),
-                Vec::new(),
-            );
-            state.put(
-                BY_PARTNER,
-                &keys::index_key(&placed.partner, &placed.order),
-                Vec::new(),
-            );
+            intake::placed(state, envelope, placed)?;
+            Ok(Applied::Changed)
+        }
+        Event::ParcelReceived(parcel) => {
+            intake::parcel(state, envelope, parcel)?;
+            Ok(Applied::Changed)
+        }
+        Event::ErrandRequested(errand) => {
+            intake::errand_requested(state, envelope, errand)?;
+            Ok(Applied::Changed)
+        }
+        Event::ErrandAccepted(accepted) => {
+            intake::errand_accepted(state, envelope, accepted)?;
+            Ok(Applied::Changed)
+        }
+        Event::ErrandCollected(collected) => {
+            intake::errand_collected(state, envelope, collected)?;
             Ok(Applied::Changed)
         }
         Event::OrderCancelled(cancelled) => {

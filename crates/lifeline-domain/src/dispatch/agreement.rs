@@ -18,6 +18,11 @@ const ORDERS_N: usize = 6;
 #[derive(Debug, Clone)]
 enum Input {
     Place(usize),
+    /// A parcel (or an errand, `false`) under the same ids as placed orders.
+    Parcel(usize),
+    Errand(usize),
+    Accept(usize),
+    Collect(usize, bool),
     Cancel(usize),
     Pick(usize, bool),
     Arrive(Vec<usize>),
@@ -35,6 +40,10 @@ enum Input {
 fn any_input() -> impl Strategy<Value = Input> {
     prop_oneof![
         (0..ORDERS_N).prop_map(Input::Place),
+        (0..ORDERS_N).prop_map(Input::Parcel),
+        (0..ORDERS_N).prop_map(Input::Errand),
+        (0..ORDERS_N).prop_map(Input::Accept),
+        (0..ORDERS_N, any::<bool>()).prop_map(|(n, door)| Input::Collect(n, door)),
         (0..ORDERS_N).prop_map(Input::Cancel),
         (0..ORDERS_N, prop::bool::weighted(0.85)).prop_map(|(n, any)| Input::Pick(n, any)),
         prop::collection::vec(0..ORDERS_N, 1..4).prop_map(Input::Arrive),
@@ -95,6 +104,44 @@ fn to_event(input: &Input, delivery: &MemoryState, runs: &[String]) -> Option<Ev
             weight_g: 30_000,
             on_behalf_by: None,
             campaign: None,
+        }),
+        Input::Parcel(n) => Event::ParcelReceived(lifeline_events::ParcelReceived {
+            order: id(*n),
+            community: c(),
+            building: format!("b{}", n % 2),
+            unit: "u".into(),
+            household: format!("h{n}"),
+            carrier: "sf".into(),
+            tracking: "t".into(),
+            weight_g: 2_000,
+            priority: Priority::Priority,
+        }),
+        Input::Errand(n) => Event::ErrandRequested(lifeline_events::ErrandRequested {
+            order: id(*n),
+            community: c(),
+            building: format!("b{}", n % 2),
+            unit: "u".into(),
+            household: format!("h{n}"),
+            place: "hospital".into(),
+            medicine: "insulin".into(),
+            priority: Priority::Urgent,
+            on_behalf_by: None,
+        }),
+        Input::Accept(n) => Event::ErrandAccepted(lifeline_events::ErrandAccepted {
+            order: id(*n),
+            community: c(),
+            volunteer: "v".into(),
+        }),
+        Input::Collect(n, door) => Event::ErrandCollected(lifeline_events::ErrandCollected {
+            order: id(*n),
+            community: c(),
+            volunteer: "v".into(),
+            route: if *door {
+                lifeline_events::ErrandRoute::Door
+            } else {
+                lifeline_events::ErrandRoute::Checkpoint
+            },
+            weight_g: 300,
         }),
         Input::Cancel(n) => Event::OrderCancelled(OrderCancelled {
             order: id(*n),

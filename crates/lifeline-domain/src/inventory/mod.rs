@@ -19,6 +19,9 @@ pub use shortfall::{SHORTFALLS, Waiting};
 pub const NAME: &str = "inventory";
 pub const STOCK: &str = "stock";
 pub const RESERVATIONS: &str = "reservations";
+/// Errands, keyed by order with empty values: orders that hold no stock, so a cancel of
+/// one releases nothing and is not an unknown order. (Parcels cannot be cancelled.)
+pub const ERRANDS: &str = "errands";
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StockLevel {
@@ -106,7 +109,7 @@ impl Handler for Inventory {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &[STOCK, RESERVATIONS, SHORTFALLS]
+        &[STOCK, RESERVATIONS, SHORTFALLS, ERRANDS]
     }
 
     fn apply(
@@ -143,6 +146,13 @@ impl Handler for Inventory {
                 Ok(Applied::Changed)
             }
             Event::OrderPlaced(placed) => reserve(state, placed, envelope.unix_millis()),
+            Event::ErrandRequested(errand) => {
+                state.put(ERRANDS, &errand.order, Vec::new());
+                Ok(Applied::Changed)
+            }
+            Event::OrderCancelled(cancelled) if state.get(ERRANDS, &cancelled.order).is_some() => {
+                Ok(Applied::Ignored)
+            }
             Event::OrderCancelled(cancelled) => {
                 let Some(mut reservation) =
                     state.get_json::<Reservation>(RESERVATIONS, &cancelled.order)?

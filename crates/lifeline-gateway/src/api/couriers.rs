@@ -90,6 +90,25 @@ pub(super) async fn run_manifest(
                     quantity: line.quantity,
                 });
             }
+            // A parcel or an errand has no catalogue lines: say what it is.
+            let what = match (&order.parcel, &order.errand) {
+                (Some(parcel), _) => Some((
+                    "parcel",
+                    format!("parcel {} ({})", parcel.tracking, parcel.carrier),
+                )),
+                (_, Some(errand)) => Some((
+                    "errand",
+                    format!("{} from {}", errand.medicine, errand.place),
+                )),
+                _ => None,
+            };
+            if let Some((item, name)) = what {
+                items.push(ManifestItem {
+                    item: item.to_owned(),
+                    name,
+                    quantity: 1,
+                });
+            }
             let entry = ManifestOrder {
                 order: order.order.clone(),
                 stage: order.status.stage.as_str().to_owned(),

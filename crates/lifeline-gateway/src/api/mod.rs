@@ -9,6 +9,7 @@
 mod campaigns;
 mod couriers;
 mod dispatch;
+mod errands;
 mod escalations;
 mod operators;
 mod partners;
@@ -133,6 +134,14 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/runs/{run}/return", post(dispatch::return_run))
         .route("/v1/runs/{run}/manifest", get(couriers::run_manifest))
         .route("/v1/runs/{run}/drops", post(couriers::post_drop))
+        .route(
+            "/v1/communities/{community}/parcels",
+            post(errands::receive_parcel),
+        )
+        .route("/v1/errands", post(errands::request_errand))
+        .route("/v1/errands/{order}/accept", post(errands::accept_errand))
+        .route("/v1/errands/{order}/collect", post(errands::collect_errand))
+        .route("/v1/errands/{order}/drops", post(errands::errand_drop))
         .route("/v1/stuck", get(operators::stuck_orders))
         .route("/v1/dead-letters", get(operators::dead_letters))
         .route("/v1/stock", get(operators::all_stock))
@@ -532,12 +541,14 @@ impl Api {
         couriers::run_manifest, couriers::post_drop,
         operators::community_summary, operators::stuck_orders, operators::dead_letters, operators::all_stock,
         escalations::community_escalations, escalations::close_escalation,
-        campaigns::start_campaign, campaigns::campaign_progress, seals::change_seal, escalations::coverage),
+        campaigns::start_campaign, campaigns::campaign_progress, seals::change_seal, escalations::coverage,
+        errands::receive_parcel, errands::request_errand, errands::accept_errand, errands::collect_errand, errands::errand_drop),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, PlaceOrder, LineRequest, OrderAccepted, CancelOrder, PostPick, Restock,
         PostArrival, DepartRun, Manifest, ManifestStop, ManifestOrder, ManifestItem, PostDrop, Outcome, Accepted,
         escalations::CloseEscalation, escalations::EscalationList, escalations::EscalatedOrder,
         campaigns::StartCampaign, campaigns::CampaignAccepted, campaigns::CampaignProgress, campaigns::BuildingProgress,
-        seals::ChangeSeal, seals::SealAccepted, escalations::Coverage, escalations::CoveredHousehold)),
+        seals::ChangeSeal, seals::SealAccepted, escalations::Coverage, escalations::CoveredHousehold,
+        errands::ReceiveParcel, errands::RequestErrand, errands::CollectErrand, errands::ErrandDrop, errands::OrderCreated)),
     modifiers(&BearerAuth),
     tags((name = "residents"), (name = "partners"), (name = "dispatch"), (name = "couriers"), (name = "operators"), (name = "staff")),
 )]

@@ -2,6 +2,7 @@
 //! Shared fixtures here; the rules of orders and picks in `orders`, of the checkpoint and
 //! runs in `runs`.
 
+mod errands;
 mod escalations;
 mod orders;
 mod runs;
