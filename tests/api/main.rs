@@ -13,6 +13,7 @@ mod escalations;
 mod operators;
 mod orders;
 mod partners;
+mod seals;
 mod shortages;
 
 use std::time::Duration;
@@ -283,9 +284,8 @@ fn veg_order() -> Value {
 }
 
 impl World {
-    /// Orders for `households`, picked, brought to the checkpoint: returns the run dispatch
-    /// planned for them (one tricycle has room for all) and the order ids.
-    async fn run_for(&self, households: &[&str]) -> (String, Vec<String>) {
+    /// Orders for `households`, picked and brought to the checkpoint in one arrival.
+    async fn arrive_together(&self, households: &[&str]) -> Vec<String> {
         let c = &self.client;
         let world = self;
         let mut orders = Vec::new();
@@ -312,6 +312,14 @@ impl World {
                 .0,
             202
         );
+        orders
+    }
+
+    /// Orders for `households`, picked, brought to the checkpoint: returns the run dispatch
+    /// planned for them (one tricycle has room for all) and the order ids.
+    async fn run_for(&self, households: &[&str]) -> (String, Vec<String>) {
+        let world = self;
+        let orders = self.arrive_together(households).await;
         let run = world.stage_of(&orders[0], "on_run").await["run"]
             .as_str()
             .expect("run")

@@ -16,6 +16,24 @@ pub const VOLUNTEERS: &str = "volunteers";
 /// `<community>`, `<community>/<building>` or `<community>/<building>/<unit>` -> sealed.
 pub const SEALS: &str = "seals";
 
+/// The scope a seal row of `community` stands for, from its key; `None` for another
+/// community's row.
+pub fn parse_seal_key(community: &str, key: &str) -> Option<SealScope> {
+    if key == community {
+        return Some(SealScope::Community);
+    }
+    let rest = key.strip_prefix(community)?.strip_prefix('/')?;
+    Some(match rest.split_once('/') {
+        None => SealScope::Building {
+            building: rest.to_owned(),
+        },
+        Some((building, unit)) => SealScope::Unit {
+            building: building.to_owned(),
+            unit: unit.to_owned(),
+        },
+    })
+}
+
 pub fn seal_key(community: &str, scope: &SealScope) -> String {
     match scope {
         SealScope::Community => community.to_owned(),
@@ -132,6 +150,17 @@ mod tests {
             .get_json(SEALS, &seal_key("tianlun", &unit))
             .expect("row");
         assert_eq!(sealed, Some(true));
+        for scope in [
+            SealScope::Community,
+            unit.clone(),
+            SealScope::Building {
+                building: "tianlun-b07".into(),
+            },
+        ] {
+            let key = seal_key("tianlun", &scope);
+            assert_eq!(parse_seal_key("tianlun", &key), Some(scope));
+            assert_eq!(parse_seal_key("tianlun2", &key), None);
+        }
         let community: Option<bool> = given
             .registry
             .get_json(SEALS, &seal_key("tianlun", &SealScope::Community))

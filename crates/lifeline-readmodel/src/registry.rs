@@ -2,9 +2,11 @@
 //! catalogue, tricycles, volunteers and seals. Rules in `lifeline_domain::registry`; the
 //! gateway reads this projection to validate commands.
 
-use lifeline_domain::registry::{HOUSEHOLDS, ITEMS, TRICYCLES, VOLUNTEERS};
+use lifeline_domain::registry::{
+    HOUSEHOLDS, ITEMS, SEALS, TRICYCLES, VOLUNTEERS, parse_seal_key, seal_key,
+};
 use lifeline_events::{
-    HouseholdRegistered, ItemRegistered, TricycleRegistered, VolunteerRegistered,
+    HouseholdRegistered, ItemRegistered, SealScope, TricycleRegistered, VolunteerRegistered,
 };
 use lifeline_store::{ProjectionStore, StoreError, decode_row};
 
@@ -48,4 +50,23 @@ pub fn households_of(
         }
     }
     Ok(households)
+}
+
+/// The scopes of a community sealed now: the community itself, buildings, units.
+pub fn sealed_scopes(
+    store: &ProjectionStore,
+    community: &str,
+) -> Result<Vec<SealScope>, StoreError> {
+    let mut sealed = Vec::new();
+    let whole = seal_key(community, &SealScope::Community);
+    if store.get_json::<bool>(SEALS, &whole)? == Some(true) {
+        sealed.push(SealScope::Community);
+    }
+    for (key, bytes) in store.scan_prefix(SEALS, &format!("{whole}/"))? {
+        let is_sealed: bool = decode_row(SEALS, &key, &bytes)?;
+        if let Some(scope) = parse_seal_key(community, &key).filter(|_| is_sealed) {
+            sealed.push(scope);
+        }
+    }
+    Ok(sealed)
 }

@@ -27,7 +27,8 @@ mod plan;
 use std::collections::BTreeMap;
 
 use lifeline_events::{
-    Actor, Envelope, ErrandRoute, Event, OrderLine, Priority, RunPlanned, deterministic_event_id,
+    Actor, Envelope, ErrandRoute, Event, OrderLine, Priority, RunPlanned, SealScope,
+    deterministic_event_id,
 };
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +36,9 @@ use crate::delivery::{RunState, RunStep};
 use crate::order::{OrderStatus, Step};
 use crate::{Applied, Handler, Reason, Rejection, StateTx, StateTxExt};
 
-pub use plan::{Checkpoint, PlannedLoad, QueuedOrder, Rank, Tricycle, plan_loads, stops_for};
+pub use plan::{
+    Checkpoint, PlannedLoad, QueuedOrder, Rank, Seals, Tricycle, plan_loads, stops_for,
+};
 
 pub const NAME: &str = "dispatch";
 pub const ORDERS: &str = "orders";
@@ -75,6 +78,8 @@ pub struct CommunityDispatch {
     pub tricycles: BTreeMap<String, Tricycle>,
     pub waiting: BTreeMap<String, Rank>,
     pub next_seq: u64,
+    #[serde(default)]
+    pub seals: Seals,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +138,7 @@ impl Community {
                 tricycles: row.tricycles,
                 waiting: row.waiting,
                 queues: BTreeMap::new(),
+                seals: row.seals,
             },
         })
     }
@@ -178,6 +184,7 @@ impl Community {
             tricycles,
             waiting,
             queues,
+            seals,
         } = self.checkpoint;
         for (building, queue) in queues {
             let key = queue_key(&self.id, &building);
@@ -191,6 +198,7 @@ impl Community {
             tricycles,
             waiting,
             next_seq: self.next_seq,
+            seals,
         };
         state.put_json(COMMUNITIES, &self.id, &row);
     }
@@ -329,6 +337,23 @@ impl Dispatch {
                         run: None,
                     })
                     .capacity_g = registered.capacity_g;
+                plan_and_emit(state, envelope, community, emit)?;
+                Ok(Applied::Changed)
+            }
+            Event::SealChanged(changed) => {
+                let mut community = Community::load(state, &changed.community)?;
+                let seals = &mut community.checkpoint.seals;
+                let (set, id) = match &changed.scope {
+                    SealScope::Community => return Ok(Applied::Ignored),
+                    SealScope::Building { building } => (&mut seals.buildings, building),
+                    SealScope::Unit { unit, .. } => (&mut seals.units, unit),
+                };
+                if changed.sealed {
+                    set.insert(id.clone());
+                } else {
+                    set.remove(id);
+                }
+                // A lifted seal may let waiting orders share a run again.
                 plan_and_emit(state, envelope, community, emit)?;
                 Ok(Applied::Changed)
             }

@@ -6,7 +6,7 @@
 //! building's most urgent waiting order. The cost of a plan grows with the orders it loads
 //! and the buildings it visits, not with everything waiting at the checkpoint.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use lifeline_events::{Priority, Stop};
 use serde::{Deserialize, Serialize};
@@ -65,6 +65,27 @@ pub struct Checkpoint {
     pub tricycles: BTreeMap<String, Tricycle>,
     pub waiting: BTreeMap<String, Rank>,
     pub queues: BTreeMap<String, Vec<QueuedOrder>>,
+    /// The seals that change planning: sealed buildings and sealed units. A run goes
+    /// either wholly behind seals or nowhere behind one, so the door-to-door group rides
+    /// the sealed runs and every other courier can take the rest.
+    pub seals: Seals,
+}
+
+/// Sealed buildings and units of one community (a community seal changes nothing here:
+/// supplies stop at the checkpoint, which is how every delivery goes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seals {
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub buildings: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub units: BTreeSet<String>,
+}
+
+impl Seals {
+    /// Whether a courier must be cleared for seals to take this order to its door.
+    pub fn behind(&self, order: &QueuedOrder) -> bool {
+        self.buildings.contains(&order.building) || self.units.contains(&order.unit)
+    }
 }
 
 /// A run the planner chose, before it becomes an event.
@@ -129,6 +150,8 @@ impl Checkpoint {
 /// Fills free tricycles from the queues until either runs out: the largest free tricycle
 /// first, buildings in the order of their most urgent waiting order, each building's orders
 /// in rank order while they fit (an order heavier than the tricycle still goes, alone).
+/// The run's first order decides whether it goes behind seals; orders on the other side
+/// of that line wait for another run.
 /// `load_queue` fetches a building's queue the first time the planner needs it.
 pub fn plan_loads(
     checkpoint: &mut Checkpoint,
@@ -154,7 +177,7 @@ pub fn plan_loads(
             .map(|(building, rank)| (*rank, building.clone()))
             .collect();
         buildings.sort();
-        let mut orders = Vec::new();
+        let mut orders: Vec<QueuedOrder> = Vec::new();
         let mut load_g: u32 = 0;
         for (_, building) in buildings {
             if !checkpoint.queues.contains_key(&building) {
@@ -165,7 +188,13 @@ pub fn plan_loads(
             let mut index = 0;
             while index < queue.len() && load_g < capacity_g {
                 let weight_g = queue[index].weight_g;
-                if load_g.saturating_add(weight_g) <= capacity_g || orders.is_empty() {
+                let seals = &checkpoint.seals;
+                let same_side = orders
+                    .first()
+                    .is_none_or(|first| seals.behind(first) == seals.behind(&queue[index]));
+                if !same_side {
+                    index += 1;
+                } else if load_g.saturating_add(weight_g) <= capacity_g || orders.is_empty() {
                     load_g = load_g.saturating_add(weight_g);
                     orders.push(queue.remove(index));
                 } else {

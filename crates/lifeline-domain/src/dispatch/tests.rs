@@ -92,8 +92,9 @@ proptest! {
     fn planning_conserves_orders_and_respects_capacity(
         capacities in prop::collection::vec(1_000u32..20_000, 1..6),
         orders in prop::collection::vec((0usize..5, 0u8..3, 100u32..8_000), 0..60),
+        sealed in prop::collection::btree_set(0usize..5, 0..3),
     ) {
-        planning_conserves_orders_and_respects_capacity_holds(capacities, orders)?;
+        planning_conserves_orders_and_respects_capacity_holds(capacities, orders, sealed)?;
     }
 }
 
@@ -101,6 +102,7 @@ proptest! {
 fn planning_conserves_orders_and_respects_capacity_holds(
     capacities: Vec<u32>,
     orders: Vec<(usize, u8, u32)>,
+    sealed: BTreeSet<usize>,
 ) -> Result<(), TestCaseError> {
     let queue: Vec<QueuedOrder> = orders
         .iter()
@@ -111,6 +113,11 @@ fn planning_conserves_orders_and_respects_capacity_holds(
         })
         .collect();
     let mut dispatch = Checkpoint::with_queue(fleet(&capacities), queue.clone());
+    // Sealed buildings: a run goes wholly behind seals or nowhere behind one.
+    dispatch.seals.buildings = sealed
+        .iter()
+        .map(|b| queued(0, *b, Priority::Routine, 0).building)
+        .collect();
     let loads = plan(&mut dispatch);
     let mut seen = BTreeSet::new();
     let mut tricycles = BTreeSet::new();
@@ -124,6 +131,11 @@ fn planning_conserves_orders_and_respects_capacity_holds(
         );
         for order in &load.orders {
             prop_assert!(seen.insert(order.order.clone()));
+            prop_assert_eq!(
+                dispatch.seals.behind(order),
+                dispatch.seals.behind(&load.orders[0]),
+                "a run crosses a seal line"
+            );
         }
         let stops = stops_for(load);
         prop_assert_eq!(

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use lifeline_domain::command::deadline_seconds;
 use lifeline_domain::delivery::OrderRecord;
 use lifeline_domain::order::Stage;
-use lifeline_events::Priority;
+use lifeline_events::{Priority, SealScope};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -59,6 +59,19 @@ pub struct Summary {
     #[schema(value_type = Vec<Object>)]
     pub vulnerable_households_unserved_today: Vec<serde_json::Value>,
     pub runs_in_progress: u64,
+    /// The scopes sealed now, each with its orders not yet final.
+    pub sealed: Vec<SealedScope>,
+}
+
+/// A sealed scope and what is still on its way into it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SealedScope {
+    /// `{"level": "community"}`, `{"level": "building", "building": ...}` or
+    /// `{"level": "unit", "building": ..., "unit": ...}`.
+    #[schema(value_type = Object)]
+    pub scope: SealScope,
+    /// Orders for households behind it that are not yet delivered, cancelled or final.
+    pub open_orders: u64,
 }
 
 /// Per community and building: orders by stage, late orders, vulnerable households not yet
@@ -109,6 +122,25 @@ pub(super) async fn community_summary(
     let unserved =
         blocking(move || lifeline_readmodel::delivery::vulnerable_unserved(&store, &wanted))
             .await?;
+    let registry = Arc::clone(&api.registry);
+    let wanted = community.clone();
+    let scopes =
+        blocking(move || lifeline_readmodel::registry::sealed_scopes(&registry, &wanted)).await?;
+    let sealed = scopes
+        .into_iter()
+        .map(|scope| {
+            let open_orders = orders
+                .iter()
+                .filter(|order| !order.is_final)
+                .filter(|order| match &scope {
+                    SealScope::Community => true,
+                    SealScope::Building { building } => &order.building == building,
+                    SealScope::Unit { unit, .. } => &order.unit == unit,
+                })
+                .count() as u64;
+            SealedScope { scope, open_orders }
+        })
+        .collect();
     let runs_in_progress = snapshot
         .runs_in_progress
         .get(&community)
@@ -121,6 +153,7 @@ pub(super) async fn community_summary(
         late_orders: late,
         vulnerable_households_unserved_today: unserved,
         runs_in_progress,
+        sealed,
     })
     .into_response())
 }
