@@ -240,3 +240,77 @@ fn a_run_cannot_depart_twice() {
         .expect_err("already out");
     assert_eq!(rejection.reason, Reason::ImpossibleTransition);
 }
+
+fn parcel(order: &str) -> Event {
+    Event::ParcelReceived(lifeline_events::ParcelReceived {
+        order: order.into(),
+        community: "tianlun".into(),
+        building: "tianlun-b07".into(),
+        unit: "tianlun-b07-u8".into(),
+        household: "tianlun-b07-u8-0301".into(),
+        carrier: "SF Express".into(),
+        tracking: "SF1".into(),
+        weight_g: 1_000,
+        priority: Priority::Priority,
+    })
+}
+
+#[test]
+fn an_undeliverable_parcel_escalates_after_its_third_failed_drop() {
+    let mut events = vec![parcel("p1")];
+    for attempt in 1..=MAX_DROP_ATTEMPTS {
+        let run = format!("r{attempt}");
+        events.extend([planned(&run, "p1"), departed(&run), failed(&run, "p1")]);
+        if attempt < MAX_DROP_ATTEMPTS {
+            events.push(returned(&run));
+        }
+    }
+    let record = order_of(&given(&events), "p1");
+    assert_eq!(record.kind, super::OrderKind::Parcel);
+    assert!(record.is_final);
+    assert_eq!(
+        record.escalation.map(|e| e.reason),
+        Some(super::EscalationReason::DropsFailed)
+    );
+    // A parcel is never picked: a pick for it is parked.
+    let rejection = given(&[parcel("p1")])
+        .when_event("delivery", picked("p1", 2))
+        .expect_err("not a partner's order");
+    assert_eq!(rejection.reason, Reason::WrongPartner);
+}
+
+#[test]
+fn a_vulnerable_household_counts_as_unserved_from_registration_until_a_delivery() {
+    let household = Event::HouseholdRegistered(lifeline_events::HouseholdRegistered {
+        community: "tianlun".into(),
+        building: "tianlun-b07".into(),
+        unit: "tianlun-b07-u8".into(),
+        household: "tianlun-b07-u8-0301".into(),
+        door: "301".into(),
+        head_count: 1,
+        vulnerabilities: vec![lifeline_events::Vulnerability::Dialysis],
+    });
+    let row = |given: &Given| -> super::VulnerableHousehold {
+        given
+            .delivery
+            .get_json(super::VULNERABLE, "tianlun-b07-u8-0301")
+            .expect("row decodes")
+            .expect("vulnerable")
+    };
+    let registered = row(&given(std::slice::from_ref(&household)));
+    let hour = 3_600_000;
+    let day = super::UNSERVED_ALERT_HOURS;
+    assert!(!registered.unserved_for(registered.since_ms + 23 * hour, day));
+    assert!(registered.unserved_for(registered.since_ms + 24 * hour, day));
+    let mut events = vec![household.clone()];
+    events.extend(out());
+    events.extend([delivered("r1", "o1"), household]);
+    let served = row(&given(&events));
+    assert_eq!(
+        served.since_ms, registered.since_ms,
+        "re-registration keeps it"
+    );
+    let at = served.last_served_ms.expect("served");
+    assert!(!served.unserved_for(at + 23 * hour, day));
+    assert!(served.unserved_for(at + 24 * hour, day));
+}

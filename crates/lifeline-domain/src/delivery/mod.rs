@@ -42,6 +42,11 @@ pub const ESCALATIONS: &str = "escalations";
 /// Vulnerable households, keyed by household, with the day they were last served.
 pub const VULNERABLE: &str = "vulnerable";
 
+/// Hours without a delivery after which a vulnerable household counts in
+/// `lifeline_delivery_vulnerable_households_unserved_24h` (alert
+/// `VulnerableHouseholdUnserved24h`).
+pub const UNSERVED_ALERT_HOURS: u64 = 24;
+
 /// A vulnerable household as the operators' board sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VulnerableHousehold {
@@ -51,6 +56,22 @@ pub struct VulnerableHousehold {
     /// `YYYY-MM-DD` of the last delivered drop, in the event's own offset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_served_day: Option<String>,
+    /// Unix ms of the last delivered drop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_served_ms: Option<u64>,
+    /// Unix ms of the registration that first made the household vulnerable: the clock of
+    /// "unserved for N hours" for a household never served.
+    #[serde(default)]
+    pub since_ms: u64,
+}
+
+impl VulnerableHousehold {
+    /// No delivery within `hours` before `now_ms`, counting from its registration when it
+    /// was never served.
+    pub fn unserved_for(&self, now_ms: u64, hours: u64) -> bool {
+        let since = self.last_served_ms.unwrap_or(self.since_ms);
+        now_ms.saturating_sub(since) >= hours.saturating_mul(3_600_000)
+    }
 }
 
 pub use keys::{Counter, OpenKey, priority_rank};
@@ -511,6 +532,7 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
                 state.get_json::<VulnerableHousehold>(VULNERABLE, &delivered.household)?
             {
                 household.last_served_day = Some(day_of(envelope));
+                household.last_served_ms = Some(at);
                 state.put_json(VULNERABLE, &delivered.household, &household);
             }
             Ok(Applied::Changed)
@@ -552,14 +574,14 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
                 }
                 return Ok(Applied::Changed);
             }
-            let last_served_day = state
-                .get_json::<VulnerableHousehold>(VULNERABLE, &household.household)?
-                .and_then(|known| known.last_served_day);
+            let known = state.get_json::<VulnerableHousehold>(VULNERABLE, &household.household)?;
             let row = VulnerableHousehold {
                 community: household.community.clone(),
                 building: household.building.clone(),
                 vulnerabilities: household.vulnerabilities.clone(),
-                last_served_day,
+                last_served_day: known.as_ref().and_then(|k| k.last_served_day.clone()),
+                last_served_ms: known.as_ref().and_then(|k| k.last_served_ms),
+                since_ms: known.map_or(envelope.unix_millis(), |k| k.since_ms),
             };
             state.put_json(VULNERABLE, &household.household, &row);
             Ok(Applied::Changed)

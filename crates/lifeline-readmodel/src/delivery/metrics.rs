@@ -63,6 +63,17 @@ fn vulnerable() -> IntGaugeVec {
     .expect("valid metric")
 }
 
+fn vulnerable_long() -> IntGaugeVec {
+    IntGaugeVec::new(
+        Opts::new(
+            "lifeline_delivery_vulnerable_households_unserved_24h",
+            "Vulnerable households with no delivery for 24 h (counted from registration when never served), at scrape time.",
+        ),
+        &["community"],
+    )
+    .expect("valid metric")
+}
+
 fn campaign_orders() -> IntGaugeVec {
     IntGaugeVec::new(
         Opts::new(
@@ -99,6 +110,7 @@ impl DeliveryCollector {
         descs.extend(runs().desc().into_iter().cloned());
         descs.extend(oldest().desc().into_iter().cloned());
         descs.extend(vulnerable().desc().into_iter().cloned());
+        descs.extend(vulnerable_long().desc().into_iter().cloned());
         descs.extend(escalations().desc().into_iter().cloned());
         descs.extend(campaign_orders().desc().into_iter().cloned());
         DeliveryCollector { store, descs }
@@ -142,6 +154,11 @@ impl Collector for DeliveryCollector {
                 .with_label_values(&[community])
                 .set(i64::try_from(*count).unwrap_or(i64::MAX));
         }
+        let long = vulnerable_long();
+        for (community, count) in &snapshot.vulnerable_unserved_24h {
+            long.with_label_values(&[community])
+                .set(i64::try_from(*count).unwrap_or(i64::MAX));
+        }
         let escalations = escalations();
         for ((community, priority, reason), count) in &snapshot.escalations_open {
             escalations
@@ -159,6 +176,7 @@ impl Collector for DeliveryCollector {
         families.extend(runs.collect());
         families.extend(oldest.collect());
         families.extend(vulnerable.collect());
+        families.extend(long.collect());
         families.extend(escalations.collect());
         families.extend(campaigns.collect());
         families

@@ -108,6 +108,9 @@ pub struct OpsSnapshot {
     pub oldest_undelivered_seconds: BTreeMap<&'static str, f64>,
     /// community -> vulnerable households without a delivery today.
     pub vulnerable_unserved: BTreeMap<String, u64>,
+    /// community -> vulnerable households without a delivery for
+    /// `UNSERVED_ALERT_HOURS` (since registration when never served), by the wall clock.
+    pub vulnerable_unserved_24h: BTreeMap<String, u64>,
     /// (community, campaign, building, stage) -> the campaign's orders there now.
     pub campaign_orders: BTreeMap<(String, String, String, &'static str), u64>,
     /// (community, priority, reason) -> orders escalated to staff and not closed, now.
@@ -241,6 +244,13 @@ pub fn ops_snapshot(store: &ProjectionStore) -> Result<OpsSnapshot, StoreError> 
             .or_default();
         if household.last_served_day.is_none() || household.last_served_day != today {
             *entry += 1;
+        }
+        let long = snapshot
+            .vulnerable_unserved_24h
+            .entry(household.community.clone())
+            .or_default();
+        if household.unserved_for(now_ms, lifeline_domain::delivery::UNSERVED_ALERT_HOURS) {
+            *long += 1;
         }
     }
     Ok(snapshot)
