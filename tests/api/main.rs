@@ -10,6 +10,7 @@ mod couriers;
 mod dispatch;
 mod errands;
 mod escalations;
+mod ledgers;
 mod operators;
 mod orders;
 mod partners;

@@ -8,6 +8,7 @@ pub mod command;
 pub mod delivery;
 pub mod dispatch;
 pub mod inventory;
+pub mod ledger;
 pub mod order;
 pub mod registry;
 mod state;

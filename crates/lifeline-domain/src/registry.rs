@@ -15,6 +15,12 @@ pub const TRICYCLES: &str = "tricycles";
 pub const VOLUNTEERS: &str = "volunteers";
 /// `<community>`, `<community>/<building>` or `<community>/<building>/<unit>` -> sealed.
 pub const SEALS: &str = "seals";
+/// `<community>/<ledger source>` -> that keeper's latest list (`Vec<LedgerEntry>`).
+pub const LEDGERS: &str = "ledgers";
+
+pub fn ledger_key(community: &str, source: lifeline_events::LedgerSource) -> String {
+    format!("{community}/{}", source.as_str())
+}
 
 /// The scope a seal row of `community` stands for, from its key; `None` for another
 /// community's row.
@@ -59,6 +65,7 @@ impl Handler for Registry {
             TRICYCLES,
             VOLUNTEERS,
             SEALS,
+            LEDGERS,
         ]
     }
 
@@ -85,6 +92,9 @@ impl Handler for Registry {
             Event::VolunteerRegistered(e) => state.put_json(VOLUNTEERS, &e.volunteer, e),
             Event::SealChanged(e) => {
                 state.put_json(SEALS, &seal_key(&e.community, &e.scope), &e.sealed)
+            }
+            Event::LedgerImported(e) => {
+                state.put_json(LEDGERS, &ledger_key(&e.community, e.ledger), &e.entries)
             }
             _ => return Ok(Applied::Ignored),
         }

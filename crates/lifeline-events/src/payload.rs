@@ -409,6 +409,49 @@ pub struct EscalationClosed {
     pub note: Option<String>,
 }
 
+// ---- vulnerable-household ledgers -----------------------------------------------------
+
+/// Who keeps a list of vulnerable households besides the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum LedgerSource {
+    ResidentsCommittee,
+    PropertyOffice,
+    VolunteerGroup,
+}
+
+impl LedgerSource {
+    pub const ALL: [LedgerSource; 3] = [
+        LedgerSource::ResidentsCommittee,
+        LedgerSource::PropertyOffice,
+        LedgerSource::VolunteerGroup,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        crate::wire_name(&self)
+    }
+}
+
+/// One household on a ledger, with the flags that ledger gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LedgerEntry {
+    pub household: Id,
+    #[serde(default)]
+    pub vulnerabilities: Vec<Vulnerability>,
+}
+
+/// Staff uploaded one keeper's vulnerable-household list; it replaces that keeper's
+/// previous list. The registry's flags stay the reconciled answer: a ledger changes no
+/// flag by itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerImported {
+    pub community: Id,
+    pub ledger: LedgerSource,
+    pub entries: Vec<LedgerEntry>,
+}
+
 // ---- parcels and medicine errands ----------------------------------------------------
 
 /// A courier company's parcel for a resident, handed in at the checkpoint and recorded by
@@ -510,6 +553,7 @@ pub enum Event {
     ErrandRequested(ErrandRequested),
     ErrandAccepted(ErrandAccepted),
     ErrandCollected(ErrandCollected),
+    LedgerImported(LedgerImported),
 }
 
 /// Declares, once, the wire name of every variant and how to encode and decode it.
@@ -572,6 +616,7 @@ event_types! {
     ErrandRequested => "errand.requested.v1",
     ErrandAccepted => "errand.accepted.v1",
     ErrandCollected => "errand.collected.v1",
+    LedgerImported => "ledger.imported.v1",
 }
 
 impl Event {

@@ -71,6 +71,13 @@ pub fn subject_for(event: &Event) -> String {
         Event::ErrandRequested(e) => order_subject(&e.community, &e.order),
         Event::ErrandAccepted(e) => order_subject(&e.community, &e.order),
         Event::ErrandCollected(e) => order_subject(&e.community, &e.order),
+        Event::LedgerImported(e) => {
+            format!(
+                "lifeline.registry.{}.ledger-{}",
+                e.community,
+                e.ledger.as_str()
+            )
+        }
     }
 }
 

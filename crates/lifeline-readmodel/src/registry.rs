@@ -70,3 +70,21 @@ pub fn sealed_scopes(
     }
     Ok(sealed)
 }
+
+/// Each keeper's latest uploaded vulnerable-household list of a community.
+pub fn ledgers_of(
+    store: &ProjectionStore,
+    community: &str,
+) -> Result<
+    std::collections::BTreeMap<lifeline_events::LedgerSource, Vec<lifeline_events::LedgerEntry>>,
+    StoreError,
+> {
+    use lifeline_domain::registry::{LEDGERS, ledger_key};
+    let mut ledgers = std::collections::BTreeMap::new();
+    for source in lifeline_events::LedgerSource::ALL {
+        if let Some(entries) = store.get_json(LEDGERS, &ledger_key(community, source))? {
+            ledgers.insert(source, entries);
+        }
+    }
+    Ok(ledgers)
+}

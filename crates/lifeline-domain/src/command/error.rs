@@ -62,6 +62,8 @@ pub enum ErrorCode {
     NotAnErrand,
     ErrandNotOpen,
     NotYourErrand,
+    InvalidLedger,
+    NoChange,
     NotYetVisible,
     Unreadable,
 }
@@ -170,6 +172,10 @@ pub enum CommandError {
     ErrandNotOpen { order: String, stage: &'static str },
     #[error("errand {order} was accepted by volunteer {volunteer:?}")]
     NotYourErrand { order: String, volunteer: String },
+    #[error("{detail}")]
+    InvalidLedger { detail: String },
+    #[error("household {household} already has these flags")]
+    NoChange { household: String },
     /// The projections trail the stream: what the command needs is not visible yet.
     #[error("{what} is not visible yet, retry in a moment")]
     NotYetVisible { what: String },
@@ -217,6 +223,8 @@ impl CommandError {
             CommandError::NotAnErrand { .. } => ErrorCode::NotAnErrand,
             CommandError::ErrandNotOpen { .. } => ErrorCode::ErrandNotOpen,
             CommandError::NotYourErrand { .. } => ErrorCode::NotYourErrand,
+            CommandError::InvalidLedger { .. } => ErrorCode::InvalidLedger,
+            CommandError::NoChange { .. } => ErrorCode::NoChange,
             CommandError::NotYetVisible { .. } => ErrorCode::NotYetVisible,
             CommandError::Unreadable(_) => ErrorCode::Unreadable,
         }
@@ -248,7 +256,8 @@ impl CommandError {
             | ErrorCode::ProofRequired
             | ErrorCode::InvalidText
             | ErrorCode::WeightOutOfRange
-            | ErrorCode::NotAnErrand => Refusal::Invalid,
+            | ErrorCode::NotAnErrand
+            | ErrorCode::InvalidLedger => Refusal::Invalid,
             ErrorCode::UnknownRun => Refusal::NotFound,
             ErrorCode::NotCancellable
             | ErrorCode::NotWaitingForPick
@@ -258,7 +267,8 @@ impl CommandError {
             | ErrorCode::RunNotOut
             | ErrorCode::NotOnRun
             | ErrorCode::NotEscalated
-            | ErrorCode::ErrandNotOpen => Refusal::Conflict,
+            | ErrorCode::ErrandNotOpen
+            | ErrorCode::NoChange => Refusal::Conflict,
             ErrorCode::WrongPartner | ErrorCode::NotYourErrand => Refusal::Forbidden,
             ErrorCode::NotYetVisible => Refusal::NotYetVisible,
             ErrorCode::Unreadable => Refusal::Unreadable,

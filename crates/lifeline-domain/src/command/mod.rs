@@ -12,6 +12,7 @@ mod campaign;
 mod errand;
 mod error;
 mod escalation;
+mod ledger;
 mod order;
 mod pick;
 mod run;
@@ -27,6 +28,7 @@ pub use errand::{
 };
 pub use error::{CommandError, ErrorCode, Refusal};
 pub use escalation::{CloseEscalation, MAX_NOTE_CHARS, close_escalation};
+pub use ledger::{ImportLedger, SetVulnerabilities, import_ledger, set_vulnerabilities};
 pub use order::{
     CancelOrder, MAX_LINES, MAX_QUANTITY, PlaceOrder, cancel_order, check_line_shapes,
     deadline_seconds, place_order, priority_floor, weigh_lines,

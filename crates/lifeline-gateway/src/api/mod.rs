@@ -11,6 +11,7 @@ mod couriers;
 mod dispatch;
 mod errands;
 mod escalations;
+mod ledgers;
 mod operators;
 mod partners;
 mod residents;
@@ -137,6 +138,18 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(
             "/v1/communities/{community}/parcels",
             post(errands::receive_parcel),
+        )
+        .route(
+            "/v1/communities/{community}/ledgers/reconciliation",
+            get(ledgers::reconciliation),
+        )
+        .route(
+            "/v1/communities/{community}/ledgers/{ledger}",
+            post(ledgers::import_ledger),
+        )
+        .route(
+            "/v1/communities/{community}/households/{household}/vulnerabilities",
+            post(ledgers::settle_flags),
         )
         .route("/v1/errands", post(errands::request_errand))
         .route("/v1/errands/{order}/accept", post(errands::accept_errand))
@@ -542,13 +555,15 @@ impl Api {
         operators::community_summary, operators::stuck_orders, operators::dead_letters, operators::all_stock,
         escalations::community_escalations, escalations::close_escalation,
         campaigns::start_campaign, campaigns::campaign_progress, seals::change_seal, escalations::coverage,
-        errands::receive_parcel, errands::request_errand, errands::accept_errand, errands::collect_errand, errands::errand_drop),
+        errands::receive_parcel, errands::request_errand, errands::accept_errand, errands::collect_errand, errands::errand_drop,
+        ledgers::import_ledger, ledgers::reconciliation, ledgers::settle_flags),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, PlaceOrder, LineRequest, OrderAccepted, CancelOrder, PostPick, Restock,
         PostArrival, DepartRun, Manifest, ManifestStop, ManifestOrder, ManifestItem, PostDrop, Outcome, Accepted,
         escalations::CloseEscalation, escalations::EscalationList, escalations::EscalatedOrder,
         campaigns::StartCampaign, campaigns::CampaignAccepted, campaigns::CampaignProgress, campaigns::BuildingProgress,
         seals::ChangeSeal, seals::SealAccepted, escalations::Coverage, escalations::CoveredHousehold,
-        errands::ReceiveParcel, errands::RequestErrand, errands::CollectErrand, errands::ErrandDrop, errands::OrderCreated)),
+        errands::ReceiveParcel, errands::RequestErrand, errands::CollectErrand, errands::ErrandDrop, errands::OrderCreated,
+        ledgers::LedgerAccepted, ledgers::Reconciliation, ledgers::SettleFlags, ledgers::FlagsSettled)),
     modifiers(&BearerAuth),
     tags((name = "residents"), (name = "partners"), (name = "dispatch"), (name = "couriers"), (name = "operators"), (name = "staff")),
 )]
