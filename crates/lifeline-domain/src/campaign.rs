@@ -78,6 +78,16 @@ fn start(
             started.campaign.clone(),
         ));
     }
+    if started.signup_until.is_some() {
+        // A group buy: households sign up themselves; nothing to fan out.
+        let record = CampaignRecord {
+            community: started.community.clone(),
+            name: started.name.clone(),
+            orders: 0,
+        };
+        state.put_json(CAMPAIGNS, &started.campaign, &record);
+        return Ok(Applied::Changed);
+    }
     let prefix = format!("{}/", started.community);
     let households: Vec<String> = state
         .scan_prefix(BY_COMMUNITY, &prefix)

@@ -17,6 +17,9 @@ pub const VOLUNTEERS: &str = "volunteers";
 pub const SEALS: &str = "seals";
 /// `<community>/<ledger source>` -> that keeper's latest list (`Vec<LedgerEntry>`).
 pub const LEDGERS: &str = "ledgers";
+/// Campaigns as started (`CampaignStarted`), by id: group-buy sign-ups are checked
+/// against them.
+pub const CAMPAIGNS: &str = "campaigns";
 
 pub fn ledger_key(community: &str, source: lifeline_events::LedgerSource) -> String {
     format!("{community}/{}", source.as_str())
@@ -66,6 +69,7 @@ impl Handler for Registry {
             VOLUNTEERS,
             SEALS,
             LEDGERS,
+            CAMPAIGNS,
         ]
     }
 
@@ -93,6 +97,7 @@ impl Handler for Registry {
             Event::SealChanged(e) => {
                 state.put_json(SEALS, &seal_key(&e.community, &e.scope), &e.sealed)
             }
+            Event::CampaignStarted(e) => state.put_json(CAMPAIGNS, &e.campaign, e),
             Event::LedgerImported(e) => {
                 state.put_json(LEDGERS, &ledger_key(&e.community, e.ledger), &e.entries)
             }

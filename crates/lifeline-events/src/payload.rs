@@ -350,7 +350,9 @@ pub struct CampaignScope {
 }
 
 /// Staff start a broadcast: the same lines to every household of a scope (the free
-/// melon). The campaigns process manager places one order per household.
+/// melon); the campaigns process manager places one order per household. With
+/// `signup_until` it is a group buy instead: households of the scope sign up before the
+/// cutoff and only they get an order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CampaignStarted {
     pub campaign: Id,
@@ -364,6 +366,14 @@ pub struct CampaignStarted {
     /// At least this priority for every order (each household's own floor still applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<Priority>,
+    /// Set for a group buy: nothing is sent to anyone; households of the scope sign up
+    /// (each sign-up is an `order.placed.v1` of the campaign) until this time.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub signup_until: Option<time::OffsetDateTime>,
 }
 
 // ---- escalations ---------------------------------------------------------------------

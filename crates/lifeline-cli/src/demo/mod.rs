@@ -496,6 +496,7 @@ async fn start_melon(
         }],
         scope: lifeline_events::CampaignScope::default(),
         priority: None,
+        signup_until: None,
     };
     let decided = projections
         .decide(move |views| command::start_campaign(views, command))

@@ -79,6 +79,7 @@ fn melon(scope: CampaignScope) -> CampaignStarted {
         }],
         scope,
         priority: None,
+        signup_until: None,
     }
 }
 
@@ -219,6 +220,7 @@ fn starting_a_campaign_checks_its_name_lines_partner_and_scope() {
             lines: campaign.lines,
             scope: campaign.scope,
             priority: None,
+            signup_until: None,
         };
         change(&mut command);
         command

@@ -1,8 +1,8 @@
 //! Staff start a campaign: the same lines to every household of a scope.
 
-use lifeline_events::{CampaignScope, CampaignStarted, OrderLine, Priority};
+use lifeline_events::{CampaignScope, CampaignStarted, OrderLine, OrderPlaced, Priority};
 
-use super::{CommandError, Views, check_line_shapes, weigh_lines};
+use super::{CommandError, PlaceOrder, Views, check_line_shapes, place_order, weigh_lines};
 
 /// The longest campaign name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -17,6 +17,8 @@ pub struct StartCampaign {
     pub lines: Vec<OrderLine>,
     pub scope: CampaignScope,
     pub priority: Option<Priority>,
+    /// A group buy's sign-up cutoff; `None` for a broadcast.
+    pub signup_until: Option<time::OffsetDateTime>,
 }
 
 /// A campaign's lines obey the order rules (it becomes one order per household), its
@@ -58,5 +60,71 @@ pub fn start_campaign(
         lines: command.lines,
         scope: command.scope,
         priority: command.priority,
+        signup_until: command.signup_until,
     })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinCampaign {
+    pub campaign: String,
+    pub household: String,
+    /// When the sign-up is made (the command's time), against the cutoff.
+    pub at: time::OffsetDateTime,
+    /// The staff member signing up for the household, if any.
+    pub on_behalf_by: Option<String>,
+}
+
+/// The order id of a household's sign-up to a group buy: one per household, so a second
+/// sign-up meets the first on the order's subject.
+pub fn signup_order_id(campaign: &str, household: &str) -> String {
+    format!("{campaign}-{household}")
+}
+
+/// A household of the group buy's scope signs up before its cutoff: its order, under the
+/// same rules as any order.
+pub fn join_campaign(
+    views: &Views<'_>,
+    command: JoinCampaign,
+) -> Result<OrderPlaced, CommandError> {
+    let campaign =
+        views
+            .campaign(&command.campaign)?
+            .ok_or_else(|| CommandError::UnknownCampaign {
+                campaign: command.campaign.clone(),
+            })?;
+    let Some(cutoff) = campaign.signup_until else {
+        return Err(CommandError::NotAGroupBuy {
+            campaign: command.campaign,
+        });
+    };
+    if command.at > cutoff {
+        return Err(CommandError::SignupClosed {
+            campaign: command.campaign,
+        });
+    }
+    let household = views
+        .household(&command.household)?
+        .filter(|h| h.community == campaign.community)
+        .ok_or_else(|| CommandError::UnknownHousehold {
+            household: command.household.clone(),
+        })?;
+    if !crate::campaign::in_scope(&campaign.scope, &household) {
+        return Err(CommandError::NotInScope {
+            household: command.household,
+            campaign: command.campaign,
+        });
+    }
+    let mut placed = place_order(
+        views,
+        PlaceOrder {
+            order: signup_order_id(&command.campaign, &command.household),
+            household: command.household,
+            partner: campaign.partner,
+            lines: campaign.lines,
+            priority: campaign.priority,
+            on_behalf_by: command.on_behalf_by,
+        },
+    )?;
+    placed.campaign = Some(command.campaign);
+    Ok(placed)
 }

@@ -64,6 +64,10 @@ pub enum ErrorCode {
     NotYourErrand,
     InvalidLedger,
     NoChange,
+    UnknownCampaign,
+    NotAGroupBuy,
+    SignupClosed,
+    NotInScope,
     NotYetVisible,
     Unreadable,
 }
@@ -176,6 +180,14 @@ pub enum CommandError {
     InvalidLedger { detail: String },
     #[error("household {household} already has these flags")]
     NoChange { household: String },
+    #[error("no campaign {campaign}")]
+    UnknownCampaign { campaign: String },
+    #[error("campaign {campaign} is a broadcast: every household of its scope gets it")]
+    NotAGroupBuy { campaign: String },
+    #[error("the sign-up to campaign {campaign} has closed")]
+    SignupClosed { campaign: String },
+    #[error("household {household} is outside campaign {campaign}'s scope")]
+    NotInScope { household: String, campaign: String },
     /// The projections trail the stream: what the command needs is not visible yet.
     #[error("{what} is not visible yet, retry in a moment")]
     NotYetVisible { what: String },
@@ -225,6 +237,10 @@ impl CommandError {
             CommandError::NotYourErrand { .. } => ErrorCode::NotYourErrand,
             CommandError::InvalidLedger { .. } => ErrorCode::InvalidLedger,
             CommandError::NoChange { .. } => ErrorCode::NoChange,
+            CommandError::UnknownCampaign { .. } => ErrorCode::UnknownCampaign,
+            CommandError::NotAGroupBuy { .. } => ErrorCode::NotAGroupBuy,
+            CommandError::SignupClosed { .. } => ErrorCode::SignupClosed,
+            CommandError::NotInScope { .. } => ErrorCode::NotInScope,
             CommandError::NotYetVisible { .. } => ErrorCode::NotYetVisible,
             CommandError::Unreadable(_) => ErrorCode::Unreadable,
         }
@@ -257,8 +273,9 @@ impl CommandError {
             | ErrorCode::InvalidText
             | ErrorCode::WeightOutOfRange
             | ErrorCode::NotAnErrand
-            | ErrorCode::InvalidLedger => Refusal::Invalid,
-            ErrorCode::UnknownRun => Refusal::NotFound,
+            | ErrorCode::InvalidLedger
+            | ErrorCode::NotInScope => Refusal::Invalid,
+            ErrorCode::UnknownRun | ErrorCode::UnknownCampaign => Refusal::NotFound,
             ErrorCode::NotCancellable
             | ErrorCode::NotWaitingForPick
             | ErrorCode::InsufficientStock
@@ -268,7 +285,9 @@ impl CommandError {
             | ErrorCode::NotOnRun
             | ErrorCode::NotEscalated
             | ErrorCode::ErrandNotOpen
-            | ErrorCode::NoChange => Refusal::Conflict,
+            | ErrorCode::NoChange
+            | ErrorCode::NotAGroupBuy
+            | ErrorCode::SignupClosed => Refusal::Conflict,
             ErrorCode::WrongPartner | ErrorCode::NotYourErrand => Refusal::Forbidden,
             ErrorCode::NotYetVisible => Refusal::NotYetVisible,
             ErrorCode::Unreadable => Refusal::Unreadable,

@@ -21,7 +21,9 @@ mod seal;
 mod tests;
 mod views;
 
-pub use campaign::{MAX_NAME_CHARS, StartCampaign, start_campaign};
+pub use campaign::{
+    JoinCampaign, MAX_NAME_CHARS, StartCampaign, join_campaign, signup_order_id, start_campaign,
+};
 pub use errand::{
     AcceptErrand, CollectErrand, MAX_PARCEL_G, MAX_TEXT_CHARS, ReceiveParcel, RequestErrand,
     accept_errand, collect_errand, receive_parcel, request_errand,

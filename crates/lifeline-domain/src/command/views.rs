@@ -119,6 +119,14 @@ impl Views<'_> {
         json(self.registry, registry::ITEMS, id)
     }
 
+    /// A campaign as staff started it (the registry keeps them).
+    pub fn campaign(
+        &self,
+        id: &str,
+    ) -> Result<Option<lifeline_events::CampaignStarted>, CommandError> {
+        json(self.registry, registry::CAMPAIGNS, id)
+    }
+
     pub fn volunteer(&self, id: &str) -> Result<Option<VolunteerRegistered>, CommandError> {
         json(self.registry, registry::VOLUNTEERS, id)
     }

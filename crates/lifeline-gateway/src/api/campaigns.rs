@@ -36,6 +36,11 @@ pub struct StartCampaign {
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "routine")]
     pub priority: Option<Priority>,
+    /// RFC 3339. Makes it a group buy: nothing is sent until households sign up
+    /// (`POST /v1/campaigns/{campaign}/join`) before this time.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, example = "2020-06-15T20:00:00+08:00")]
+    pub signup_until: Option<time::OffsetDateTime>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -91,6 +96,7 @@ pub(super) async fn start_campaign(
                         .collect(),
                     scope: request.scope,
                     priority: request.priority,
+                    signup_until: request.signup_until,
                 },
             )
             .map(Event::CampaignStarted)
@@ -99,6 +105,93 @@ pub(super) async fn start_campaign(
             Event::CampaignStarted(started) => Some(CampaignAccepted {
                 campaign: started.campaign.clone(),
                 community: started.community.clone(),
+                event_id: appended.event_id.to_string(),
+                stream_sequence: appended.stream_sequence,
+            }),
+            _ => None,
+        },
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinCampaign {
+    pub household: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Joined {
+    pub campaign: String,
+    /// The household's order for the group buy.
+    pub order: String,
+    pub household: String,
+    pub event_id: String,
+    pub stream_sequence: u64,
+}
+
+/// Sign a household up to a group buy before its cutoff (its resident, or staff of its
+/// community): one order of the campaign's lines. Once per household: a second sign-up is
+/// 409 `conflict`.
+#[utoipa::path(post, path = "/v1/campaigns/{campaign}/join", tag = "residents", request_body = JoinCampaign,
+    params(("campaign" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, body = Joined), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "`unknown_campaign`", body = ErrorBody),
+        (status = 409, description = "`not_a_group_buy`, `signup_closed`, or already signed up (`conflict`)", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, description = "`unknown_household`, `not_in_scope`, or the order rules (`insufficient_stock` is not one: a short sign-up waits for restock)", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn join_campaign(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(campaign): Path<String>,
+    Body(request): Body<JoinCampaign>,
+) -> Result<Response, ApiError> {
+    token_or_404(&campaign, "campaign")?;
+    let key = key_from(&headers)?;
+    if !matches!(caller.0.role, Role::Resident | Role::Staff) {
+        return Err(caller.forbidden("sign up to campaigns"));
+    }
+    let household_id = request.household.clone();
+    let household = api
+        .decide(move |views| {
+            views
+                .household(&household_id)?
+                .ok_or(command::CommandError::UnknownHousehold {
+                    household: household_id,
+                })
+        })
+        .await?;
+    if !caller.acts_for_household(&household.community, &household.household) {
+        return Err(caller.forbidden("sign up for this household"));
+    }
+    let order = command::signup_order_id(&campaign, &household.household);
+    let subject = lifeline_events::order_subject(&household.community, &order);
+    let on_behalf_by = caller.is(Role::Staff).then(|| caller.0.id.clone());
+    api.execute(
+        &caller,
+        key,
+        correlation_id(&headers),
+        |_| subject,
+        Concurrency::New,
+        move |views, _| {
+            command::join_campaign(
+                views,
+                command::JoinCampaign {
+                    campaign,
+                    household: request.household,
+                    at: time::OffsetDateTime::now_utc(),
+                    on_behalf_by,
+                },
+            )
+            .map(Event::OrderPlaced)
+        },
+        |event, appended| match event {
+            Event::OrderPlaced(placed) => Some(Joined {
+                campaign: placed.campaign.clone().unwrap_or_default(),
+                order: placed.order.clone(),
+                household: placed.household.clone(),
                 event_id: appended.event_id.to_string(),
                 stream_sequence: appended.stream_sequence,
             }),

@@ -151,6 +151,10 @@ pub fn router(api: Arc<Api>) -> Router {
             "/v1/communities/{community}/households/{household}/vulnerabilities",
             post(ledgers::settle_flags),
         )
+        .route(
+            "/v1/campaigns/{campaign}/join",
+            post(campaigns::join_campaign),
+        )
         .route("/v1/errands", post(errands::request_errand))
         .route("/v1/errands/{order}/accept", post(errands::accept_errand))
         .route("/v1/errands/{order}/collect", post(errands::collect_errand))
@@ -556,14 +560,15 @@ impl Api {
         escalations::community_escalations, escalations::close_escalation,
         campaigns::start_campaign, campaigns::campaign_progress, seals::change_seal, escalations::coverage,
         errands::receive_parcel, errands::request_errand, errands::accept_errand, errands::collect_errand, errands::errand_drop,
-        ledgers::import_ledger, ledgers::reconciliation, ledgers::settle_flags),
+        ledgers::import_ledger, ledgers::reconciliation, ledgers::settle_flags, campaigns::join_campaign),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, PlaceOrder, LineRequest, OrderAccepted, CancelOrder, PostPick, Restock,
         PostArrival, DepartRun, Manifest, ManifestStop, ManifestOrder, ManifestItem, PostDrop, Outcome, Accepted,
         escalations::CloseEscalation, escalations::EscalationList, escalations::EscalatedOrder,
         campaigns::StartCampaign, campaigns::CampaignAccepted, campaigns::CampaignProgress, campaigns::BuildingProgress,
         seals::ChangeSeal, seals::SealAccepted, escalations::Coverage, escalations::CoveredHousehold,
         errands::ReceiveParcel, errands::RequestErrand, errands::CollectErrand, errands::ErrandDrop, errands::OrderCreated,
-        ledgers::LedgerAccepted, ledgers::Reconciliation, ledgers::SettleFlags, ledgers::FlagsSettled)),
+        ledgers::LedgerAccepted, ledgers::Reconciliation, ledgers::SettleFlags, ledgers::FlagsSettled,
+        campaigns::JoinCampaign, campaigns::Joined)),
     modifiers(&BearerAuth),
     tags((name = "residents"), (name = "partners"), (name = "dispatch"), (name = "couriers"), (name = "operators"), (name = "staff")),
 )]

@@ -4,6 +4,7 @@
 
 mod errands;
 mod escalations;
+mod group_buys;
 mod orders;
 mod runs;
 
