@@ -13,6 +13,7 @@ mod escalations;
 mod ledgers;
 mod operators;
 mod orders;
+mod overload;
 mod partners;
 mod seals;
 mod shortages;
@@ -164,6 +165,11 @@ impl World {
 
 impl World {
     pub(crate) async fn start() -> World {
+        World::start_with(&[]).await
+    }
+
+    /// A world whose `lifeline up` takes these extra arguments.
+    pub(crate) async fn start_with(extra: &[&str]) -> World {
         let harness = Harness::start().await;
         let seeds = lifeline_seeds::Seeds::embedded().expect("seeds");
         harness
@@ -173,7 +179,11 @@ impl World {
         let up = Up::start_with_args(
             &harness,
             data.path(),
-            &["--access", &workspace_path("deploy/access.example.toml")],
+            &[
+                &["--access", &workspace_path("deploy/access.example.toml")][..],
+                extra,
+            ]
+            .concat(),
         );
         let client = Client {
             http: reqwest::Client::new(),

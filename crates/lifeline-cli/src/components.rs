@@ -174,6 +174,10 @@ pub async fn up(
             .collect(),
         api,
         ready_max_lag: common.ready_max_lag,
+        admission: lifeline_gateway::admission::Admission::new(
+            common.max_in_flight,
+            std::time::Duration::from_millis(common.queue_timeout_ms),
+        ),
     };
     let mut http_shutdown = shutdown.clone();
     let http_task = tokio::spawn(lifeline_gateway::serve(http, state, async move {

@@ -56,6 +56,13 @@ pub struct Common {
     /// events behind the stream head.
     #[arg(long, env = "LIFELINE_READY_MAX_LAG", default_value_t = 1000)]
     pub ready_max_lag: u64,
+    /// At most this many `/v1` requests are worked on at once.
+    #[arg(long, env = "LIFELINE_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
+    /// A `/v1` request that cannot start within this many milliseconds is answered 503
+    /// `overloaded` with `Retry-After`.
+    #[arg(long, env = "LIFELINE_QUEUE_TIMEOUT_MS", default_value_t = 500)]
+    pub queue_timeout_ms: u64,
 }
 
 /// How to authenticate to NATS and secure the connection. Secrets come from the

@@ -29,6 +29,9 @@ pub enum ApiError {
     /// NATS did not acknowledge: the client should retry with the same idempotency key.
     #[error("the event store is unavailable, retry later")]
     Unavailable,
+    /// More requests in flight than the process takes on: retry after `Retry-After`.
+    #[error("too many requests in flight, retry in a moment")]
+    Overloaded,
     /// Something broke inside; the detail is in the log only.
     #[error("internal error")]
     Internal(String),
@@ -62,7 +65,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Refused(error) => match error.refusal() {
                 Refusal::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
@@ -86,6 +89,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable => "unavailable",
+            ApiError::Overloaded => "overloaded",
             ApiError::Internal(_) => "internal",
             ApiError::Refused(error) if error.refusal() == Refusal::Unreadable => "internal",
             ApiError::Refused(error) => return error.code().to_string(),
@@ -119,7 +123,16 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        (self.status(), Json(self.body())).into_response()
+        let status = self.status();
+        let mut response = (status, Json(self.body())).into_response();
+        // Every 503 is "retry in a moment": say when.
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 

@@ -5,6 +5,7 @@
 //! courier page at `/courier`.
 
 pub mod access;
+pub mod admission;
 pub mod api;
 pub mod error;
 pub mod idempotency;
@@ -38,10 +39,13 @@ pub struct GatewayState {
     pub api: Option<Arc<Api>>,
     /// `/readyz` is 503 while any consumer is further than this behind the stream head.
     pub ready_max_lag: u64,
+    /// How much `/v1` work is taken on at once (`--max-in-flight`, `--queue-timeout-ms`).
+    pub admission: admission::Admission,
 }
 
 pub fn router(state: GatewayState) -> Router {
     let api = state.api.clone();
+    let admission = state.admission.clone();
     let health = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -50,7 +54,12 @@ pub fn router(state: GatewayState) -> Router {
     let mut router = health;
     if let Some(api) = api {
         router = router
-            .merge(api::router(api))
+            .merge(
+                api::router(api).route_layer(axum::middleware::from_fn_with_state(
+                    admission,
+                    admission::admit,
+                )),
+            )
             .route("/openapi.json", get(openapi))
             .route("/courier", get(|| async { Html(COURIER_PAGE) }));
     }

@@ -584,6 +584,26 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // Any /v1 request may be refused for a moment (admission control, NATS away, a
+        // projection behind): 503 with `Retry-After`, documented once for every operation.
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let unavailable = ResponseBuilder::new()
+            .description("`overloaded`, `unavailable` or `not_yet_visible`: retry after the `Retry-After` seconds")
+            .header("Retry-After", utoipa::openapi::header::HeaderBuilder::new().description(Some("seconds")).build())
+            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [item.get.as_mut(), item.post.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                operation
+                    .responses
+                    .responses
+                    .entry("503".to_owned())
+                    .or_insert_with(|| unavailable.clone().into());
+            }
+        }
     }
 }
 
