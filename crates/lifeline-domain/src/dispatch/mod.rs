@@ -22,13 +22,13 @@
 //! building queue, and one per community with its fleet and the head of each building's
 //! queue.
 
+mod intake;
 mod plan;
 
 use std::collections::BTreeMap;
 
 use lifeline_events::{
-    Actor, Envelope, ErrandRoute, Event, OrderLine, Priority, RunPlanned, SealScope,
-    deterministic_event_id,
+    Actor, Envelope, Event, OrderLine, Priority, RunPlanned, SealScope, deterministic_event_id,
 };
 use serde::{Deserialize, Serialize};
 
@@ -377,64 +377,11 @@ impl Dispatch {
                 state.put_json(ORDERS, &placed.order, &order);
                 Ok(Applied::Changed)
             }
-            Event::ParcelReceived(parcel) => {
-                let mut order = new_order(
-                    state,
-                    &parcel.order,
-                    OrderPlace {
-                        community: &parcel.community,
-                        building: &parcel.building,
-                        unit: &parcel.unit,
-                        household: &parcel.household,
-                    },
-                    parcel.priority,
-                    parcel.weight_g,
-                    OrderStatus::received(),
-                )?;
-                let mut community = Community::load(state, &parcel.community)?;
-                community.enqueue(state, &parcel.order, &mut order)?;
-                plan_and_emit(state, envelope, community, emit)?;
-                Ok(Applied::Changed)
-            }
-            Event::ErrandRequested(errand) => {
-                let mut order = new_order(
-                    state,
-                    &errand.order,
-                    OrderPlace {
-                        community: &errand.community,
-                        building: &errand.building,
-                        unit: &errand.unit,
-                        household: &errand.household,
-                    },
-                    errand.priority,
-                    0,
-                    OrderStatus::placed(),
-                )?;
-                order.errand = true;
-                state.put_json(ORDERS, &errand.order, &order);
-                Ok(Applied::Changed)
-            }
-            Event::ErrandAccepted(accepted) => {
-                let mut order = load_errand(state, &accepted.order)?;
-                step(&accepted.order, &mut order, Step::Accept)?;
-                state.put_json(ORDERS, &accepted.order, &order);
-                Ok(Applied::Changed)
-            }
+            Event::ParcelReceived(parcel) => intake::parcel(state, envelope, parcel, emit),
+            Event::ErrandRequested(errand) => intake::errand_requested(state, errand),
+            Event::ErrandAccepted(accepted) => intake::errand_accepted(state, accepted),
             Event::ErrandCollected(collected) => {
-                let mut order = load_errand(state, &collected.order)?;
-                let to_door = collected.route == ErrandRoute::Door;
-                step(&collected.order, &mut order, Step::Collect { to_door })?;
-                order.weight_g = collected.weight_g;
-                if to_door {
-                    // The volunteer carries it: the errand is its own run.
-                    order.run = Some(collected.order.clone());
-                    state.put_json(ORDERS, &collected.order, &order);
-                    return Ok(Applied::Changed);
-                }
-                let mut community = Community::load(state, &collected.community)?;
-                community.enqueue(state, &collected.order, &mut order)?;
-                plan_and_emit(state, envelope, community, emit)?;
-                Ok(Applied::Changed)
+                intake::errand_collected(state, envelope, collected, emit)
             }
             Event::OrderCancelled(cancelled) => {
                 let mut order = load_order(state, &cancelled.order)?;
@@ -544,53 +491,6 @@ impl Dispatch {
             _ => Ok(Applied::Ignored),
         }
     }
-}
-
-/// Where an order goes: community, building, unit, household.
-struct OrderPlace<'a> {
-    community: &'a str,
-    building: &'a str,
-    unit: &'a str,
-    household: &'a str,
-}
-
-/// A parcel's or errand's row, refused when the id is taken.
-fn new_order(
-    state: &dyn StateTx,
-    id: &str,
-    place: OrderPlace<'_>,
-    priority: Priority,
-    weight_g: u32,
-    status: OrderStatus,
-) -> Result<DispatchOrder, Rejection> {
-    if state.get(ORDERS, id).is_some() {
-        return Err(Rejection::new(Reason::DuplicateOrder, id.to_owned()));
-    }
-    Ok(DispatchOrder {
-        community: place.community.to_owned(),
-        building: place.building.to_owned(),
-        unit: place.unit.to_owned(),
-        household: place.household.to_owned(),
-        priority,
-        weight_g,
-        status,
-        run: None,
-        queued: None,
-        lines: Vec::new(),
-        errand: false,
-    })
-}
-
-/// The errand's row, refused when the order is not an errand.
-fn load_errand(state: &dyn StateTx, id: &str) -> Result<DispatchOrder, Rejection> {
-    let order = load_order(state, id)?;
-    if !order.errand {
-        return Err(Rejection::new(
-            Reason::ImpossibleTransition,
-            format!("order {id} is not an errand"),
-        ));
-    }
-    Ok(order)
 }
 
 /// A drop is for the run the order is on.
