@@ -201,7 +201,7 @@ async fn a_kit_that_fails_three_drops_waits_for_staff_until_closed() {
 
 /// The coverage ledger: before anything is delivered every Tianlun household is unserved,
 /// vulnerable ones first and nobody has ordered; after one delivery that household is off
-/// the list and the others stay.
+/// the list and the others stay; a replay of the day reads exactly the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_coverage_ledger_lists_who_was_not_served_vulnerable_first() {
     let world = World::start().await;
@@ -254,4 +254,39 @@ async fn the_coverage_ledger_lists_who_was_not_served_vulnerable_first() {
     );
     let (status, body) = c.get(path, RESIDENT).await;
     assert_eq!((status, &body["error"]["code"]), (403, &json!("forbidden")));
+
+    // The day replayed: `lifeline replay delivery` rebuilds the ledger from the stream, and
+    // the view reads the same (event time, not the wall clock).
+    let mut world = world;
+    let up = std::mem::replace(&mut world.up, Up::placeholder());
+    assert_eq!(up.terminate(), 0);
+    let output = std::process::Command::new(LIFELINE)
+        .args([
+            "replay",
+            "delivery",
+            "--nats-url",
+            world.harness.server.url(),
+        ])
+        .arg("--data-dir")
+        .arg(world._data.path())
+        .output()
+        .expect("run replay");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    world.up = Up::start_with_args(
+        &world.harness,
+        world._data.path(),
+        &["--access", &workspace_path("deploy/access.example.toml")],
+    );
+    world.client.base = world.up.http.clone();
+    world.up.wait_ready().await;
+    let (status, replayed) = world.client.get(path, STAFF).await;
+    assert_eq!(status, 200, "{replayed}");
+    assert_eq!(
+        replayed, after,
+        "the replayed day's coverage is the live one"
+    );
 }
