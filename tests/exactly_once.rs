@@ -111,6 +111,57 @@ async fn publishing_the_same_event_twice_changes_nothing() {
         matches!(result, Err(lifeline_bus::PublishError::Conflict)),
         "{result:?}"
     );
+
+    // Across subjects (what a cancel does against the order's pick): a guard on a filter
+    // of another subject holds while nothing is there and fails once something is.
+    let picks_of_c1 = format!("lifeline.picks.{COMMUNITY}.*.c1");
+    let expect_no_pick = || {
+        Some(lifeline_bus::Expected {
+            sequence: 0,
+            subject: Some(picks_of_c1.clone()),
+        })
+    };
+    let cancel = system(lifeline_events::Event::OrderCancelled(
+        lifeline_events::OrderCancelled {
+            order: "c1".into(),
+            community: COMMUNITY.into(),
+            reason: "changed mind".into(),
+        },
+    ));
+    harness
+        .publisher
+        .publish(
+            &pick("c1", "yonghui", vec![picked_in_full("veg-pack", 1)]),
+            None,
+        )
+        .await
+        .expect("the pick lands first");
+    let result = harness
+        .publisher
+        .publish_expecting(&cancel, expect_no_pick())
+        .await;
+    assert!(
+        matches!(result, Err(lifeline_bus::PublishError::Conflict)),
+        "a cancel guarded against the pick loses: {result:?}"
+    );
+    let other = common::order("c2", 2, 1, "yonghui", &[("veg-pack", 1)], Priority::Routine);
+    harness.publisher.publish(&other, None).await.expect("c2");
+    let mut cancel_c2 = cancel.clone();
+    cancel_c2.event = lifeline_events::Event::OrderCancelled(lifeline_events::OrderCancelled {
+        order: "c2".into(),
+        community: COMMUNITY.into(),
+        reason: "changed mind".into(),
+    });
+    cancel_c2.subject = lifeline_events::order_subject(COMMUNITY, "c2");
+    let guard = Some(lifeline_bus::Expected {
+        sequence: 0,
+        subject: Some(format!("lifeline.picks.{COMMUNITY}.*.c2")),
+    });
+    harness
+        .publisher
+        .publish_expecting(&cancel_c2, guard)
+        .await
+        .expect("no pick of c2: the cancel lands");
     inventory.stop().await;
 }
 

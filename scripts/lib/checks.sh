@@ -79,11 +79,12 @@ version_at_least() {
     [ "$major" -gt "$want_major" ] || { [ "$major" -eq "$want_major" ] && [ "$minor" -ge "$want_minor" ]; }
 }
 
-# nats-server 2.10 or newer on PATH (Debian's 2.9 lacks features lifeline uses).
+# nats-server 2.11 or newer on PATH (Debian's 2.9 and 2.10 lack the cross-subject
+# expected-sequence check lifeline's commands use).
 nats_server_ok() {
     local version
     version="$(nats_server_version)" || return 1
-    version_at_least "$version" 2.10
+    version_at_least "$version" 2.11
 }
 
 # promtool that runs.

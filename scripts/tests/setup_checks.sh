@@ -134,7 +134,7 @@ check "llvm-config --prefix lib: found" pass in_machine libclang_path
 
 # --- nats-server: the version it prints --------------------------------------------------
 
-for case in "2.9.25:fail" "2.10.0:pass" "2.15.1:pass" "3.0.0:pass" "1.99.0:fail"; do
+for case in "2.9.25:fail" "2.10.22:fail" "2.11.0:pass" "2.15.1:pass" "3.0.0:pass" "1.99.0:fail"; do
     version="${case%%:*}" expected="${case##*:}"
     machine "nats-$version"
     fake_tool nats-server "nats-server: v$version"

@@ -5,6 +5,7 @@
 mod campaigns;
 #[path = "../common/mod.rs"]
 mod common;
+mod contention;
 mod contract;
 mod couriers;
 mod dispatch;

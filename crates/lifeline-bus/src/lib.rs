@@ -14,7 +14,7 @@ pub use connect::{ConnectError, NatsOptions, connect_options, redact, server_add
 pub use dead_letter::{DeadLetter, DeadLetterRecord, read_dead_letters};
 pub use lookup::{LookupError, find_event_on_subject, last_subject_sequence};
 pub use provision::{ProvisionError, StreamSettings, provision, replicas_for};
-pub use publisher::{PublishError, Published, Publisher};
+pub use publisher::{Expected, PublishError, Published, Publisher};
 pub use reader::{EventReader, ReadError, StreamMessage, stream_head};
 
 pub use async_nats;

@@ -61,14 +61,40 @@ impl std::fmt::Debug for Publisher {
     }
 }
 
-fn headers(envelope: &Envelope, expected_last_subject_sequence: Option<u64>) -> HeaderMap {
+/// An optimistic-concurrency guard on a publish: the last message on `subject` (the
+/// event's own subject when `None`; it may hold wildcards) must have stream sequence
+/// `sequence` (0: there is none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub sequence: u64,
+    pub subject: Option<String>,
+}
+
+impl From<u64> for Expected {
+    fn from(sequence: u64) -> Self {
+        Expected {
+            sequence,
+            subject: None,
+        }
+    }
+}
+
+fn headers(envelope: &Envelope, expected: Option<&Expected>) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", envelope.id.to_string().as_str());
-    if let Some(sequence) = expected_last_subject_sequence {
+    if let Some(expected) = expected {
         headers.insert(
             "Nats-Expected-Last-Subject-Sequence",
-            sequence.to_string().as_str(),
+            expected.sequence.to_string().as_str(),
         );
+        // nats-server 2.11+: the check is made on another subject (filter) than the
+        // message's own.
+        if let Some(subject) = &expected.subject {
+            headers.insert(
+                "Nats-Expected-Last-Subject-Sequence-Subject",
+                subject.as_str(),
+            );
+        }
     }
     headers.insert("Lifeline-Type", envelope.event_type());
     headers.insert(
@@ -121,6 +147,17 @@ impl Publisher {
         envelope: &Envelope,
         expected_last_subject_sequence: Option<u64>,
     ) -> Result<Published, PublishError> {
+        self.publish_expecting(envelope, expected_last_subject_sequence.map(Expected::from))
+            .await
+    }
+
+    /// [`Publisher::publish`] with any [`Expected`] guard, including one on another
+    /// subject than the event's.
+    pub async fn publish_expecting(
+        &self,
+        envelope: &Envelope,
+        expected: Option<Expected>,
+    ) -> Result<Published, PublishError> {
         let payload = bytes::Bytes::from(envelope.encode());
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
@@ -130,7 +167,7 @@ impl Publisher {
                     .jetstream
                     .publish_with_headers(
                         envelope.subject.clone(),
-                        headers(envelope, expected_last_subject_sequence),
+                        headers(envelope, expected.as_ref()),
                         payload.clone(),
                     )
                     .await?;

@@ -275,7 +275,7 @@ fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
 }
 
 /// How a command guards its aggregate against concurrent writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Concurrency {
     /// No guard (a restock adds to whatever is there; an arrival is its own aggregate).
     None,
@@ -284,6 +284,14 @@ enum Concurrency {
     /// Decide after the projections have applied the subject's last event, and append only
     /// if nothing landed on it since (otherwise 409).
     Settled,
+    /// Like `Settled`, but the guard is on another subject of the same aggregate: a pick
+    /// (on its pick subject) appends only if nothing landed on the order's own subject
+    /// (a cancel, an escalation close) since it decided.
+    SettledOn(String),
+    /// Decide after the projections have applied the subject's last event, and append only
+    /// if nothing was ever published on `filter` (wildcards allowed): a cancel appends only
+    /// if no pick of the order landed, decided or not.
+    SettledNoneOn(String),
 }
 
 /// A list of orders, as every order list is answered.
@@ -521,12 +529,26 @@ impl Api {
                 }
                 let expected = match concurrency {
                     Concurrency::None => None,
-                    Concurrency::New => Some(0),
-                    Concurrency::Settled => Some(self.settled_sequence(&subject).await?),
+                    Concurrency::New => Some(0.into()),
+                    Concurrency::Settled => Some(self.settled_sequence(&subject).await?.into()),
+                    Concurrency::SettledOn(guard) => Some(lifeline_bus::Expected {
+                        sequence: self.settled_sequence(&guard).await?,
+                        subject: Some(guard),
+                    }),
+                    Concurrency::SettledNoneOn(filter) => {
+                        self.settled_sequence(&subject).await?;
+                        Some(lifeline_bus::Expected {
+                            sequence: 0,
+                            subject: Some(filter),
+                        })
+                    }
                 };
                 let event = self.decide(move |views| decide(views, event_id)).await?;
                 let envelope = Envelope::with_id(event_id, event, self.meta(caller, trace));
-                let published = self.publisher.publish(&envelope, expected).await?;
+                let published = self
+                    .publisher
+                    .publish_expecting(&envelope, expected)
+                    .await?;
                 tracing::info!(
                     event_id = %envelope.id,
                     correlation_id = %envelope.correlation_id,

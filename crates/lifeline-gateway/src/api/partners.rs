@@ -107,6 +107,9 @@ pub(super) async fn post_pick(
             order: request.order.clone(),
         })?;
     let subject = lifeline_events::pick_subject(&record.community, &partner, &record.order);
+    // A pick contends with everything on the order's own subject (a cancel above all): it
+    // appends only if nothing landed there since it decided.
+    let order_subject = lifeline_events::order_subject(&record.community, &record.order);
     // The pick's stock check reads the reservation: inventory must have seen the order.
     api.inventory_caught_up().await?;
     let trace = order_trace(&api, &record, correlation_id(&headers)).await;
@@ -116,7 +119,7 @@ pub(super) async fn post_pick(
         key,
         trace,
         |_| subject,
-        Concurrency::Settled,
+        Concurrency::SettledOn(order_subject),
         move |views, _| {
             let command = command::PostPick {
                 order: request.order,

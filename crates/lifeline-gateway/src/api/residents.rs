@@ -245,12 +245,15 @@ pub(super) async fn cancel_order(
     }
     let answered = order.clone();
     let subject = lifeline_events::order_subject(&record.community, &order);
+    // A cancel contends with the order's pick, which lands on another subject: it appends
+    // only if no pick of the order is in the stream at all (decided or still in flight).
+    let picks = format!("lifeline.picks.{}.*.{order}", record.community);
     api.execute(
         &caller,
         key,
         correlation_id(&headers),
         |_| subject,
-        Concurrency::Settled,
+        Concurrency::SettledNoneOn(picks),
         move |views, _| {
             command::cancel_order(
                 views,

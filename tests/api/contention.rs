@@ -1,0 +1,53 @@
+//! Two commands on one order at the same moment: a cancel and a pick land on different
+//! subjects, yet exactly one of them wins and the other gets 409; nothing is parked.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_and_a_pick_of_one_order_at_once_exactly_one_wins() {
+    let world = World::start().await;
+    let c = &world.client;
+    let mut orders = Vec::new();
+    for _ in 0..12 {
+        let (status, placed) = c.post("/v1/orders", STAFF, veg_order()).await;
+        assert_eq!(status, 202, "{placed}");
+        orders.push(placed["order"].as_str().expect("id").to_owned());
+    }
+    for order in &orders {
+        world.stage_of(order, "placed").await;
+    }
+    let mut cancels_won = 0;
+    for (n, order) in orders.iter().enumerate() {
+        let cancel_path = format!("/v1/orders/{order}/cancel");
+        // Staggered, so that sometimes the pick gets there first and sometimes the cancel.
+        let cancel = async {
+            if n % 2 == 1 {
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+            c.post(&cancel_path, STAFF, json!({"reason": "changed mind"}))
+                .await
+        };
+        let pick = json!({"order": order, "lines": [{"item": "veg-pack", "ordered": 1, "outcome": "picked", "picked": 1}]});
+        let pick = c.post("/v1/partners/yonghui/picks", YONGHUI, pick);
+        let ((cancel_status, cancel_body), (pick_status, pick_body)) = tokio::join!(cancel, pick);
+        let statuses = (cancel_status, pick_status);
+        assert!(
+            statuses == (202, 409) || statuses == (409, 202),
+            "{order}: cancel {cancel_status} {cancel_body}, pick {pick_status} {pick_body}"
+        );
+        if cancel_status == 202 {
+            cancels_won += 1;
+            world.stage_of(order, "cancelled").await;
+        } else {
+            world.stage_of(order, "picked").await;
+        }
+    }
+    eprintln!("cancels won {cancels_won} of {}", orders.len());
+    let (status, parked) = c.get("/v1/dead-letters", OPERATOR).await;
+    assert_eq!(status, 200, "{parked}");
+    assert_eq!(
+        parked["dead_letters"].as_array().map(Vec::len),
+        Some(0),
+        "the loser was refused, not appended and parked: {parked}"
+    );
+}
