@@ -51,3 +51,27 @@ async fn a_cancel_and_a_pick_of_one_order_at_once_exactly_one_wins() {
         "the loser was refused, not appended and parked: {parked}"
     );
 }
+
+/// Read your writes: an order placed a moment ago is found at once, by a GET and by a
+/// cancel, never 404 because the projection has not applied it yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_just_placed_is_found_at_once() {
+    let world = World::start().await;
+    let c = &world.client;
+    for n in 0..30 {
+        let (status, placed) = c.post("/v1/orders", STAFF, veg_order()).await;
+        assert_eq!(status, 202, "{placed}");
+        let order = placed["order"].as_str().expect("id");
+        if n % 2 == 0 {
+            let (status, body) = c.get(&format!("/v1/orders/{order}"), RESIDENT).await;
+            assert_eq!(status, 200, "order {n} read back: {body}");
+        } else {
+            let (status, body) = c
+                .post(&format!("/v1/orders/{order}/cancel"), STAFF, json!({}))
+                .await;
+            assert_eq!(status, 202, "order {n} cancelled at once: {body}");
+        }
+    }
+    let (status, body) = c.get("/v1/orders/no-such-order", OPERATOR).await;
+    assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
+}

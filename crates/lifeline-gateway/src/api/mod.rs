@@ -9,6 +9,7 @@
 mod campaigns;
 mod couriers;
 mod dispatch;
+mod doc;
 mod errands;
 mod escalations;
 mod ledgers;
@@ -40,6 +41,7 @@ use crate::idempotency::Idempotency;
 
 pub use couriers::{Manifest, ManifestItem, ManifestOrder, ManifestStop, Outcome, PostDrop};
 pub use dispatch::{DepartRun, PostArrival};
+pub use doc::{ApiDoc, openapi_json};
 pub use partners::{PostPick, Restock};
 pub use residents::{CancelOrder, LineRequest, OrderAccepted, PlaceOrder};
 
@@ -383,12 +385,43 @@ impl Api {
         if !is_token(order) {
             return Ok(None);
         }
-        let order = order.to_owned();
-        self.decide(move |views| views.order(&order)).await
+        let id = order.to_owned();
+        if let Some(record) = self.decide(move |views| views.order(&id)).await? {
+            return Ok(Some(record));
+        }
+        // Not (yet) in the projection: before saying 404, let delivery catch up with the
+        // stream as it is now, so an order placed a moment ago (or while this replica was
+        // behind) is found, and a projection that cannot catch up says 503, not 404.
+        self.caught_up_with_stream().await?;
+        let id = order.to_owned();
+        self.decide(move |views| views.order(&id)).await
+    }
+
+    /// Waits (3 s at most) until the delivery projection has applied everything in the
+    /// stream now; `Unavailable` (503, `Retry-After`) when it cannot.
+    async fn caught_up_with_stream(&self) -> Result<(), ApiError> {
+        let head = lifeline_bus::stream_head(&self.jetstream, lifeline_events::EVENT_STREAM)
+            .await
+            .map_err(|_| ApiError::Unavailable)?;
+        if self
+            .delivery_status
+            .reached(head, std::time::Duration::from_secs(3))
+            .await
+        {
+            Ok(())
+        } else {
+            Err(ApiError::Unavailable)
+        }
     }
 
     async fn run(&self, run: &str) -> Result<RunRecord, ApiError> {
         token_or_404(run, "run")?;
+        let id = run.to_owned();
+        if let Some(record) = self.decide(move |views| views.run(&id)).await? {
+            return Ok(record);
+        }
+        // As for orders: a run planned a moment ago is found once delivery catches up.
+        self.caught_up_with_stream().await?;
         let id = run.to_owned();
         self.decide(move |views| views.run(&id))
             .await?
@@ -569,72 +602,4 @@ impl Api {
             .await?;
         Ok((status, Json(body)).into_response())
     }
-}
-
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    info(title = "lifeline API", description = "Orders, picks, runs and drops for sealed communities. Every command appends an event to NATS JetStream; reads come from projections. A refused command answers `{\"error\":{\"code\",\"message\"}}` with the rule's code (`unknown_item`, `quantity_out_of_range`, `not_cancellable`, ...; see docs/events.md)."),
-    paths(residents::place_order, residents::get_order, residents::cancel_order, residents::household_orders,
-        partners::partner_orders, partners::post_pick, partners::restock, partners::partner_stock,
-        dispatch::ready_orders, dispatch::post_arrival, dispatch::community_runs, dispatch::depart_run, dispatch::return_run,
-        couriers::run_manifest, couriers::post_drop,
-        operators::community_summary, operators::stuck_orders, operators::dead_letters, operators::all_stock,
-        escalations::community_escalations, escalations::close_escalation,
-        campaigns::start_campaign, campaigns::campaign_progress, seals::change_seal, escalations::coverage,
-        errands::receive_parcel, errands::request_errand, errands::accept_errand, errands::collect_errand, errands::errand_drop,
-        ledgers::import_ledger, ledgers::reconciliation, ledgers::settle_flags, campaigns::join_campaign),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, PlaceOrder, LineRequest, OrderAccepted, CancelOrder, PostPick, Restock,
-        PostArrival, DepartRun, Manifest, ManifestStop, ManifestOrder, ManifestItem, PostDrop, Outcome, Accepted,
-        escalations::CloseEscalation, escalations::EscalationList, escalations::EscalatedOrder,
-        campaigns::StartCampaign, campaigns::CampaignAccepted, campaigns::CampaignProgress, campaigns::BuildingProgress,
-        seals::ChangeSeal, seals::SealAccepted, escalations::Coverage, escalations::CoveredHousehold,
-        errands::ReceiveParcel, errands::RequestErrand, errands::CollectErrand, errands::ErrandDrop, errands::OrderCreated,
-        ledgers::LedgerAccepted, ledgers::Reconciliation, ledgers::SettleFlags, ledgers::FlagsSettled,
-        campaigns::JoinCampaign, campaigns::Joined)),
-    modifiers(&BearerAuth),
-    tags((name = "residents"), (name = "partners"), (name = "dispatch"), (name = "couriers"), (name = "operators"), (name = "staff")),
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-        // Any /v1 request may be refused for a moment (admission control, NATS away, a
-        // projection behind): 503 with `Retry-After`, documented once for every operation.
-        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-        let unavailable = ResponseBuilder::new()
-            .description("`overloaded`, `unavailable` or `not_yet_visible`: retry after the `Retry-After` seconds")
-            .header("Retry-After", utoipa::openapi::header::HeaderBuilder::new().description(Some("seconds")).build())
-            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
-            .build();
-        for item in openapi.paths.paths.values_mut() {
-            for operation in [item.get.as_mut(), item.post.as_mut()]
-                .into_iter()
-                .flatten()
-            {
-                operation
-                    .responses
-                    .responses
-                    .entry("503".to_owned())
-                    .or_insert_with(|| unavailable.clone().into());
-            }
-        }
-    }
-}
-
-/// The OpenAPI document as served at `/openapi.json` and checked in at `docs/openapi.json`.
-pub fn openapi_json() -> String {
-    let mut document = <ApiDoc as utoipa::OpenApi>::openapi();
-    document.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    document
-        .to_pretty_json()
-        .expect("the OpenAPI document serializes")
-        + "\n"
 }
