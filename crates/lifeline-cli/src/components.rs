@@ -252,8 +252,11 @@ async fn api_if_served(
     ) else {
         return Ok(None);
     };
-    let (delivery_status, inventory_status) =
-        (Arc::clone(&delivery.status), Arc::clone(&inventory.status));
+    let (registry_status, delivery_status, inventory_status) = (
+        Arc::clone(&registry.status),
+        Arc::clone(&delivery.status),
+        Arc::clone(&inventory.status),
+    );
     let (registry, delivery, inventory) = (
         Arc::clone(&registry.store),
         Arc::clone(&delivery.store),
@@ -277,6 +280,7 @@ async fn api_if_served(
         jetstream: connection.jetstream.clone(),
         registry,
         delivery,
+        registry_status,
         delivery_status,
         inventory_status,
         inventory,

@@ -166,6 +166,10 @@ pub(super) async fn join_campaign(
     if !caller.acts_for_household(&household.community, &household.household) {
         return Err(caller.forbidden("sign up for this household"));
     }
+    // A campaign started a moment ago is found once the registry has caught up.
+    if api.campaign(&campaign).await?.is_none() {
+        return Err(command::CommandError::UnknownCampaign { campaign }.into());
+    }
     let order = command::signup_order_id(&campaign, &household.household);
     let subject = lifeline_events::order_subject(&household.community, &order);
     let on_behalf_by = caller.is(Role::Staff).then(|| caller.0.id.clone());

@@ -56,6 +56,7 @@ pub struct Api {
     pub delivery: Arc<ProjectionStore>,
     /// The committed positions of the delivery and inventory consumers, watched (not
     /// polled) to settle.
+    pub registry_status: Arc<lifeline_projection::ProjectionStatus>,
     pub delivery_status: Arc<lifeline_projection::ProjectionStatus>,
     pub inventory_status: Arc<lifeline_projection::ProjectionStatus>,
     pub inventory: Arc<ProjectionStore>,
@@ -397,21 +398,39 @@ impl Api {
         self.decide(move |views| views.order(&id)).await
     }
 
-    /// Waits (3 s at most) until the delivery projection has applied everything in the
-    /// stream now; `Unavailable` (503, `Retry-After`) when it cannot.
+    /// Waits (3 s at most) until the registry, delivery and inventory projections have
+    /// applied everything in the stream now; `Unavailable` (503, `Retry-After`) when they
+    /// cannot.
     async fn caught_up_with_stream(&self) -> Result<(), ApiError> {
         let head = lifeline_bus::stream_head(&self.jetstream, lifeline_events::EVENT_STREAM)
             .await
             .map_err(|_| ApiError::Unavailable)?;
-        if self
-            .delivery_status
-            .reached(head, std::time::Duration::from_secs(3))
-            .await
-        {
-            Ok(())
-        } else {
-            Err(ApiError::Unavailable)
+        let deadline = std::time::Duration::from_secs(3);
+        for status in [
+            &self.registry_status,
+            &self.delivery_status,
+            &self.inventory_status,
+        ] {
+            if !status.reached(head, deadline).await {
+                return Err(ApiError::Unavailable);
+            }
         }
+        Ok(())
+    }
+
+    /// A campaign as started, looked up again once the projections caught up with the
+    /// stream when it is not (yet) there.
+    async fn campaign(
+        &self,
+        campaign: &str,
+    ) -> Result<Option<lifeline_events::CampaignStarted>, ApiError> {
+        let id = campaign.to_owned();
+        if let Some(found) = self.decide(move |views| views.campaign(&id)).await? {
+            return Ok(Some(found));
+        }
+        self.caught_up_with_stream().await?;
+        let id = campaign.to_owned();
+        self.decide(move |views| views.campaign(&id)).await
     }
 
     async fn run(&self, run: &str) -> Result<RunRecord, ApiError> {
