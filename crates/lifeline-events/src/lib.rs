@@ -2,12 +2,14 @@
 //! event type, and the NATS subject scheme. Pure: no I/O, no clock, no randomness that the
 //! caller does not pass in.
 
+mod care;
 mod envelope;
 mod ids;
 mod payload;
 mod subject;
 mod wire;
 
+pub use care::*;
 pub use envelope::{Actor, ActorKind, DecodeError, Envelope, EventMeta};
 pub use ids::{deterministic_event_id, is_token, new_event_id};
 pub use payload::*;
