@@ -153,19 +153,9 @@ pub(super) async fn join_campaign(
     if !matches!(caller.0.role, Role::Resident | Role::Staff) {
         return Err(caller.forbidden("sign up to campaigns"));
     }
-    let household_id = request.household.clone();
     let household = api
-        .decide(move |views| {
-            views
-                .household(&household_id)?
-                .ok_or(command::CommandError::UnknownHousehold {
-                    household: household_id,
-                })
-        })
+        .household_acted_for(&caller, &request.household, "sign up for this household")
         .await?;
-    if !caller.acts_for_household(&household.community, &household.household) {
-        return Err(caller.forbidden("sign up for this household"));
-    }
     // A campaign started a moment ago is found once the registry has caught up.
     if api.campaign(&campaign).await?.is_none() {
         return Err(command::CommandError::UnknownCampaign { campaign }.into());

@@ -160,19 +160,9 @@ pub(super) async fn request_errand(
     if !matches!(caller.0.role, Role::Resident | Role::Staff) {
         return Err(caller.forbidden("ask for errands"));
     }
-    let household_id = request.household.clone();
     let household = api
-        .decide(move |views| {
-            views
-                .household(&household_id)?
-                .ok_or(CommandError::UnknownHousehold {
-                    household: household_id,
-                })
-        })
+        .household_acted_for(&caller, &request.household, "ask for this household")
         .await?;
-    if !caller.acts_for_household(&household.community, &household.household) {
-        return Err(caller.forbidden("ask for this household"));
-    }
     let on_behalf_by = caller.is(Role::Staff).then(|| caller.0.id.clone());
     let community = household.community;
     api.execute(

@@ -398,6 +398,28 @@ impl Api {
         self.decide(move |views| views.order(&id)).await
     }
 
+    /// The household `id`, which the caller must act for (its resident, staff of its
+    /// community): 422 `unknown_household`, or 403 saying the caller may not `what`.
+    async fn household_acted_for(
+        &self,
+        caller: &Caller,
+        id: &str,
+        what: &str,
+    ) -> Result<lifeline_events::HouseholdRegistered, ApiError> {
+        let wanted = id.to_owned();
+        let household = self
+            .decide(move |views| {
+                views
+                    .household(&wanted)?
+                    .ok_or(CommandError::UnknownHousehold { household: wanted })
+            })
+            .await?;
+        if !caller.acts_for_household(&household.community, &household.household) {
+            return Err(caller.forbidden(what));
+        }
+        Ok(household)
+    }
+
     /// Waits (3 s at most) until the registry, delivery and inventory projections have
     /// applied everything in the stream now; `Unavailable` (503, `Retry-After`) when they
     /// cannot.

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use lifeline_domain::command::{self, CommandError};
+use lifeline_domain::command;
 use lifeline_domain::delivery::OrderRecord;
 use lifeline_events::{Event, OrderLine, Priority};
 use serde::{Deserialize, Serialize};
@@ -117,19 +117,9 @@ pub(super) async fn place_order(
     if !matches!(caller.0.role, Role::Resident | Role::Staff) {
         return Err(caller.forbidden("place orders"));
     }
-    let household_id = request.household.clone();
     let household = api
-        .decide(move |views| {
-            views
-                .household(&household_id)?
-                .ok_or(CommandError::UnknownHousehold {
-                    household: household_id,
-                })
-        })
+        .household_acted_for(&caller, &request.household, "order for this household")
         .await?;
-    if !caller.acts_for_household(&household.community, &household.household) {
-        return Err(caller.forbidden("order for this household"));
-    }
     let command = command::PlaceOrder {
         order: String::new(),
         household: request.household,
