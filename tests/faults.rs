@@ -1,14 +1,15 @@
 //! What an operator fears, against real processes: readiness that tells the truth while
 //! the consumers are behind, a nats-server killed and restarted under a running `lifeline
 //! up` (readiness off while it is gone, consumers resuming promptly once it is back), and
-//! SIGTERM during the outage still stopping the process in bounded time.
+//! SIGTERM during the outage still stopping the process in bounded time, and commands on a
+//! replica that is behind deciding only once it has caught up (or refusing with 503).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use lifeline_events::Priority;
+use lifeline_events::{Event, Priority};
 use lifeline_testkit::eventually;
 use serde_json::Value;
 
@@ -76,6 +77,76 @@ async fn readiness_is_off_while_a_consumer_is_behind_the_head() {
         "readiness was off while the consumers caught up"
     );
     assert!(ready["stream_head"].as_u64() >= Some(head), "{ready}");
+    up.kill();
+}
+
+/// A household registered at the end of a backlog: an order for it through a replica still
+/// applying the backlog is taken once the registry has caught up (202) or refused for now
+/// (503, retried), never refused from the stale registry (422 `unknown_household`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_on_a_replica_behind_never_decides_on_stale_state() {
+    let harness = Harness::start().await;
+    let seeds = lifeline_seeds::Seeds::embedded().expect("seeds");
+    let events = seeds.events(time::OffsetDateTime::now_utc());
+    let mut late = events
+        .iter()
+        .find_map(|envelope| match &envelope.event {
+            Event::HouseholdRegistered(household) if household.community.as_str() == "tianlun" => {
+                Some(household.clone())
+            }
+            _ => None,
+        })
+        .expect("a seeded Tianlun household");
+    harness.publish(&events).await;
+    harness.publish(&orders(4_000, "r")).await;
+    late.household = "late-household".into();
+    harness
+        .publish(&[system(Event::HouseholdRegistered(late))])
+        .await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let access = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo"))
+        .join("../../deploy/access.example.toml");
+    let up = Up::start_with_args(
+        &harness,
+        data.path(),
+        &["--access", access.to_str().expect("utf-8")],
+    );
+    let http = reqwest::Client::new();
+    let order = serde_json::json!({"household": "late-household", "partner": "yonghui", "lines": [{"item": "veg-pack", "quantity": 1}]});
+    let (mut was_behind, mut refused_for_now) = (false, 0);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "the order was never taken");
+        if readyz(&up).await.is_some_and(|(status, _)| status == 503) {
+            was_behind = true;
+        }
+        let Ok(response) = http
+            .post(format!("{}/v1/orders", up.http))
+            .bearer_auth("dev-staff-tianlun")
+            .json(&order)
+            .send()
+            .await
+        else {
+            continue;
+        };
+        let status = response.status().as_u16();
+        let retry_after = response.headers().contains_key("retry-after");
+        let body = response.text().await.unwrap_or_default();
+        match status {
+            202 => break,
+            503 => {
+                assert!(retry_after, "503 without Retry-After: {body}");
+                refused_for_now += 1;
+            }
+            _ => panic!("decided on a registry still behind the stream: {status} {body}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("taken after {refused_for_now} refusals for now");
+    assert!(
+        was_behind,
+        "the first command reached the replica while it was behind"
+    );
     up.kill();
 }
 

@@ -1,5 +1,6 @@
 //! Two commands on one order at the same moment: a cancel and a pick land on different
-//! subjects, yet exactly one of them wins and the other gets 409; nothing is parked.
+//! subjects, yet exactly one of them wins and the other gets 409; the same for two picks
+//! or two cancels; nothing is parked.
 
 use super::*;
 
@@ -49,6 +50,62 @@ async fn a_cancel_and_a_pick_of_one_order_at_once_exactly_one_wins() {
         parked["dead_letters"].as_array().map(Vec::len),
         Some(0),
         "the loser was refused, not appended and parked: {parked}"
+    );
+}
+
+/// Two picks of one order, and two cancels of one order, sent at the same moment: the
+/// first is appended, the second decides on it and is refused (409); nothing is parked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_picks_or_two_cancels_of_one_order_at_once_append_one() {
+    let world = World::start().await;
+    let c = &world.client;
+    let mut orders = Vec::new();
+    for _ in 0..12 {
+        let (status, placed) = c.post("/v1/orders", STAFF, veg_order()).await;
+        assert_eq!(status, 202, "{placed}");
+        orders.push(placed["order"].as_str().expect("id").to_owned());
+    }
+    for order in &orders {
+        world.stage_of(order, "placed").await;
+    }
+    for (n, order) in orders.iter().enumerate() {
+        let (first, second) = if n % 2 == 0 {
+            // Different keys: two phones, not one retry.
+            let pick = json!({"order": order, "lines": [{"item": "veg-pack", "ordered": 1, "outcome": "picked", "picked": 1}]});
+            tokio::join!(
+                c.post("/v1/partners/yonghui/picks", YONGHUI, pick.clone()),
+                c.post("/v1/partners/yonghui/picks", YONGHUI, pick)
+            )
+        } else {
+            let path = format!("/v1/orders/{order}/cancel");
+            tokio::join!(
+                c.post(&path, STAFF, json!({"reason": "one phone"})),
+                c.post(&path, STAFF, json!({"reason": "the other phone"}))
+            )
+        };
+        let mut statuses = [first.0, second.0];
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [202, 409],
+            "{order} (#{n}): {} {}, {} {}",
+            first.0,
+            first.1,
+            second.0,
+            second.1
+        );
+        let refused = if first.0 == 409 { &first.1 } else { &second.1 };
+        assert!(refused["error"]["code"].is_string(), "{refused}");
+        world
+            .stage_of(order, if n % 2 == 0 { "picked" } else { "cancelled" })
+            .await;
+    }
+    let (status, parked) = c.get("/v1/dead-letters", OPERATOR).await;
+    assert_eq!(status, 200, "{parked}");
+    assert_eq!(
+        parked["dead_letters"].as_array().map(Vec::len),
+        Some(0),
+        "the second was refused, not appended and parked: {parked}"
     );
 }
 

@@ -134,3 +134,109 @@ async fn an_operator_reads_but_does_not_act() {
         assert_eq!(status, 200, "{path}: {body}");
     }
 }
+
+/// A pick that reached the stream before its order is parked by every consumer that needs
+/// the order; once the order is there, an operator re-drives each dead letter: the pick is
+/// applied once (same event id, new causation), the view shows who re-drove what, a second
+/// re-drive is 409, and only operators may do it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_redrives_a_dead_letter_once_its_cause_is_fixed() {
+    let world = World::start().await;
+    let c = &world.client;
+    let early = pick(
+        "early-order",
+        "yonghui",
+        vec![picked_in_full("veg-pack", 1)],
+    );
+    world.harness.publish(std::slice::from_ref(&early)).await;
+    world
+        .harness
+        .publish(&[order(
+            "early-order",
+            1,
+            1,
+            "yonghui",
+            &[("veg-pack", 1)],
+            lifeline_events::Priority::Routine,
+        )])
+        .await;
+    world.stage_of("early-order", "placed").await;
+    // Every consumer has seen both, so every one that parks the pick has parked it.
+    let head = world.harness.head().await;
+    world
+        .until(
+            "every consumer reaches the head",
+            |ready| {
+                ready["consumers"].as_object().is_some_and(|consumers| {
+                    consumers
+                        .values()
+                        .all(|c| c["position"].as_u64() >= Some(head))
+                })
+            },
+            "/readyz",
+            OPERATOR,
+        )
+        .await;
+    let (_, body) = c.get("/v1/dead-letters", OPERATOR).await;
+    let parked = body["dead_letters"].as_array().cloned().unwrap_or_default();
+    assert!(!parked.is_empty(), "the early pick was parked: {body}");
+    assert!(
+        parked
+            .iter()
+            .all(|l| l["reason"] == "unknown_order" && l["original_subject"] == early.subject),
+        "{body}"
+    );
+
+    let (status, body) = c
+        .post(
+            &format!("/v1/dead-letters/{}/redrive", parked[0]["sequence"]),
+            STAFF,
+            json!({}),
+        )
+        .await;
+    assert_eq!((status, &body["error"]["code"]), (403, &json!("forbidden")));
+    for letter in &parked {
+        let path = format!("/v1/dead-letters/{}/redrive", letter["sequence"]);
+        let (status, redriven) = c.post(&path, OPERATOR, json!({})).await;
+        assert_eq!(status, 202, "{letter}: {redriven}");
+        assert_eq!(redriven["by"], "operator-district", "{redriven}");
+        let (status, again) = c.post(&path, OPERATOR, json!({})).await;
+        assert_eq!(
+            (status, &again["error"]["code"]),
+            (409, &json!("conflict")),
+            "{again}"
+        );
+    }
+    world.stage_of("early-order", "picked").await;
+
+    // Same id, new causation, once per consumer that parked it; nobody parks it again.
+    let stream = envelopes(&world.harness).await;
+    let copies: Vec<&lifeline_events::Envelope> = stream
+        .iter()
+        .map(|(_, envelope)| envelope)
+        .filter(|e| e.id == early.id)
+        .collect();
+    assert_eq!(
+        copies.len(),
+        1 + parked.len(),
+        "the original and one re-drive per letter"
+    );
+    assert!(copies[1..].iter().all(|e| e.causation_id.is_some()
+        && e.causation_id != early.causation_id
+        && e.correlation_id == early.correlation_id));
+    let (_, body) = c.get("/v1/dead-letters", OPERATOR).await;
+    let letters = body["dead_letters"].as_array().cloned().unwrap_or_default();
+    assert_eq!(letters.len(), parked.len(), "nothing parked again: {body}");
+    for letter in &letters {
+        assert_eq!(letter["redriven"]["by"], "operator-district", "{letter}");
+        assert!(letter["redriven"]["stream_sequence"].as_u64() > Some(0));
+    }
+    let (status, body) = c
+        .post("/v1/dead-letters/999999/redrive", OPERATOR, json!({}))
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("not_found")),
+        "{body}"
+    );
+}

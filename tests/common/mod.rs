@@ -279,10 +279,22 @@ pub fn returned(run: &str, tricycle: &str) -> Envelope {
 
 /// Every `run.planned` event in the stream.
 pub async fn planned_runs(harness: &Harness) -> Vec<(u64, RunPlanned)> {
+    envelopes(harness)
+        .await
+        .into_iter()
+        .filter_map(|(sequence, envelope)| match envelope.event {
+            Event::RunPlanned(run) => Some((sequence, run)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every decodable event in the stream, with its sequence, oldest first.
+pub async fn envelopes(harness: &Harness) -> Vec<(u64, Envelope)> {
     let head = harness.head().await;
-    let mut runs = Vec::new();
+    let mut events = Vec::new();
     if head == 0 {
-        return runs;
+        return events;
     }
     let mut reader = lifeline_bus::EventReader::open(&harness.jetstream, EVENT_STREAM, 0, 512)
         .await
@@ -296,14 +308,12 @@ pub async fn planned_runs(harness: &Harness) -> Vec<(u64, RunPlanned)> {
         let mut last = 0;
         for message in batch {
             last = message.sequence;
-            if let Ok(envelope) = Envelope::decode(&message.payload)
-                && let Event::RunPlanned(run) = envelope.event
-            {
-                runs.push((message.sequence, run));
+            if let Ok(envelope) = Envelope::decode(&message.payload) {
+                events.push((message.sequence, envelope));
             }
         }
         if last >= head {
-            return runs;
+            return events;
         }
     }
 }

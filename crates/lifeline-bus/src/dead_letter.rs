@@ -12,11 +12,12 @@ use serde::Serialize;
 use crate::metrics;
 use crate::publisher::PublishError;
 use crate::reader::{ReadError, StreamMessage, stream_head};
+use crate::redrive::{REDRIVE_ID, REDRIVE_OF, REDRIVE_SEQUENCE, REDRIVEN_BY, Redrive};
 
-const CONSUMER: &str = "Lifeline-Dead-Letter-Consumer";
+pub(crate) const CONSUMER: &str = "Lifeline-Dead-Letter-Consumer";
 const REASON: &str = "Lifeline-Dead-Letter-Reason";
 const DETAIL: &str = "Lifeline-Dead-Letter-Detail";
-const ORIGINAL_SUBJECT: &str = "Lifeline-Original-Subject";
+pub(crate) const ORIGINAL_SUBJECT: &str = "Lifeline-Original-Subject";
 const ORIGINAL_SEQUENCE: &str = "Lifeline-Original-Sequence";
 
 /// Parks messages for one consumer.
@@ -45,6 +46,8 @@ pub struct DeadLetterRecord {
     pub original_sequence: u64,
     /// The original payload, as text (invalid UTF-8 replaced).
     pub payload: String,
+    /// Set once an operator re-drove it (`POST /v1/dead-letters/{sequence}/redrive`).
+    pub redriven: Option<Redrive>,
 }
 
 impl DeadLetter {
@@ -113,18 +116,20 @@ impl DeadLetter {
     }
 }
 
-/// Every dead letter currently in the stream, oldest first (at most `limit`).
+/// Every dead letter currently in the stream, oldest first (at most `limit`), each with its
+/// re-drive when it had one.
 pub async fn read_dead_letters(
     jetstream: &jetstream::Context,
     limit: usize,
 ) -> Result<Vec<DeadLetterRecord>, ReadError> {
     let head = stream_head(jetstream, DEAD_LETTER_STREAM).await?;
-    let mut records = Vec::new();
+    let mut records: Vec<DeadLetterRecord> = Vec::new();
+    let mut redrives = std::collections::HashMap::new();
     if head == 0 {
         return Ok(records);
     }
     let mut reader = crate::EventReader::open(jetstream, DEAD_LETTER_STREAM, 0, 256).await?;
-    while let Some(batch) = reader.next_batch().await {
+    'read: while let Some(batch) = reader.next_batch().await {
         for message in batch? {
             let header = |name: &str| {
                 message
@@ -134,19 +139,37 @@ pub async fn read_dead_letters(
                     .map(|value| value.as_str().to_owned())
                     .unwrap_or_default()
             };
-            records.push(DeadLetterRecord {
-                sequence: message.sequence,
-                consumer: header(CONSUMER),
-                reason: header(REASON),
-                detail: header(DETAIL),
-                original_subject: header(ORIGINAL_SUBJECT),
-                original_sequence: header(ORIGINAL_SEQUENCE).parse().unwrap_or(0),
-                payload: String::from_utf8_lossy(&message.payload).into_owned(),
-            });
-            if message.sequence >= head || records.len() >= limit {
-                return Ok(records);
+            if let Ok(of) = header(REDRIVE_OF).parse::<u64>() {
+                // A re-drive marker, not a dead letter.
+                if let Ok(id) = uuid::Uuid::try_parse(&header(REDRIVE_ID)) {
+                    redrives.insert(
+                        of,
+                        Redrive {
+                            id,
+                            stream_sequence: header(REDRIVE_SEQUENCE).parse().unwrap_or(0),
+                            by: header(REDRIVEN_BY),
+                        },
+                    );
+                }
+            } else if records.len() < limit {
+                records.push(DeadLetterRecord {
+                    sequence: message.sequence,
+                    consumer: header(CONSUMER),
+                    reason: header(REASON),
+                    detail: header(DETAIL),
+                    original_subject: header(ORIGINAL_SUBJECT),
+                    original_sequence: header(ORIGINAL_SEQUENCE).parse().unwrap_or(0),
+                    payload: String::from_utf8_lossy(&message.payload).into_owned(),
+                    redriven: None,
+                });
+            }
+            if message.sequence >= head {
+                break 'read;
             }
         }
+    }
+    for record in &mut records {
+        record.redriven = redrives.remove(&record.sequence);
     }
     Ok(records)
 }

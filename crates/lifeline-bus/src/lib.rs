@@ -1,6 +1,6 @@
 //! The NATS JetStream edge: idempotent stream provisioning, a publisher with message-id
 //! de-duplication, optimistic concurrency and retries, a batched ordered reader that
-//! resumes from a stored position, and dead-letter parking.
+//! resumes from a stored position, dead-letter parking and re-driving.
 
 mod connect;
 mod dead_letter;
@@ -9,6 +9,7 @@ pub mod metrics;
 mod provision;
 mod publisher;
 mod reader;
+mod redrive;
 
 pub use connect::{ConnectError, NatsOptions, connect_options, redact, server_addrs};
 pub use dead_letter::{DeadLetter, DeadLetterRecord, read_dead_letters};
@@ -16,6 +17,7 @@ pub use lookup::{LookupError, find_event_on_subject, last_subject_sequence};
 pub use provision::{ProvisionError, StreamSettings, provision, replicas_for};
 pub use publisher::{Expected, PublishError, Published, Publisher};
 pub use reader::{EventReader, ReadError, StreamMessage, stream_head};
+pub use redrive::{REDRIVE_FOR, REDRIVE_OF, Redrive, RedriveError, redrive, redriven_for_another};
 
 pub use async_nats;
 

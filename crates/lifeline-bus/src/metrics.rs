@@ -1,4 +1,4 @@
-//! Metrics of the bus: publishes, duplicates, retries, failures, dead letters.
+//! Metrics of the bus: publishes, duplicates, retries, failures, dead letters, re-drives.
 
 use std::sync::LazyLock;
 
@@ -45,6 +45,15 @@ pub static DEAD_LETTERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
         "lifeline_bus_dead_letters_total",
         "Messages parked on the dead-letter stream, by consumer and reason.",
         &["consumer", "reason"]
+    )
+    .expect("metric registers once")
+});
+
+pub static REDRIVES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "lifeline_bus_dead_letters_redriven_total",
+        "Dead letters an operator put back on the event stream, by the consumer they are for.",
+        &["consumer"]
     )
     .expect("metric registers once")
 });

@@ -286,6 +286,7 @@ async fn api_if_served(
         inventory,
         idempotency: lifeline_gateway::idempotency::Idempotency::new(Arc::new(idempotency)),
         access,
+        aggregates: lifeline_gateway::AggregateLocks::default(),
     })))
 }
 

@@ -25,7 +25,7 @@ use lifeline_projection::ProjectionStatus;
 use serde_json::json;
 
 pub use access::Access;
-pub use api::Api;
+pub use api::{AggregateLocks, Api};
 
 /// The courier's mobile page: stops by building, one button per drop, acknowledgements
 /// stored on the phone and retried until confirmed.

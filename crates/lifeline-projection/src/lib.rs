@@ -250,6 +250,12 @@ fn apply_batch(
         ignored: 0,
     };
     for (index, message) in messages.iter().enumerate() {
+        // A re-driven dead letter is for the consumer that parked it; the others applied
+        // the original already.
+        if lifeline_bus::redriven_for_another(message.headers.as_ref(), handler.name()) {
+            outcome.ignored += 1;
+            continue;
+        }
         let result = decode(message).and_then(|envelope| {
             let _span = tracing::info_span!(
                 "apply",

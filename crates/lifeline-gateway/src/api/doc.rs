@@ -11,7 +11,7 @@ use super::*;
         partners::partner_orders, partners::post_pick, partners::restock, partners::partner_stock,
         dispatch::ready_orders, dispatch::post_arrival, dispatch::community_runs, dispatch::depart_run, dispatch::return_run,
         couriers::run_manifest, couriers::post_drop,
-        operators::community_summary, operators::stuck_orders, operators::dead_letters, operators::all_stock,
+        operators::community_summary, operators::stuck_orders, operators::dead_letters, operators::redrive_dead_letter, operators::all_stock,
         escalations::community_escalations, escalations::close_escalation,
         campaigns::start_campaign, campaigns::campaign_progress, seals::change_seal, escalations::coverage,
         errands::receive_parcel, errands::request_errand, errands::accept_errand, errands::collect_errand, errands::errand_drop,

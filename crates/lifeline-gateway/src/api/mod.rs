@@ -7,6 +7,7 @@
 //! and nothing else; whether an act is allowed is decided in the domain.
 
 mod campaigns;
+mod command;
 mod couriers;
 mod dispatch;
 mod doc;
@@ -22,14 +23,13 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequest, Query, Request};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use lifeline_bus::Publisher;
 use lifeline_bus::async_nats::jetstream;
 use lifeline_domain::command::{CommandError, Views};
 use lifeline_domain::delivery::{OrderRecord, RunRecord};
-use lifeline_events::{Actor, ActorKind, Envelope, Event, EventMeta, is_token};
+use lifeline_events::{Actor, ActorKind, EventMeta, is_token};
 use lifeline_projection::StoreState;
 use lifeline_store::ProjectionStore;
 use serde::Serialize;
@@ -39,6 +39,8 @@ use crate::access::{Access, Caller, HasAccess, Role};
 use crate::error::ApiError;
 use crate::idempotency::Idempotency;
 
+pub use command::AggregateLocks;
+use command::{Appended, Concurrency};
 pub use couriers::{Manifest, ManifestItem, ManifestOrder, ManifestStop, Outcome, PostDrop};
 pub use dispatch::{DepartRun, PostArrival};
 pub use doc::{ApiDoc, openapi_json};
@@ -62,6 +64,8 @@ pub struct Api {
     pub inventory: Arc<ProjectionStore>,
     pub idempotency: Idempotency,
     pub access: Access,
+    /// Commands on one aggregate run one at a time in this process.
+    pub aggregates: AggregateLocks,
 }
 
 impl std::fmt::Debug for Api {
@@ -164,6 +168,10 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/errands/{order}/drops", post(errands::errand_drop))
         .route("/v1/stuck", get(operators::stuck_orders))
         .route("/v1/dead-letters", get(operators::dead_letters))
+        .route(
+            "/v1/dead-letters/{sequence}/redrive",
+            post(operators::redrive_dead_letter),
+        )
         .route("/v1/stock", get(operators::all_stock))
         .with_state(api)
 }
@@ -277,37 +285,10 @@ fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
-/// How a command guards its aggregate against concurrent writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Concurrency {
-    /// No guard (a restock adds to whatever is there; an arrival is its own aggregate).
-    None,
-    /// The aggregate is new: its subject must be empty.
-    New,
-    /// Decide after the projections have applied the subject's last event, and append only
-    /// if nothing landed on it since (otherwise 409).
-    Settled,
-    /// Like `Settled`, but the guard is on another subject of the same aggregate: a pick
-    /// (on its pick subject) appends only if nothing landed on the order's own subject
-    /// (a cancel, an escalation close) since it decided.
-    SettledOn(String),
-    /// Decide after the projections have applied the subject's last event, and append only
-    /// if nothing was ever published on `filter` (wildcards allowed): a cancel appends only
-    /// if no pick of the order landed, decided or not.
-    SettledNoneOn(String),
-}
-
 /// A list of orders, as every order list is answered.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrderList {
     pub orders: Vec<OrderRecord>,
-}
-
-/// Where a command's event landed.
-#[derive(Debug, Clone, Copy)]
-struct Appended {
-    event_id: Uuid,
-    stream_sequence: u64,
 }
 
 /// The 202 answer to a command (a retry with the same idempotency key gets the same).
@@ -407,13 +388,19 @@ impl Api {
         what: &str,
     ) -> Result<lifeline_events::HouseholdRegistered, ApiError> {
         let wanted = id.to_owned();
-        let household = self
-            .decide(move |views| {
-                views
-                    .household(&wanted)?
-                    .ok_or(CommandError::UnknownHousehold { household: wanted })
+        let mut found = self.decide(move |views| views.household(&wanted)).await?;
+        if found.is_none() {
+            // Registered a moment ago, or this replica is behind: look again once the
+            // registry has caught up with the stream (503 if it cannot), never a stale 422.
+            self.caught_up_with_stream().await?;
+            let wanted = id.to_owned();
+            found = self.decide(move |views| views.household(&wanted)).await?;
+        }
+        let household = found.ok_or_else(|| {
+            ApiError::from(CommandError::UnknownHousehold {
+                household: id.to_owned(),
             })
-            .await?;
+        })?;
         if !caller.acts_for_household(&household.community, &household.household) {
             return Err(caller.forbidden(what));
         }
@@ -489,158 +476,5 @@ impl Api {
             correlation_id: trace.correlation,
             causation_id: trace.causation,
         }
-    }
-
-    /// Optimistic concurrency on one aggregate: the sequence of the last message on its
-    /// subject, once the delivery projection has applied it. Deciding after this and
-    /// publishing with it as the expected last subject sequence means any write to the
-    /// aggregate in between makes the publish fail with a conflict (409).
-    async fn settled_sequence(&self, subject: &str) -> Result<u64, ApiError> {
-        let expected = lifeline_bus::last_subject_sequence(&self.jetstream, subject)
-            .await
-            .map_err(|_| ApiError::Unavailable)?;
-        if self
-            .delivery_status
-            .reached(expected, std::time::Duration::from_secs(3))
-            .await
-        {
-            Ok(expected)
-        } else {
-            // The projection is behind: the client retries later.
-            Err(ApiError::Unavailable)
-        }
-    }
-
-    /// Waits until inventory has seen everything delivery has (a pick reads the order from
-    /// delivery and its reservation from inventory). `Unavailable` after 3 s.
-    async fn inventory_caught_up(&self) -> Result<(), ApiError> {
-        let target = self
-            .delivery_status
-            .position
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if self
-            .inventory_status
-            .reached(target, std::time::Duration::from_secs(3))
-            .await
-        {
-            Ok(())
-        } else {
-            Err(ApiError::Unavailable)
-        }
-    }
-
-    /// One command, end to end, under its idempotency key: a retry whose first attempt is
-    /// in the stream answers with it; otherwise settle on the aggregate's `subject`,
-    /// decide, append with the expected sequence, and answer.
-    /// `answer` builds the 202 body from the event and where it was stored.
-    #[allow(clippy::too_many_arguments)]
-    async fn execute<D, A, R>(
-        &self,
-        caller: &Caller,
-        key: Option<String>,
-        trace: impl Into<Trace>,
-        subject: impl FnOnce(Uuid) -> String,
-        concurrency: Concurrency,
-        decide: D,
-        answer: A,
-    ) -> Result<Response, ApiError>
-    where
-        D: FnOnce(&Views<'_>, Uuid) -> Result<Event, CommandError> + Send + 'static,
-        A: FnOnce(&Event, Appended) -> R,
-        R: Serialize,
-    {
-        self.execute_then(
-            caller,
-            key,
-            trace,
-            subject,
-            concurrency,
-            decide,
-            |event, appended| std::future::ready(answer(event, appended)),
-        )
-        .await
-    }
-
-    /// [`Api::execute`] whose answer waits for something after the append (the place-order
-    /// answer waits for inventory to say what it reserved). The answer is stored under the
-    /// idempotency key like any other.
-    #[allow(clippy::too_many_arguments)]
-    async fn execute_then<D, A, F, R>(
-        &self,
-        caller: &Caller,
-        key: Option<String>,
-        trace: impl Into<Trace>,
-        subject: impl FnOnce(Uuid) -> String,
-        concurrency: Concurrency,
-        decide: D,
-        answer: A,
-    ) -> Result<Response, ApiError>
-    where
-        D: FnOnce(&Views<'_>, Uuid) -> Result<Event, CommandError> + Send + 'static,
-        A: FnOnce(&Event, Appended) -> F,
-        F: std::future::Future<Output = R>,
-        R: Serialize,
-    {
-        let trace = trace.into();
-        let (status, body) = self
-            .idempotency
-            .run(&caller.0.id, key, |event_id, maybe_published| async move {
-                let subject = subject(event_id);
-                if maybe_published
-                    && let Some((sequence, stored)) =
-                        lifeline_bus::find_event_on_subject(&self.jetstream, &subject, event_id)
-                            .await
-                            .map_err(|_| ApiError::Unavailable)?
-                {
-                    let appended = Appended {
-                        event_id,
-                        stream_sequence: sequence,
-                    };
-                    return Ok((
-                        StatusCode::ACCEPTED,
-                        to_json(&answer(&stored.event, appended).await),
-                    ));
-                }
-                let expected = match concurrency {
-                    Concurrency::None => None,
-                    Concurrency::New => Some(0.into()),
-                    Concurrency::Settled => Some(self.settled_sequence(&subject).await?.into()),
-                    Concurrency::SettledOn(guard) => Some(lifeline_bus::Expected {
-                        sequence: self.settled_sequence(&guard).await?,
-                        subject: Some(guard),
-                    }),
-                    Concurrency::SettledNoneOn(filter) => {
-                        self.settled_sequence(&subject).await?;
-                        Some(lifeline_bus::Expected {
-                            sequence: 0,
-                            subject: Some(filter),
-                        })
-                    }
-                };
-                let event = self.decide(move |views| decide(views, event_id)).await?;
-                let envelope = Envelope::with_id(event_id, event, self.meta(caller, trace));
-                let published = self
-                    .publisher
-                    .publish_expecting(&envelope, expected)
-                    .await?;
-                tracing::info!(
-                    event_id = %envelope.id,
-                    correlation_id = %envelope.correlation_id,
-                    r#type = envelope.event_type(),
-                    sequence = published.sequence,
-                    duplicate = published.duplicate,
-                    "command appended"
-                );
-                let appended = Appended {
-                    event_id,
-                    stream_sequence: published.sequence,
-                };
-                Ok((
-                    StatusCode::ACCEPTED,
-                    to_json(&answer(&envelope.event, appended).await),
-                ))
-            })
-            .await?;
-        Ok((status, Json(body)).into_response())
     }
 }

@@ -254,3 +254,41 @@ pub(super) async fn all_stock(
     let stock = blocking(move || lifeline_readmodel::inventory::stock(&store, None)).await?;
     Ok(Json(StockList { stock }).into_response())
 }
+
+/// Puts a dead letter back on the event stream, for the consumer that parked it, after the
+/// cause was fixed (a registry correction, a deploy). Same event id, new causation (the
+/// re-drive's id); the other consumers skip it. Operators only; once per dead letter.
+#[utoipa::path(post, path = "/v1/dead-letters/{sequence}/redrive", tag = "operators",
+    params(("sequence" = u64, Path, description = "The dead letter's sequence, as listed")),
+    responses((status = 202, body = lifeline_bus::Redrive),
+        (status = 400, body = ErrorBody, description = "not a sequence number"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such dead letter"),
+        (status = 409, body = ErrorBody, description = "re-driven already"),
+        (status = 422, body = ErrorBody, description = "the payload is not a lifeline event: the sender must publish a corrected one")),
+    security(("bearer" = [])))]
+pub(super) async fn redrive_dead_letter(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    Path(sequence): Path<String>,
+) -> Result<Response, ApiError> {
+    if !caller.is(Role::Operator) {
+        return Err(caller.forbidden("re-drive dead letters"));
+    }
+    let sequence: u64 = sequence
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("{sequence:?} is not a sequence number")))?;
+    let redriven = lifeline_bus::redrive(&api.jetstream, sequence, &caller.0.id)
+        .await
+        .map_err(|error| match error {
+            lifeline_bus::RedriveError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            lifeline_bus::RedriveError::AlreadyRedriven { .. } => {
+                ApiError::Conflict(error.to_string())
+            }
+            lifeline_bus::RedriveError::NotRedrivable { .. } => {
+                ApiError::Unprocessable(error.to_string())
+            }
+            lifeline_bus::RedriveError::Unavailable(_) => ApiError::Unavailable,
+        })?;
+    Ok((axum::http::StatusCode::ACCEPTED, Json(redriven)).into_response())
+}
