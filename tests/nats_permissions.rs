@@ -1,6 +1,7 @@
 //! The shipped NATS authorization (deploy/nats/auth.conf) on a real nats-server: a partner
 //! publishes its own picks and stock, and cannot publish another partner's, nor anything
-//! else.
+//! else; it receives its own orders on its feed, live or through its durable consumer,
+//! and cannot read another partner's.
 
 mod common;
 
@@ -162,6 +163,191 @@ async fn a_partner_may_publish_only_its_own_picks_and_stock() {
             .await
             .is_err(),
         "nothing on shuocheng's subject"
+    );
+}
+
+fn order_for(order: &str, partner: &str) -> lifeline_events::Envelope {
+    common::order(
+        order,
+        1,
+        1,
+        partner,
+        &[("veg-pack", 1)],
+        lifeline_events::Priority::Routine,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_receives_its_own_orders_and_nobody_elses() {
+    let config = std::fs::read_to_string(
+        std::path::Path::new(&manifest_dir()).join("../../deploy/nats/auth.conf"),
+    )
+    .expect("auth.conf");
+    let server = NatsServer::start_with_config(&config);
+    let ignore = Arc::new(Mutex::new(Vec::new()));
+    let admin = jetstream::new(
+        connect_as(
+            &server,
+            "lifeline",
+            "dev-lifeline",
+            None,
+            Arc::clone(&ignore),
+        )
+        .await,
+    );
+    provision(&admin, &StreamSettings::default())
+        .await
+        .expect("provision");
+    let publisher = lifeline_bus::Publisher::new(admin.clone(), "test");
+    let mine = order_for("o-mine", "yonghui");
+    let theirs = order_for("o-theirs", "shuocheng");
+    let cancel = system(lifeline_events::Event::OrderCancelled(
+        lifeline_events::OrderCancelled {
+            order: "o-mine".into(),
+            community: "tianlun".into(),
+            reason: "changed mind".into(),
+        },
+    ));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let yonghui = connect_as(
+        &server,
+        "yonghui",
+        "dev-nats-yonghui",
+        Some("_INBOX_yonghui"),
+        Arc::clone(&errors),
+    )
+    .await;
+    // Live: its own feed subject.
+    let mut live = yonghui
+        .subscribe("lifeline.feed.yonghui.>")
+        .await
+        .expect("subscribe to its own feed");
+    yonghui.flush().await.expect("flush");
+
+    for event in [&mine, &theirs, &cancel] {
+        publisher.publish(event, None).await.expect("publish");
+    }
+    // lifeline's feed consumer, as deployed (`lifeline up` runs it too).
+    let data = tempfile::tempdir().expect("tempdir");
+    let url = server
+        .url()
+        .replacen("nats://", "nats://lifeline:dev-lifeline@", 1);
+    let mut feed = std::process::Command::new(LIFELINE)
+        .args(["run", "feed", "--nats-url", &url, "--http", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("lifeline run feed");
+
+    let placed = tokio::time::timeout(WAIT, futures::StreamExt::next(&mut live))
+        .await
+        .expect("the order arrives live")
+        .expect("message");
+    assert_eq!(
+        placed.subject.as_str(),
+        "lifeline.feed.yonghui.orders.tianlun.o-mine"
+    );
+    let envelope = lifeline_events::Envelope::decode(&placed.payload).expect("an envelope");
+    assert_eq!(envelope.event, mine.event);
+    assert_eq!(
+        envelope.causation_id,
+        Some(mine.id),
+        "its cause is the original"
+    );
+
+    // Durable: its own consumer, created and read with its own permissions.
+    let partner = jetstream::new(yonghui.clone());
+    let consumer = partner
+        .create_consumer_on_stream(
+            jetstream::consumer::pull::Config {
+                durable_name: Some("feed-yonghui".into()),
+                filter_subject: "lifeline.feed.yonghui.>".into(),
+                ..Default::default()
+            },
+            lifeline_events::PARTNER_FEED_STREAM,
+        )
+        .await
+        .expect("its own durable consumer");
+    let mut received = Vec::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    while received.len() < 2 && std::time::Instant::now() < deadline {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(10)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .expect("fetch");
+        while let Some(message) = futures::StreamExt::next(&mut batch).await {
+            let message = message.expect("message");
+            message.ack().await.expect("ack");
+            let envelope = lifeline_events::Envelope::decode(&message.payload).expect("envelope");
+            received.push((message.subject.to_string(), envelope.event_type()));
+        }
+    }
+    let _ = feed.kill();
+    let _ = feed.wait();
+    assert_eq!(
+        received,
+        [
+            (
+                "lifeline.feed.yonghui.orders.tianlun.o-mine".to_owned(),
+                "order.placed.v1"
+            ),
+            (
+                "lifeline.feed.yonghui.orders.tianlun.o-mine".to_owned(),
+                "order.cancelled.v1"
+            ),
+        ],
+        "its order and the cancellation, not shuocheng's"
+    );
+
+    // Another partner's feed, live or durable: refused (the server drops the request, so
+    // do not wait the default 5 s for each answer).
+    let mut partner = partner;
+    partner.set_timeout(Duration::from_secs(1));
+    let other = partner
+        .create_consumer_on_stream(
+            jetstream::consumer::pull::Config {
+                durable_name: Some("feed-shuocheng".into()),
+                filter_subject: "lifeline.feed.shuocheng.>".into(),
+                ..Default::default()
+            },
+            lifeline_events::PARTNER_FEED_STREAM,
+        )
+        .await;
+    assert!(
+        other.is_err(),
+        "shuocheng's consumer is not yonghui's to create"
+    );
+    let wider = partner
+        .create_consumer_on_stream(
+            jetstream::consumer::pull::Config {
+                durable_name: Some("feed-yonghui".into()),
+                filter_subject: "lifeline.feed.>".into(),
+                ..Default::default()
+            },
+            lifeline_events::PARTNER_FEED_STREAM,
+        )
+        .await;
+    assert!(
+        wider.is_err(),
+        "its consumer cannot be widened to every feed"
+    );
+    let _ = yonghui.subscribe("lifeline.feed.shuocheng.>").await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            errors
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|e| e.contains("Permissions Violation for Subscription"))
+        })
+        .await,
+        "subscribing to another partner's feed is refused: {:?}",
+        errors.lock().expect("lock")
     );
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use lifeline_events::{
     DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECT_PREFIX, EVENT_STREAM, EVENT_STREAM_SUBJECTS,
+    PARTNER_FEED_STREAM, PARTNER_FEED_SUBJECT_PREFIX,
 };
 
 /// How the streams are created. Replicas above 1 need a JetStream cluster.
@@ -58,7 +59,7 @@ pub enum ProvisionError {
     Nats(#[from] async_nats::Error),
 }
 
-/// Creates the event and dead-letter streams, or updates them to these settings, never
+/// Creates the event, dead-letter and partner-feed streams, or updates them to these settings, never
 /// weakening an existing stream: file storage always, replicas never lowered unless
 /// allowed. Safe to call from every process at every start.
 pub async fn provision(
@@ -76,6 +77,10 @@ pub async fn provision(
         (
             DEAD_LETTER_STREAM,
             vec![format!("{DEAD_LETTER_SUBJECT_PREFIX}.>")],
+        ),
+        (
+            PARTNER_FEED_STREAM,
+            vec![format!("{PARTNER_FEED_SUBJECT_PREFIX}.>")],
         ),
     ] {
         let existing = match jetstream.get_stream(name).await {

@@ -7,6 +7,7 @@ pub mod campaign;
 pub mod command;
 pub mod delivery;
 pub mod dispatch;
+pub mod feed;
 pub mod inventory;
 pub mod ledger;
 pub mod order;

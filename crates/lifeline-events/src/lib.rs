@@ -15,7 +15,7 @@ pub use ids::{deterministic_event_id, is_token, new_event_id};
 pub use payload::*;
 pub use subject::{
     DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECT_PREFIX, EVENT_STREAM, EVENT_STREAM_SUBJECTS,
-    campaign_subject, dead_letter_subject, drop_subject, order_subject, pick_subject, run_subject,
-    subject_for,
+    PARTNER_FEED_STREAM, PARTNER_FEED_SUBJECT_PREFIX, campaign_subject, dead_letter_subject,
+    drop_subject, order_subject, partner_feed_subject, pick_subject, run_subject, subject_for,
 };
 pub use wire::wire_name;

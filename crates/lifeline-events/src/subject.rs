@@ -28,6 +28,17 @@ pub const EVENT_STREAM_SUBJECTS: &[&str] = &[
 pub const DEAD_LETTER_STREAM: &str = "LIFELINE_DEAD_LETTERS";
 pub const DEAD_LETTER_SUBJECT_PREFIX: &str = "lifeline.deadletter";
 
+/// Each partner's own copy of the orders it is to pick (`order.placed.v1`) and their
+/// cancellations, republished by the `feed` consumer so a partner can subscribe to its own
+/// subjects only (its NATS permissions allow nothing wider).
+pub const PARTNER_FEED_STREAM: &str = "LIFELINE_PARTNER_FEED";
+pub const PARTNER_FEED_SUBJECT_PREFIX: &str = "lifeline.feed";
+
+/// `lifeline.feed.<partner>.orders.<community>.<order>`.
+pub fn partner_feed_subject(partner: &str, community: &str, order: &str) -> String {
+    format!("{PARTNER_FEED_SUBJECT_PREFIX}.{partner}.orders.{community}.{order}")
+}
+
 pub fn dead_letter_subject(consumer: &str) -> String {
     format!("{DEAD_LETTER_SUBJECT_PREFIX}.{consumer}")
 }

@@ -39,6 +39,7 @@ pub fn consumers() -> Vec<Consumer> {
             .with_metrics(crate::delivery::metrics::collector),
         Consumer::new(lifeline_domain::dispatch::Dispatch),
         Consumer::new(lifeline_domain::campaign::Campaigns),
+        Consumer::new(lifeline_domain::feed::PartnerFeed),
     ]
 }
 
