@@ -1,6 +1,8 @@
 //! Exactly once: a duplicate publish changes nothing, a consumer stopped mid-stream and
 //! restarted ends where a straight run ends, a replayed projection equals the live one, and
-//! redelivery (duplicated, out of order) neither skips nor double-applies.
+//! redelivery (duplicated, out of order) neither skips nor double-applies, and a process
+//! manager that lost its progress and restarts after the duplicate window has passed adds
+//! no follow-up twice.
 
 mod common;
 
@@ -327,5 +329,96 @@ async fn redeliver_shuffled(
             .expect("ingest");
         assert_eq!(position, messages[end - 1].sequence, "nothing skipped");
         start = end;
+    }
+}
+
+/// Dispatch and campaigns publish their follow-ups, then lose everything they committed
+/// (as if they had crashed between publishing and committing, at the very start) and come
+/// back only after the stream's duplicate window (1 s here) has passed: the stream cannot
+/// recognise the re-published ids any more, yet no run and no campaign order is stored
+/// twice, because a follow-up that opens an aggregate is published only onto an empty
+/// subject.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_managers_restarted_past_the_duplicate_window_add_nothing_twice() {
+    let harness = Harness::start_with(&lifeline_bus::StreamSettings {
+        duplicate_window: std::time::Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    let seeds = lifeline_seeds::Seeds::embedded().expect("seeds");
+    harness
+        .publish(&seeds.events(time::OffsetDateTime::now_utc()))
+        .await;
+    harness.publish(&workload()).await;
+    let campaign = system(lifeline_events::Event::CampaignStarted(
+        lifeline_events::CampaignStarted {
+            campaign: "melon-day".into(),
+            community: "tianlun".into(),
+            name: "melons".into(),
+            partner: "yonghui".into(),
+            lines: vec![lifeline_events::OrderLine {
+                item: "veg-pack".into(),
+                quantity: 1,
+            }],
+            scope: lifeline_events::CampaignScope {
+                buildings: vec!["tianlun-b07".into()],
+                vulnerabilities: vec![],
+            },
+            priority: None,
+            signup_until: None,
+        },
+    ));
+    harness.publish(&[campaign]).await;
+
+    let count = |events: &[(u64, Envelope)]| {
+        let runs = events
+            .iter()
+            .filter(|(_, e)| matches!(e.event, lifeline_events::Event::RunPlanned(_)))
+            .count();
+        let campaign_orders = events
+            .iter()
+            .filter(|(_, e)| {
+                matches!(&e.event, lifeline_events::Event::OrderPlaced(o) if o.campaign.is_some())
+            })
+            .count();
+        (runs, campaign_orders)
+    };
+    let mut first = None;
+    for attempt in ["first", "after losing its progress"] {
+        let dir = harness.store_dir("pm");
+        let _ = std::fs::remove_dir_all(&dir);
+        let consumers =
+            [DISPATCH, CAMPAIGNS].map(|kind| start_consumer(&harness, kind, &dir.join(kind)));
+        let head = harness.head().await;
+        for consumer in &consumers {
+            consumer.wait_for(head).await;
+        }
+        // Until nothing new arrives: the follow-ups and what they cause are applied.
+        loop {
+            let head = harness.head().await;
+            for consumer in &consumers {
+                consumer.wait_for(head).await;
+            }
+            if harness.head().await == head {
+                break;
+            }
+        }
+        for consumer in consumers {
+            consumer.stop().await;
+        }
+        let counted = count(&envelopes(&harness).await);
+        eprintln!(
+            "{attempt}: {} runs planned, {} campaign orders",
+            counted.0, counted.1
+        );
+        match first {
+            None => {
+                assert!(counted.0 > 0 && counted.1 > 0, "{counted:?}");
+                first = Some(counted);
+                // Past the duplicate window before the second life.
+                tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+            }
+            Some(first) => assert_eq!(counted, first, "nothing stored twice"),
+        }
     }
 }

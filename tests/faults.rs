@@ -2,7 +2,8 @@
 //! the consumers are behind, a nats-server killed and restarted under a running `lifeline
 //! up` (readiness off while it is gone, consumers resuming promptly once it is back), and
 //! SIGTERM during the outage still stopping the process in bounded time, and commands on a
-//! replica that is behind deciding only once it has caught up (or refusing with 503).
+//! replica that is behind deciding only once it has caught up (or refusing with 503), and
+//! a full data disk turning readiness off until space returns, then recovering by itself.
 
 mod common;
 
@@ -219,4 +220,101 @@ async fn a_nats_restart_turns_readiness_off_and_the_consumers_resume_promptly() 
         took < Duration::from_secs(12),
         "SIGTERM during an outage stops the process: {took:?}"
     );
+}
+
+/// The data directory on a small filesystem that fills up under load: commands answer 503
+/// (never 500), `/readyz` says which store cannot write, and once space returns the stores
+/// write again by themselves, readiness comes back, and every order answered 202 is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_data_disk_turns_readiness_off_and_recovers_when_space_returns() {
+    let Some(disk) = Tmpfs::mount(256) else {
+        eprintln!("SKIPPED: cannot mount a tmpfs (not root)");
+        return;
+    };
+    let harness = Harness::start().await;
+    let seeds = lifeline_seeds::Seeds::embedded().expect("seeds");
+    harness
+        .publish(&seeds.events(time::OffsetDateTime::now_utc()))
+        .await;
+    let access = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo"))
+        .join("../../deploy/access.example.toml");
+    let logs = tempfile::tempdir().expect("tempdir");
+    // Small memtables, so the stores need fresh disk after hundreds of orders, not after
+    // the thousands their preallocated logs hold by default.
+    let up = Up::start_logging_to(
+        &harness,
+        &disk.path().join("data"),
+        logs.path(),
+        &["--access", access.to_str().expect("utf-8")],
+        &[("LIFELINE_STORE_MEMTABLE_MB", "1")],
+    );
+    up.wait_ready().await;
+    let http = reqwest::Client::new();
+    let order = serde_json::json!({"household": "tianlun-b07-u8-0301", "partner": "yonghui", "lines": [{"item": "veg-pack", "quantity": 1}]});
+    let mut accepted = Vec::new();
+    let mut place = async |n: usize| -> u16 {
+        let Ok(response) = http
+            .post(format!("{}/v1/orders", up.http))
+            .bearer_auth("dev-staff-tianlun")
+            .header("Idempotency-Key", format!("disk-{n}"))
+            .json(&order)
+            .send()
+            .await
+        else {
+            return 0;
+        };
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or_default();
+        assert_ne!(status, 500, "a full disk is not an internal error: {body}");
+        if status == 202 {
+            accepted.push(body["order"].as_str().expect("order id").to_owned());
+        }
+        status
+    };
+    assert_eq!(place(0).await, 202);
+
+    let filler = disk.fill();
+    let mut unready = None;
+    let mut n = 1;
+    while unready.is_none() && n < 2_000 {
+        place(n).await;
+        n += 1;
+        if let Some((503, body)) = readyz(&up).await
+            && body["stores"]
+                .as_object()
+                .is_some_and(|stores| stores.values().any(|s| s["writable"] == false))
+        {
+            unready = Some(body);
+        }
+    }
+    let unready = unready.expect("a store ran out of space and readiness said so");
+    eprintln!("readiness while full: {}", unready["stores"]);
+    let refused = place(n).await;
+    assert!(refused == 503 || refused == 202, "{refused}");
+
+    std::fs::remove_file(&filler).expect("space returns");
+    let freed = Instant::now();
+    let back = eventually(WAIT, || async {
+        readyz(&up).await.is_some_and(|(status, _)| status == 200)
+    })
+    .await;
+    assert!(back, "readiness came back once space returned");
+    eprintln!("ready {:?} after space returned", freed.elapsed());
+    assert_eq!(place(n + 1).await, 202, "commands are taken again");
+    for order in &accepted {
+        let found = eventually(WAIT, || async {
+            http.get(format!("{}/v1/orders/{order}", up.http))
+                .bearer_auth("dev-operator")
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        assert!(found, "order {order}, answered 202, is in the projection");
+    }
+    eprintln!(
+        "{} orders accepted around the outage, all applied",
+        accepted.len()
+    );
+    up.kill();
 }

@@ -28,14 +28,17 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start() -> Harness {
+        Harness::start_with(&StreamSettings::default()).await
+    }
+
+    /// A harness whose streams have these settings (a short duplicate window, say).
+    pub async fn start_with(settings: &StreamSettings) -> Harness {
         let server = NatsServer::start();
         let client = lifeline_bus::connect(server.url(), "test", &Default::default())
             .await
             .expect("connect");
         let jetstream = jetstream::new(client.clone());
-        provision(&jetstream, &StreamSettings::default())
-            .await
-            .expect("provision");
+        provision(&jetstream, settings).await.expect("provision");
         let publisher = Publisher::new(jetstream.clone(), "test");
         Harness {
             server,
@@ -336,21 +339,39 @@ impl Up {
     /// Starts `lifeline up` on a port the OS chooses (`127.0.0.1:0`, so no two tests can
     /// race for one) and reads the bound address back from its "http listening" log line.
     pub fn start_with_args(harness: &Harness, data_dir: &std::path::Path, extra: &[&str]) -> Up {
+        Up::start_logging_to(harness, data_dir, data_dir, extra, &[])
+    }
+
+    /// [`Up::start_with_args`] with its log in `log_dir` (not on a data disk a test fills)
+    /// and these environment variables.
+    pub fn start_logging_to(
+        harness: &Harness,
+        data_dir: &std::path::Path,
+        log_dir: &std::path::Path,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Up {
+        Up::start_at(harness.server.url(), data_dir, log_dir, extra, envs)
+    }
+
+    /// `lifeline up` against the NATS servers `urls` (one URL or a seed list).
+    pub fn start_at(
+        urls: &str,
+        data_dir: &std::path::Path,
+        log_dir: &std::path::Path,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Up {
         static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let start = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let log = data_dir.join(format!("lifeline-{}-{start}.log", std::process::id()));
+        let log = log_dir.join(format!("lifeline-{}-{start}.log", std::process::id()));
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(LIFELINE)
-            .args([
-                "up",
-                "--nats-url",
-                harness.server.url(),
-                "--http",
-                "127.0.0.1:0",
-            ])
+            .args(["up", "--nats-url", urls, "--http", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
+            .envs(envs.iter().copied())
             .env(
                 "RUST_LOG",
                 std::env::var("LIFELINE_TEST_LOG")
@@ -460,5 +481,43 @@ impl Drop for Up {
                 eprintln!("{line}");
             }
         }
+    }
+}
+
+/// A small tmpfs (mounting needs root: CI runs as root; `None` elsewhere), unmounted on
+/// drop.
+pub struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    pub fn mount(megabytes: u32) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().ok()?;
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then_some(Tmpfs(dir))
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+
+    /// Fills what is left with a file (`dd` stops at ENOSPC); removing it gives it back.
+    pub fn fill(&self) -> std::path::PathBuf {
+        let filler = self.path().join("filler");
+        let _ = Command::new("dd")
+            .args(["if=/dev/zero", "bs=1M"])
+            .arg(format!("of={}", filler.display()))
+            .stderr(Stdio::null())
+            .status();
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
     }
 }

@@ -119,6 +119,8 @@ fn is_transient(kind: PublishErrorKind) -> bool {
             | PublishErrorKind::BrokenPipe
             | PublishErrorKind::MaxAckPending
             | PublishErrorKind::Other
+            // A cluster electing a new stream leader answers "no stream found" for a moment.
+            | PublishErrorKind::StreamNotFound
     )
 }
 
@@ -218,6 +220,33 @@ impl Publisher {
         &self,
         envelopes: &[Envelope],
     ) -> Result<Vec<Published>, PublishError> {
+        self.publish_pipelined(envelopes, false).await
+    }
+
+    /// [`Publisher::publish_all`] for a process manager's follow-ups: an event that opens
+    /// its aggregate (`run.planned.v1`, a campaign's `order.placed.v1`) is published only if
+    /// its subject is empty, and a subject that is not empty means an earlier attempt
+    /// stored it (the ids and subjects are deterministic): a duplicate. So a process
+    /// manager that crashed after publishing and restarts after JetStream's duplicate
+    /// window has passed still adds nothing twice.
+    pub async fn publish_follow_ups(
+        &self,
+        envelopes: &[Envelope],
+    ) -> Result<Vec<Published>, PublishError> {
+        self.publish_pipelined(envelopes, true).await
+    }
+
+    async fn publish_pipelined(
+        &self,
+        envelopes: &[Envelope],
+        guard_openings: bool,
+    ) -> Result<Vec<Published>, PublishError> {
+        let expected = |envelope: &Envelope| {
+            (guard_openings && envelope.event.opens_aggregate()).then_some(Expected {
+                sequence: 0,
+                subject: None,
+            })
+        };
         let mut results = Vec::with_capacity(envelopes.len());
         for window in envelopes.chunks(PIPELINE_WINDOW) {
             let mut pending = Vec::with_capacity(window.len());
@@ -226,7 +255,7 @@ impl Publisher {
                     .jetstream
                     .publish_with_headers(
                         envelope.subject.clone(),
-                        headers(envelope, None),
+                        headers(envelope, expected(envelope).as_ref()),
                         bytes::Bytes::from(envelope.encode()),
                     )
                     .await;
@@ -234,14 +263,27 @@ impl Publisher {
             }
             for (envelope, sent) in window.iter().zip(pending) {
                 let acked = match sent {
-                    Ok(future) => future.await.ok(),
-                    Err(_) => None,
+                    Ok(future) => future.await,
+                    Err(error) => Err(error),
                 };
                 match acked {
-                    Some(ack) => results.push(self.record(ack.sequence, ack.duplicate)),
-                    None => {
+                    Ok(ack) => results.push(self.record(ack.sequence, ack.duplicate)),
+                    Err(error)
+                        if error.kind() == PublishErrorKind::WrongLastSequence
+                            && expected(envelope).is_some() =>
+                    {
+                        results.push(self.record(0, true));
+                    }
+                    Err(_) => {
                         metrics::RETRIES.with_label_values(&[&self.name]).inc();
-                        results.push(self.publish(envelope, None).await?);
+                        let guard = expected(envelope);
+                        let opening = guard.is_some();
+                        match self.publish_expecting(envelope, guard).await {
+                            Err(PublishError::Conflict) if opening => {
+                                results.push(self.record(0, true));
+                            }
+                            other => results.push(other?),
+                        }
                     }
                 }
             }

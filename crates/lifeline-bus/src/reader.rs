@@ -70,6 +70,11 @@ impl EventReader {
         let ordered = handle
             .create_consumer(consumer::pull::OrderedConfig {
                 deliver_policy,
+                // Pull requests expire after 2 s, so the idle heartbeat is 1 s: a reader
+                // whose server-side consumer vanished (its stream leader died in a cluster)
+                // notices within seconds and recreates it on the new leader, instead of
+                // after the 15 s default heartbeat.
+                max_expires: std::time::Duration::from_secs(2),
                 ..Default::default()
             })
             .await

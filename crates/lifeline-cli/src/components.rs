@@ -172,6 +172,11 @@ pub async fn up(
             .iter()
             .map(|r| (r.consumer.name(), Arc::clone(&r.status)))
             .collect(),
+        stores: running
+            .iter()
+            .map(|r| (r.consumer.name(), Arc::clone(&r.store)))
+            .chain(api.iter().map(|api| ("gateway", api.idempotency.store())))
+            .collect(),
         api,
         ready_max_lag: common.ready_max_lag,
         admission: lifeline_gateway::admission::Admission::new(

@@ -373,6 +373,20 @@ pub enum Event {
 macro_rules! event_types {
     ($($variant:ident => $name:literal),+ $(,)?) => {
         impl Event {
+    /// Whether this event is the first on its subject: it opens its aggregate (an order,
+    /// a run, a campaign). A process manager publishes such follow-ups only onto an empty
+    /// subject, which keeps them once-only beyond JetStream's duplicate window.
+    pub fn opens_aggregate(&self) -> bool {
+        matches!(
+            self,
+            Event::OrderPlaced(_)
+                | Event::RunPlanned(_)
+                | Event::CampaignStarted(_)
+                | Event::ParcelReceived(_)
+                | Event::ErrandRequested(_)
+        )
+    }
+
             /// Every wire type name, in catalogue order.
             pub const TYPES: &'static [&'static str] = &[$($name),+];
 

@@ -138,7 +138,13 @@ impl IntoResponse for ApiError {
 
 impl From<lifeline_store::StoreError> for ApiError {
     fn from(error: lifeline_store::StoreError) -> Self {
-        ApiError::Internal(error.to_string())
+        // A store that cannot write (a full disk) recovers by itself: retry in a moment.
+        if error.is_transient() {
+            tracing::error!(%error, "store unavailable");
+            ApiError::Unavailable
+        } else {
+            ApiError::Internal(error.to_string())
+        }
     }
 }
 

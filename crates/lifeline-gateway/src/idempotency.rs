@@ -64,6 +64,11 @@ fn stripe(key: &str) -> usize {
 }
 
 impl Idempotency {
+    /// The RocksDB store behind it (readiness watches whether it can write).
+    pub fn store(&self) -> Arc<ProjectionStore> {
+        Arc::clone(&self.store)
+    }
+
     pub fn new(store: Arc<ProjectionStore>) -> Self {
         Idempotency {
             store,

@@ -36,6 +36,9 @@ const COURIER_PAGE: &str = include_str!("../static/courier.html");
 pub struct GatewayState {
     pub nats: async_nats::Client,
     pub consumers: Vec<(&'static str, Arc<ProjectionStatus>)>,
+    /// Every RocksDB store of the process (the consumers' and the gateway's idempotency
+    /// store): one that cannot write turns readiness off.
+    pub stores: Vec<(&'static str, Arc<lifeline_store::ProjectionStore>)>,
     pub api: Option<Arc<Api>>,
     /// `/readyz` is 503 while any consumer is further than this behind the stream head.
     pub ready_max_lag: u64,
@@ -80,7 +83,8 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
-/// Ready means: connected to NATS, the stream head readable, and every consumer reading
+/// Ready means: connected to NATS, the stream head readable, every store able to write
+/// (a full disk turns it off until the store writes again), and every consumer reading
 /// and within `ready_max_lag` events of that head (`--ready-max-lag`, default 1000): a
 /// replica further behind answers 503, so a load balancer stops sending it commands it
 /// would decide on stale state.
@@ -117,6 +121,19 @@ async fn readyz(State(state): State<Arc<GatewayState>>) -> Response {
             }),
         );
     }
+    // In memory: a store's last write failure, never a disk read.
+    let mut stores = serde_json::Map::new();
+    for (name, store) in &state.stores {
+        let failure = store.write_failure();
+        metrics::STORE_WRITABLE
+            .with_label_values(&[name])
+            .set(i64::from(failure.is_none()));
+        ready &= failure.is_none();
+        stores.insert(
+            (*name).to_owned(),
+            json!({"writable": failure.is_none(), "error": failure}),
+        );
+    }
     let code = if ready {
         StatusCode::OK
     } else {
@@ -130,6 +147,7 @@ async fn readyz(State(state): State<Arc<GatewayState>>) -> Response {
             "stream_head": head,
             "max_lag_events": max_lag,
             "consumers": consumers,
+            "stores": stores,
         })),
     )
         .into_response()
@@ -140,6 +158,11 @@ async fn metrics(State(state): State<Arc<GatewayState>>) -> Response {
     let _ = (&*metrics::REQUESTS, &*metrics::DURATION);
     let connected = state.nats.connection_state() == async_nats::connection::State::Connected;
     metrics::NATS_CONNECTED.set(i64::from(connected));
+    for (name, store) in &state.stores {
+        metrics::STORE_WRITABLE
+            .with_label_values(&[name])
+            .set(i64::from(store.write_failure().is_none()));
+    }
     // The projections' collectors read RocksDB at scrape time: gather on the blocking pool,
     // never on an async worker.
     let encoded = tokio::task::spawn_blocking(|| {

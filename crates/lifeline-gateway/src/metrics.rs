@@ -7,8 +7,8 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    HistogramVec, IntCounterVec, IntGauge, register_histogram_vec, register_int_counter_vec,
-    register_int_gauge,
+    HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, register_histogram_vec,
+    register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
 };
 
 pub static NATS_CONNECTED: LazyLock<IntGauge> = LazyLock::new(|| {
@@ -56,3 +56,12 @@ pub async fn track(request: Request, next: Next) -> Response {
         .observe(started.elapsed().as_secs_f64());
     response
 }
+
+pub static STORE_WRITABLE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "lifeline_store_writable",
+        "1 while the RocksDB store can write, 0 after a write failed (a full disk) until a write succeeds again.",
+        &["store"]
+    )
+    .expect("metric registers once")
+});

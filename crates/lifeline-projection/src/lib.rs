@@ -324,7 +324,8 @@ impl Projection {
     }
 
     /// Runs live until `shutdown` turns true. A batch in flight is finished and committed
-    /// first. NATS trouble is retried; a store failure ends the run with an error.
+    /// first. NATS trouble and a store that cannot write (a full disk) are retried; a
+    /// corrupt store ends the run with an error.
     pub async fn run(self, mut shutdown: Shutdown) -> Result<(), ProjectionError> {
         let name = self.handler.name();
         loop {
@@ -338,6 +339,12 @@ impl Projection {
                 }
                 Err(ProjectionError::Publish(error)) => {
                     tracing::warn!(consumer = name, %error, "publishing follow-ups failed, retrying the batch");
+                }
+                // A full disk: the batch was not written (state and position together);
+                // readiness is off until the store writes again, which it tries once the
+                // disk has room.
+                Err(ProjectionError::Store(error)) if error.is_transient() => {
+                    tracing::error!(consumer = name, %error, "store cannot write, retrying the batch");
                 }
                 Err(error) => return Err(error),
             }
@@ -528,7 +535,7 @@ impl Projection {
 
         if mode == Mode::Live {
             if !applied.emitted.is_empty() {
-                self.publisher.publish_all(&applied.emitted).await?;
+                self.publisher.publish_follow_ups(&applied.emitted).await?;
                 metrics::EMITTED
                     .with_label_values(&[name])
                     .inc_by(applied.emitted.len() as u64);

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
 use rocksdb::{
     ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions,
@@ -14,6 +16,28 @@ use sha2::{Digest, Sha256};
 
 const META: &str = "meta";
 const POSITION_KEY: &[u8] = b"position";
+
+/// Memtable budget of one store, all its column families together, in MiB, unless
+/// `LIFELINE_STORE_MEMTABLE_MB` says otherwise. RocksDB preallocates each write-ahead log
+/// file at the smaller of this and 1.1 times the largest memtable, so it also bounds the
+/// disk a store claims at its first write: about 20 MiB with the manifest at 16, instead
+/// of the 75 MiB RocksDB's defaults claim. Smaller saves memory and disk and flushes more
+/// often.
+const DEFAULT_MEMTABLE_MB: usize = 16;
+
+fn write_buffer_bytes() -> usize {
+    std::env::var("LIFELINE_STORE_MEMTABLE_MB")
+        .ok()
+        .and_then(|mb| mb.parse::<usize>().ok())
+        .filter(|mb| *mb > 0)
+        .unwrap_or(DEFAULT_MEMTABLE_MB)
+        * 1024
+        * 1024
+}
+
+/// A store whose writes failed is reopened only once the filesystem has at least this much
+/// free: reopening on a still-full disk would only fail again.
+pub const RECOVERY_FREE_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -41,6 +65,22 @@ pub enum StoreError {
     },
     #[error("cannot swap projection directories")]
     Swap(#[source] std::io::Error),
+    /// The data directory cannot be written (a read-only mount, wrong owner).
+    #[error("the data directory {path} is not writable ({source}): check the mount and its owner")]
+    NotWritable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Writes failed (a full disk) and the store is closed until it can be reopened.
+    #[error("projection store at {path} is closed after a write failure: {reason}")]
+    Closed { path: PathBuf, reason: String },
+}
+
+impl StoreError {
+    /// Whether retrying later may succeed (i/o, a full disk), as opposed to a bug or damage.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Io(_) | StoreError::Closed { .. })
+    }
 }
 
 /// Decodes one JSON row; the one policy for an unreadable row: [`StoreError::Corrupt`].
@@ -57,10 +97,18 @@ pub fn decode_row<T: serde::de::DeserializeOwned>(
 }
 
 /// A projection's RocksDB database.
+///
+/// A write that fails (ENOSPC) leaves RocksDB refusing every later write until it is
+/// reopened. The store remembers the failure ([`ProjectionStore::write_failure`], which
+/// readiness and metrics read without touching the disk) and reopens itself at the next
+/// write once the filesystem has [`RECOVERY_FREE_BYTES`] free; reads keep being served
+/// from the open database meanwhile. A batch that failed was not written, state and
+/// position together, so the consumer applies it again.
 pub struct ProjectionStore {
-    db: DB,
+    db: RwLock<Option<Arc<DB>>>,
     path: PathBuf,
     tables: Vec<&'static str>,
+    failure: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for ProjectionStore {
@@ -71,44 +119,135 @@ impl std::fmt::Debug for ProjectionStore {
     }
 }
 
+fn cf<'a>(db: &'a DB, table: &str) -> Result<&'a rocksdb::ColumnFamily, StoreError> {
+    db.cf_handle(table)
+        .ok_or_else(|| StoreError::UnknownTable(table.to_owned()))
+}
+
+/// Free bytes for an unprivileged writer on the filesystem holding `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let stats = rustix::fs::statvfs(path).ok()?;
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+}
+
+/// Fails with `NotWritable` when nothing can be created in `path` (creating it if needed),
+/// so a read-only data directory is named as such, not as a RocksDB lock error.
+fn check_writable(path: &Path) -> Result<(), StoreError> {
+    let not_writable = |source| StoreError::NotWritable {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(not_writable)?;
+    let probe = path.join(".lifeline-write-probe");
+    std::fs::write(&probe, b"ok").map_err(not_writable)?;
+    std::fs::remove_file(&probe).map_err(not_writable)
+}
+
+fn open_db(path: &Path, tables: &[&'static str]) -> Result<DB, StoreError> {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    options.increase_parallelism(2);
+    let write_buffer = write_buffer_bytes();
+    options.set_write_buffer_size(write_buffer);
+    options.set_db_write_buffer_size(write_buffer);
+    let descriptors = tables.iter().chain(std::iter::once(&META)).map(|name| {
+        let mut table = Options::default();
+        table.set_write_buffer_size(write_buffer);
+        ColumnFamilyDescriptor::new(*name, table)
+    });
+    DB::open_cf_descriptors(&options, path, descriptors).map_err(|source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 impl ProjectionStore {
     /// Opens (creating if needed) the store with one column family per table.
     pub fn open(path: &Path, tables: &[&'static str]) -> Result<Self, StoreError> {
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
-        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        options.increase_parallelism(2);
-        let descriptors = tables
-            .iter()
-            .chain(std::iter::once(&META))
-            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
-        let db = DB::open_cf_descriptors(&options, path, descriptors).map_err(|source| {
-            StoreError::Open {
-                path: path.to_owned(),
-                source,
-            }
-        })?;
+        check_writable(path)?;
+        let db = open_db(path, tables)?;
         Ok(ProjectionStore {
-            db,
+            db: RwLock::new(Some(Arc::new(db))),
             path: path.to_owned(),
             tables: tables.to_vec(),
+            failure: Mutex::new(None),
         })
+    }
+
+    fn db(&self) -> Result<Arc<DB>, StoreError> {
+        self.db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| StoreError::Closed {
+                path: self.path.clone(),
+                reason: self.write_failure().unwrap_or_default(),
+            })
+    }
+
+    /// Why the last write failed, while the store has not written since: readiness is off.
+    pub fn write_failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_failure(&self, failure: Option<String>) {
+        *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = failure;
+    }
+
+    /// Reopens the database after a write failure, once the disk has room again. Readers
+    /// holding the old database finish first (they are short); until the reopen succeeds
+    /// reads answer `Closed`.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let reason = self.write_failure().unwrap_or_default();
+        if free_bytes(&self.path).is_some_and(|free| free < RECOVERY_FREE_BYTES) {
+            return Err(StoreError::Closed {
+                path: self.path.clone(),
+                reason,
+            });
+        }
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(mut old) = slot.take() {
+            let mut waited = Duration::ZERO;
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(shared) if waited < Duration::from_secs(5) => {
+                        old = shared;
+                        std::thread::sleep(Duration::from_millis(10));
+                        waited += Duration::from_millis(10);
+                    }
+                    Err(shared) => {
+                        *slot = Some(shared);
+                        return Err(StoreError::Closed {
+                            path: self.path.clone(),
+                            reason,
+                        });
+                    }
+                }
+            }
+        }
+        let db = open_db(&self.path, &self.tables)?;
+        *slot = Some(Arc::new(db));
+        tracing::info!(path = %self.path.display(), "projection store reopened after a write failure");
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn cf(&self, table: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
-        self.db
-            .cf_handle(table)
-            .ok_or_else(|| StoreError::UnknownTable(table.to_owned()))
-    }
-
     /// The stream sequence of the last event applied; 0 when none.
     pub fn position(&self) -> Result<u64, StoreError> {
-        match self.db.get_cf(self.cf(META)?, POSITION_KEY)? {
+        let db = self.db()?;
+        match db.get_cf(cf(&db, META)?, POSITION_KEY)? {
             None => Ok(0),
             Some(bytes) => {
                 let array: [u8; 8] = bytes
@@ -133,7 +272,8 @@ impl ProjectionStore {
     }
 
     pub fn get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get_cf(self.cf(table)?, key.as_bytes())?)
+        let db = self.db()?;
+        Ok(db.get_cf(cf(&db, table)?, key.as_bytes())?)
     }
 
     /// Every row of `table` whose key starts with `prefix`, in key order.
@@ -143,8 +283,9 @@ impl ProjectionStore {
         prefix: &str,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let mut rows = Vec::new();
-        let iterator = self.db.iterator_cf(
-            self.cf(table)?,
+        let db = self.db()?;
+        let iterator = db.iterator_cf(
+            cf(&db, table)?,
             IteratorMode::From(prefix.as_bytes(), Direction::Forward),
         );
         for entry in iterator {
@@ -165,8 +306,9 @@ impl ProjectionStore {
         to: &str,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let mut rows = Vec::new();
-        let iterator = self.db.iterator_cf(
-            self.cf(table)?,
+        let db = self.db()?;
+        let iterator = db.iterator_cf(
+            cf(&db, table)?,
             IteratorMode::From(from.as_bytes(), Direction::Forward),
         );
         for entry in iterator {
@@ -185,8 +327,9 @@ impl ProjectionStore {
         table: &str,
         prefix: &str,
     ) -> Result<Option<String>, StoreError> {
-        let mut iterator = self.db.iterator_cf(
-            self.cf(table)?,
+        let db = self.db()?;
+        let mut iterator = db.iterator_cf(
+            cf(&db, table)?,
             IteratorMode::From(prefix.as_bytes(), Direction::Forward),
         );
         match iterator.next() {
@@ -216,10 +359,11 @@ impl ProjectionStore {
         let mut names: Vec<&str> = self.tables.clone();
         names.sort_unstable();
         names.push(META);
+        let db = self.db()?;
         for name in names {
             hasher.update((name.len() as u64).to_be_bytes());
             hasher.update(name.as_bytes());
-            for entry in self.db.iterator_cf(self.cf(name)?, IteratorMode::Start) {
+            for entry in db.iterator_cf(cf(&db, name)?, IteratorMode::Start) {
                 let (key, value) = entry?;
                 hasher.update((key.len() as u64).to_be_bytes());
                 hasher.update(&key);
@@ -309,18 +453,37 @@ impl ProjectionStore {
     /// Writes every change and the new position in one `WriteBatch`. Not fsynced: a power
     /// loss may lose the last batches, but state and position are lost together, and the
     /// consumer applies them again from the stream.
+    ///
+    /// After a write failure the store first reopens itself (when the disk has room); a
+    /// failure is remembered until a write succeeds.
     pub fn commit(&self, writes: Writes, position: u64) -> Result<(), StoreError> {
+        if self.write_failure().is_some() {
+            self.reopen()?;
+        }
+        let db = self.db()?;
         let mut batch = WriteBatch::default();
         for ((table, key), value) in &writes.0 {
-            let cf = self.cf(table)?;
+            let cf = cf(&db, table)?;
             match value {
                 Some(value) => batch.put_cf(cf, key.as_bytes(), value),
                 None => batch.delete_cf(cf, key.as_bytes()),
             }
         }
-        batch.put_cf(self.cf(META)?, POSITION_KEY, position.to_be_bytes());
-        self.db.write_opt(batch, &WriteOptions::default())?;
-        Ok(())
+        batch.put_cf(cf(&db, META)?, POSITION_KEY, position.to_be_bytes());
+        match db.write_opt(batch, &WriteOptions::default()) {
+            Ok(()) => {
+                if self.write_failure().is_some() {
+                    tracing::info!(path = %self.path.display(), "projection store writes again");
+                    self.set_failure(None);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(path = %self.path.display(), %error, "projection store write failed; readiness is off until a write succeeds");
+                self.set_failure(Some(error.to_string()));
+                Err(error.into())
+            }
+        }
     }
 }
 

@@ -1,5 +1,9 @@
 //! Test helpers: a real nats-server with JetStream on a random loopback port and its own
-//! store directory, stopped and removed on drop.
+//! store directory, stopped and removed on drop; a three-node cluster the same way.
+
+mod cluster;
+
+pub use cluster::NatsCluster;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
