@@ -41,6 +41,9 @@ pub async fn connect(
             .await?
             .name(name)
             .max_reconnects(None)
+            // A JetStream request (a PubAck, a look-up) to a node that just died would
+            // otherwise hang 10 s before the retry that reaches the new leader.
+            .request_timeout(Some(REQUEST_TIMEOUT))
             .reconnect_delay_callback(reconnect_delay)
             .connect(addrs.clone())
             .await;
@@ -60,6 +63,10 @@ pub async fn connect(
         }
     }
 }
+
+/// How long a request to NATS (a JetStream PubAck or API call) may take before it is
+/// retried or reported: milliseconds normally, so 3 s means a server or leader is gone.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// 100 ms doubling per attempt, capped at one second, plus up to 25% jitter.
 fn reconnect_delay(attempts: usize) -> std::time::Duration {
