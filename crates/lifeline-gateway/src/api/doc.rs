@@ -47,16 +47,90 @@ impl utoipa::Modify for BearerAuth {
             .header("Retry-After", utoipa::openapi::header::HeaderBuilder::new().description(Some("seconds")).build())
             .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
             .build();
+        // The refusals every operation of a kind can give, whatever its own rules: listed
+        // once here so the document names every status the API answers (schemathesis
+        // checks it in CI, scripts/api-contract.sh). An operation's own description wins.
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        let always = [
+            ("401", error("`unauthorized`: no or unknown bearer token")),
+            (
+                "403",
+                error("`forbidden`: the token's role or scope may not do this"),
+            ),
+        ];
+        let with_body = [
+            (
+                "400",
+                error(
+                    "`bad_request`: the body is not JSON, or the Idempotency-Key is not visible ASCII",
+                ),
+            ),
+            (
+                "413",
+                error("`payload_too_large`: the body is larger than 64 KiB"),
+            ),
+            (
+                "415",
+                error(
+                    "`unsupported_media_type`: the body is not `application/json` (or `text/csv` where stated)",
+                ),
+            ),
+            (
+                "422",
+                error(
+                    "`unprocessable` (the body does not fit the schema) or the rule the command broke",
+                ),
+            ),
+        ];
         for item in openapi.paths.paths.values_mut() {
-            for operation in [item.get.as_mut(), item.post.as_mut()]
+            for (operation, command) in [(item.get.as_mut(), false), (item.post.as_mut(), true)]
                 .into_iter()
-                .flatten()
+                .filter_map(|(operation, command)| operation.map(|o| (o, command)))
             {
-                operation
-                    .responses
-                    .responses
-                    .entry("503".to_owned())
-                    .or_insert_with(|| unavailable.clone().into());
+                let parameters = operation.parameters.as_deref().unwrap_or_default();
+                let in_path = parameters
+                    .iter()
+                    .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Path);
+                let in_query = parameters
+                    .iter()
+                    .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Query);
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, response: &utoipa::openapi::Response| {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| response.clone().into());
+                };
+                for (status, response) in &always {
+                    add(status, response);
+                }
+                if command {
+                    for (status, response) in &with_body {
+                        add(status, response);
+                    }
+                }
+                if in_query {
+                    add(
+                        "400",
+                        &error("`bad_request`: a query parameter does not parse"),
+                    );
+                }
+                if in_path {
+                    add(
+                        "404",
+                        &error("`not_found`: nothing with that id (or not visible to this token)"),
+                    );
+                }
+                add("503", &unavailable);
             }
         }
     }
