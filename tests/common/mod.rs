@@ -294,12 +294,19 @@ pub async fn planned_runs(harness: &Harness) -> Vec<(u64, RunPlanned)> {
 
 /// Every decodable event in the stream, with its sequence, oldest first.
 pub async fn envelopes(harness: &Harness) -> Vec<(u64, Envelope)> {
-    let head = harness.head().await;
+    envelopes_in(&harness.jetstream).await
+}
+
+/// [`envelopes`] through any connection (a cluster's, say).
+pub async fn envelopes_in(jetstream: &jetstream::Context) -> Vec<(u64, Envelope)> {
+    let head = lifeline_bus::stream_head(jetstream, EVENT_STREAM)
+        .await
+        .expect("head");
     let mut events = Vec::new();
     if head == 0 {
         return events;
     }
-    let mut reader = lifeline_bus::EventReader::open(&harness.jetstream, EVENT_STREAM, 0, 512)
+    let mut reader = lifeline_bus::EventReader::open(jetstream, EVENT_STREAM, 0, 512)
         .await
         .expect("reader");
     loop {
@@ -519,5 +526,60 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// The audit that ends a fault test, after `lifeline up` has stopped: every consumer's
+/// store in `data_dir` equals a replay of the stream into a scratch directory (one digest
+/// over state and position).
+pub fn assert_projections_equal_replay(urls: &str, data_dir: &std::path::Path) {
+    for consumer in lifeline_readmodel::consumers() {
+        let kind = consumer.name();
+        let live = consumer
+            .open_store(&data_dir.join(kind))
+            .expect("open the live store")
+            .digest()
+            .expect("digest");
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let output = Command::new(LIFELINE)
+            .args(["replay", kind, "--nats-url", urls])
+            .arg("--data-dir")
+            .arg(scratch.path())
+            .output()
+            .expect("lifeline replay");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "replay {kind}: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let replayed = text
+            .split("digest ")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .expect("replay prints a digest")
+            .trim()
+            .to_owned();
+        assert_eq!(
+            live, replayed,
+            "{kind}: the live projection equals a replay"
+        );
+    }
+}
+
+/// The other half of the audit: every order answered 202 is in the stream exactly once.
+pub async fn assert_placed_once(jetstream: &jetstream::Context, accepted: &[String]) {
+    let mut placed = std::collections::HashMap::<String, usize>::new();
+    for (_, envelope) in envelopes_in(jetstream).await {
+        if let Event::OrderPlaced(order) = envelope.event {
+            *placed.entry(order.order.to_string()).or_default() += 1;
+        }
+    }
+    for order in accepted {
+        assert_eq!(
+            placed.get(order).copied(),
+            Some(1),
+            "order {order}, answered 202, is in the stream exactly once"
+        );
     }
 }

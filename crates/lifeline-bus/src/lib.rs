@@ -56,12 +56,32 @@ pub async fn connect(
                 ) =>
             {
                 attempt += 1;
+                // A server that accepts the TCP connection and then drops it (TLS without
+                // the client certificate it requires, say) is up and refusing us: after a
+                // few tries, an error, not a wait for ever.
+                if attempt >= 3 && any_reachable(&addrs).await {
+                    return Err(error.into());
+                }
                 tracing::warn!(servers = %redact(urls), attempt, %error, "NATS not reachable yet, retrying");
                 tokio::time::sleep(reconnect_delay(attempt as usize)).await;
             }
             Err(error) => return Err(error.into()),
         }
     }
+}
+
+/// Whether any of the servers accepts a TCP connection (within a second).
+async fn any_reachable(addrs: &[async_nats::ServerAddr]) -> bool {
+    for addr in addrs {
+        let probe = tokio::net::TcpStream::connect((addr.host(), addr.port()));
+        if matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(1), probe).await,
+            Ok(Ok(_))
+        ) {
+            return true;
+        }
+    }
+    false
 }
 
 /// How long a request to NATS (a JetStream PubAck or API call) may take before it is

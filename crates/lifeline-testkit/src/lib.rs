@@ -135,7 +135,11 @@ fn wait_for_port(ports: &Path, limit: Duration) -> String {
             .flatten()
             .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
             .find_map(|text| parse_client_url(&text))
-            && std::net::TcpStream::connect(url.trim_start_matches("nats://")).is_ok()
+            && std::net::TcpStream::connect(
+                url.trim_start_matches("nats://")
+                    .trim_start_matches("tls://"),
+            )
+            .is_ok()
         {
             return url;
         }
@@ -147,9 +151,10 @@ fn wait_for_port(ports: &Path, limit: Duration) -> String {
     }
 }
 
-/// Finds the first `nats://` address in a ports file.
+/// Finds the first client address in a ports file: `nats://`, or `tls://` for a server
+/// with TLS.
 fn parse_client_url(text: &str) -> Option<String> {
-    let start = text.find("nats://")?;
+    let start = text.find("nats://").or_else(|| text.find("tls://"))?;
     let rest = &text[start..];
     let end = rest.find('"')?;
     Some(rest[..end].to_owned())
