@@ -306,9 +306,21 @@ pub async fn envelopes_in(jetstream: &jetstream::Context) -> Vec<(u64, Envelope)
     if head == 0 {
         return events;
     }
-    let mut reader = lifeline_bus::EventReader::open(jetstream, EVENT_STREAM, 0, 512)
-        .await
-        .expect("reader");
+    // Right after a cluster lost its stream leader, creating the reader's consumer may
+    // time out once or twice while the new leader settles: that is the cluster, not what
+    // the audit checks.
+    let mut tries = 0;
+    let mut reader = loop {
+        match lifeline_bus::EventReader::open(jetstream, EVENT_STREAM, 0, 512).await {
+            Ok(reader) => break reader,
+            Err(error) if tries < 10 => {
+                tries += 1;
+                eprintln!("audit reader not open yet ({error}); retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(error) => panic!("reader: {error:?}"),
+        }
+    };
     loop {
         let batch = reader
             .next_batch()

@@ -158,6 +158,11 @@ pub enum Command {
         /// How many Tianlun Jincheng households take part (all 3,314 by default).
         #[arg(long, default_value_t = 3314)]
         households: usize,
+        /// Play the day with every household, tricycle and volunteer copied this many
+        /// times and the stock multiplied to match (benchmarks: the same day, N times the
+        /// orders).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        scale: u32,
         /// Seed of the simulation's random choices.
         #[arg(long, default_value_t = 20200613)]
         seed: u64,
@@ -235,10 +240,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo {
             common,
             households,
+            scale,
             seed,
             timeout_secs,
             seeds,
-        } => demo::run(common, households, seed, timeout_secs, seeds).await,
+        } => demo::run(common, households, scale, seed, timeout_secs, seeds).await,
         Command::Replay { projection, common } => {
             components::replay(common, named(&projection)?).await
         }

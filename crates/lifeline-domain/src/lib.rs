@@ -17,7 +17,7 @@ pub mod testing;
 
 pub use state::{
     MemoryState, Reason, Rejection, Savepoint, StateTx, StateTxExt, apply_atomically,
-    overlay_prefix, replay_atomically,
+    overlay_prefix, overlay_window, replay_atomically, window_fetch,
 };
 
 use lifeline_events::Envelope;

@@ -84,6 +84,66 @@ pub trait StateTx {
     /// Every row of `table` whose key starts with `prefix`, in key order, this event's own
     /// writes included. For bounded sets (a community's households), not whole tables.
     fn scan_prefix(&self, table: &'static str, prefix: &str) -> Vec<(String, Vec<u8>)>;
+    /// At most `limit` rows of `table` under `prefix` whose key is not below `from`, in key
+    /// order, this event's own writes included: one window of a long prefix (a building's
+    /// queue), so the cost of a read does not grow with what waits behind it.
+    fn scan_prefix_from(
+        &self,
+        table: &'static str,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Vec<(String, Vec<u8>)>;
+}
+
+/// The pending writes of `table` under `prefix` from `from` on.
+fn writes_from<'w>(
+    writes: &'w BTreeMap<(&'static str, String), Option<Vec<u8>>>,
+    table: &'static str,
+    prefix: &str,
+    from: &str,
+) -> impl Iterator<Item = (&'w String, &'w Option<Vec<u8>>)> {
+    let start = if from > prefix { from } else { prefix };
+    writes
+        .range((table, start.to_owned())..)
+        .take_while(move |((t, key), _)| *t == table && key.starts_with(prefix))
+        .map(|((_, key), value)| (key, value))
+}
+
+/// How many stored rows a window of `limit` must fetch so that the deletes pending in it
+/// still leave `limit` (see [`overlay_window`]).
+pub fn window_fetch(
+    writes: &BTreeMap<(&'static str, String), Option<Vec<u8>>>,
+    table: &'static str,
+    prefix: &str,
+    from: &str,
+    limit: usize,
+) -> usize {
+    let deletes = writes_from(writes, table, prefix, from)
+        .filter(|(_, value)| value.is_none())
+        .count();
+    limit.saturating_add(deletes)
+}
+
+/// The first `limit` rows of a window: `rows` (the first [`window_fetch`] stored rows from
+/// `from`, in key order) with `writes` laid over them. Any stored row past those fetched
+/// sorts after every fetched one still standing, and at least `limit` of them stand.
+pub fn overlay_window(
+    rows: Vec<(String, Vec<u8>)>,
+    writes: &BTreeMap<(&'static str, String), Option<Vec<u8>>>,
+    table: &'static str,
+    prefix: &str,
+    from: &str,
+    limit: usize,
+) -> Vec<(String, Vec<u8>)> {
+    let mut merged: BTreeMap<String, Vec<u8>> = rows.into_iter().collect();
+    for (key, value) in writes_from(writes, table, prefix, from) {
+        match value {
+            Some(value) => merged.insert(key.clone(), value.clone()),
+            None => merged.remove(key),
+        };
+    }
+    merged.into_iter().take(limit).collect()
 }
 
 /// `rows` (in key order) with `writes` laid over them, restricted to `prefix`.
@@ -157,6 +217,22 @@ impl StateTx for MemoryState {
             .map(|((_, key), value)| (key.clone(), value.clone()))
             .collect()
     }
+
+    fn scan_prefix_from(
+        &self,
+        table: &'static str,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Vec<(String, Vec<u8>)> {
+        let start = if from > prefix { from } else { prefix };
+        self.rows
+            .range((table.to_owned(), start.to_owned())..)
+            .take_while(|((t, key), _)| t == table && key.starts_with(prefix))
+            .take(limit)
+            .map(|((_, key), value)| (key.clone(), value.clone()))
+            .collect()
+    }
 }
 
 /// A write layer over another state: reads fall through, writes stay here until
@@ -200,6 +276,18 @@ impl StateTx for Savepoint<'_> {
             prefix,
         )
     }
+
+    fn scan_prefix_from(
+        &self,
+        table: &'static str,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Vec<(String, Vec<u8>)> {
+        let fetch = window_fetch(&self.writes, table, prefix, from, limit);
+        let rows = self.base.scan_prefix_from(table, prefix, from, fetch);
+        overlay_window(rows, &self.writes, table, prefix, from, limit)
+    }
 }
 
 /// Applies one event to `state` all-or-nothing: on rejection neither writes nor emits stay.
@@ -241,4 +329,64 @@ fn atomically<S: StateTx>(
         }
     }
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A window read through a savepoint equals the same window of the merged rows, for
+    /// any stored rows, any pending writes and any window.
+    fn window_through_savepoint_equals_merged(
+        stored: BTreeMap<u8, u8>,
+        writes: BTreeMap<u8, Option<u8>>,
+        from: u8,
+        limit: usize,
+    ) {
+        let key = |k: u8| format!("q/{k:03}");
+        let mut base = MemoryState::default();
+        for (k, v) in &stored {
+            base.put("t", &key(*k), vec![*v]);
+        }
+        base.put("t", "other", vec![0]);
+        let mut merged = base.clone();
+        let mut savepoint = Savepoint::new(&base);
+        for (k, v) in &writes {
+            match v {
+                Some(v) => {
+                    savepoint.put("t", &key(*k), vec![*v]);
+                    merged.put("t", &key(*k), vec![*v]);
+                }
+                None => {
+                    savepoint.delete("t", &key(*k));
+                    merged.delete("t", &key(*k));
+                }
+            }
+        }
+        let from = key(from);
+        let expected: Vec<_> = merged
+            .scan_prefix("t", "q/")
+            .into_iter()
+            .filter(|(k, _)| *k >= from)
+            .take(limit)
+            .collect();
+        assert_eq!(
+            savepoint.scan_prefix_from("t", "q/", &from, limit),
+            expected
+        );
+        assert_eq!(merged.scan_prefix_from("t", "q/", &from, limit), expected);
+    }
+
+    proptest! {
+        #[test]
+        fn a_window_sees_the_events_own_writes(
+            stored in proptest::collection::btree_map(0u8..40, any::<u8>(), 0..30),
+            writes in proptest::collection::btree_map(0u8..40, proptest::option::of(any::<u8>()), 0..20),
+            from in 0u8..45,
+            limit in 0usize..12,
+        ) {
+            window_through_savepoint_equals_merged(stored, writes, from, limit);
+        }
+    }
 }

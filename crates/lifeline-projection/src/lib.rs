@@ -202,6 +202,25 @@ impl StateTx for StoreTx<'_> {
             }
         }
     }
+
+    fn scan_prefix_from(
+        &self,
+        table: &'static str,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Vec<(String, Vec<u8>)> {
+        let fetch = lifeline_domain::window_fetch(self.batch.writes(), table, prefix, from, limit);
+        match self.batch.scan_prefix_from(table, prefix, from, fetch) {
+            Ok((rows, writes)) => {
+                lifeline_domain::overlay_window(rows, writes, table, prefix, from, limit)
+            }
+            Err(error) => {
+                self.error.borrow_mut().get_or_insert(error);
+                Vec::new()
+            }
+        }
+    }
 }
 
 /// Decodes a message and checks it arrived on the subject its content belongs on (a

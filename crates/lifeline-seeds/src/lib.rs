@@ -258,6 +258,47 @@ impl Seeds {
         self.volunteers.retain(|v| v.community == community);
     }
 
+    /// The same estate `factor` times as crowded, for benchmarks: every household, tricycle
+    /// and volunteer copied `factor - 1` times (ids suffixed `-x2`, `-x3`, ...; the copies
+    /// live in the same units) and every partner's stock multiplied by `factor`, so a day
+    /// has the same shape with `factor` times the orders. Deterministic.
+    pub fn scale(&mut self, factor: u32) {
+        if factor <= 1 {
+            return;
+        }
+        let copy = |id: &str, k: u32| format!("{id}-x{k}");
+        let households = self.households.clone();
+        let tricycles = self.tricycles.clone();
+        let volunteers = self.volunteers.clone();
+        for k in 2..=factor {
+            self.households
+                .extend(households.iter().map(|household| Household {
+                    household: copy(&household.household, k),
+                    door: copy(&household.door, k),
+                    ..household.clone()
+                }));
+            self.tricycles
+                .extend(tricycles.iter().map(|tricycle| Tricycle {
+                    tricycle: copy(&tricycle.tricycle, k),
+                    ..tricycle.clone()
+                }));
+            self.volunteers
+                .extend(volunteers.iter().map(|volunteer| Volunteer {
+                    volunteer: copy(&volunteer.volunteer, k),
+                    ..volunteer.clone()
+                }));
+        }
+        for community in &mut self.communities {
+            community.households = community.households.saturating_mul(factor);
+            community.residents = community.residents.saturating_mul(factor);
+        }
+        for partner in &mut self.partners {
+            for quantity in partner.stock.values_mut() {
+                *quantity = quantity.saturating_mul(factor);
+            }
+        }
+    }
+
     pub fn item(&self, item: &str) -> Option<&CatalogueItem> {
         self.catalogue.iter().find(|entry| entry.item == item)
     }

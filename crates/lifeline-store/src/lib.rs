@@ -298,6 +298,32 @@ impl ProjectionStore {
         Ok(rows)
     }
 
+    /// At most `limit` rows of `table` whose key starts with `prefix` and is not below
+    /// `from`, in key order: a bounded walk of a long prefix (a queue), one window at a time.
+    pub fn scan_prefix_from(
+        &self,
+        table: &str,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut rows = Vec::new();
+        let db = self.db()?;
+        let start = if from > prefix { from } else { prefix };
+        let iterator = db.iterator_cf(
+            cf(&db, table)?,
+            IteratorMode::From(start.as_bytes(), Direction::Forward),
+        );
+        for entry in iterator.take(limit) {
+            let (key, value) = entry?;
+            if !key.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            rows.push((String::from_utf8_lossy(&key).into_owned(), value.into_vec()));
+        }
+        Ok(rows)
+    }
+
     /// Every row of `table` with `from <= key < to`, in key order.
     pub fn scan_range(
         &self,
@@ -414,6 +440,23 @@ impl Batch<'_> {
         prefix: &str,
     ) -> Result<(Rows, &WriteSet), StoreError> {
         Ok((self.store.scan_prefix(table, prefix)?, &self.writes))
+    }
+
+    /// [`ProjectionStore::scan_prefix_from`] of the stored rows, and this batch's writes.
+    pub fn scan_prefix_from(
+        &self,
+        table: &'static str,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Result<(Rows, &WriteSet), StoreError> {
+        let rows = self.store.scan_prefix_from(table, prefix, from, limit)?;
+        Ok((rows, &self.writes))
+    }
+
+    /// This batch's writes so far.
+    pub fn writes(&self) -> &WriteSet {
+        &self.writes
     }
 
     pub fn len(&self) -> usize {

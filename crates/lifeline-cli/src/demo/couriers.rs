@@ -10,6 +10,7 @@ use lifeline_bus::{EventReader, Publisher};
 use lifeline_domain::command::{self, DepartRun, RecordDrop, ReturnRun};
 use lifeline_events::{Actor, ActorKind, EVENT_STREAM, Envelope, Event, RunPlanned};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use super::Projections;
 use super::simulation::{self, Clock, RUN_SECS, Random};
@@ -36,26 +37,47 @@ pub struct Couriers {
     pub stop: watch::Sender<bool>,
 }
 
+/// Up to this many runs are on the road at once, as the estate's tricycles ride in
+/// parallel; the day's length then follows the pipeline's throughput, not one run's
+/// round trips end to end.
+const RIDING_AT_ONCE: usize = 64;
+
+/// What one ride will do, drawn in stream order so the day's choices do not depend on
+/// which ride finishes first.
+struct Plan {
+    courier: String,
+    outcomes: Vec<lifeline_domain::command::DropOutcome>,
+}
+
 impl Couriers {
     /// Rides every run planned from stream position `start` on, until `shutdown`.
     pub async fn ride(self, start: u64, mut shutdown: watch::Receiver<bool>) -> Rides {
         let mut random = Random(self.seed);
-        let publisher = Publisher::new(self.jetstream.clone(), "demo-couriers");
-        let mut reader = match EventReader::open(&self.jetstream, EVENT_STREAM, start, 256).await {
-            Ok(reader) => reader,
-            Err(error) => {
-                tracing::error!(%error, "couriers cannot read the stream");
-                return Rides::default();
-            }
-        };
+        let couriers = Arc::new(self);
+        let publisher = Publisher::new(couriers.jetstream.clone(), "demo-couriers");
+        let mut reader =
+            match EventReader::open(&couriers.jetstream, EVENT_STREAM, start, 256).await {
+                Ok(reader) => reader,
+                Err(error) => {
+                    tracing::error!(%error, "couriers cannot read the stream");
+                    return Rides::default();
+                }
+            };
         let mut rides = Rides::default();
+        let mut riding: JoinSet<(String, anyhow::Result<(u64, u64)>)> = JoinSet::new();
         loop {
             let batch = tokio::select! {
-                _ = shutdown.changed() => return rides,
+                _ = shutdown.changed() => break,
+                Some(done) = riding.join_next(), if !riding.is_empty() => {
+                    if !couriers.count(&mut rides, done) {
+                        break;
+                    }
+                    continue;
+                }
                 batch = reader.next_batch() => batch,
             };
             let Some(Ok(batch)) = batch else {
-                return rides;
+                break;
             };
             for message in batch {
                 let Ok(envelope) = Envelope::decode(&message.payload) else {
@@ -64,30 +86,67 @@ impl Couriers {
                 let Event::RunPlanned(planned) = &envelope.event else {
                     continue;
                 };
-                // A refused step is a bug in the simulation: the courier stops, the day
-                // does not finish, and the demo says so.
-                match self
-                    .ride_one(
-                        &publisher,
-                        &envelope,
-                        planned,
-                        message.sequence,
-                        &mut random,
-                    )
-                    .await
-                {
-                    Ok((delivered, failed)) => {
-                        rides.runs += 1;
-                        rides.delivered += delivered;
-                        rides.failed += failed;
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, run = %planned.run, "courier could not ride the run");
-                        rides.gave_up = Some(format!("run {}: {error:#}", planned.run));
-                        let _ = self.stop.send(true);
+                let plan = Plan {
+                    courier: couriers
+                        .volunteers
+                        .get(random.below(couriers.volunteers.len() as u64) as usize)
+                        .cloned()
+                        .unwrap_or_else(|| "vol-unknown".to_owned()),
+                    outcomes: planned
+                        .orders()
+                        .map(|_| simulation::drop_outcome(&mut random))
+                        .collect(),
+                };
+                while riding.len() >= RIDING_AT_ONCE {
+                    let Some(done) = riding.join_next().await else {
+                        break;
+                    };
+                    if !couriers.count(&mut rides, done) {
                         return rides;
                     }
                 }
+                let (couriers, publisher, planned) =
+                    (Arc::clone(&couriers), publisher.clone(), planned.clone());
+                let sequence = message.sequence;
+                riding.spawn(async move {
+                    let ridden = couriers
+                        .ride_one(&publisher, &envelope, &planned, sequence, plan)
+                        .await;
+                    (planned.run, ridden)
+                });
+            }
+        }
+        riding.abort_all();
+        rides
+    }
+
+    /// Adds a finished ride to the tally; false when a courier could not ride (a refused
+    /// step is a bug in the simulation: the day stops and the demo says so).
+    fn count(
+        &self,
+        rides: &mut Rides,
+        done: Result<(String, anyhow::Result<(u64, u64)>), tokio::task::JoinError>,
+    ) -> bool {
+        let (run, ridden) = match done {
+            Ok(done) => done,
+            Err(error) => (String::new(), Err(anyhow::anyhow!("ride task: {error}"))),
+        };
+        match ridden {
+            Ok((delivered, failed)) => {
+                rides.runs += 1;
+                rides.delivered += delivered;
+                rides.failed += failed;
+                true
+            }
+            Err(error) => {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    run,
+                    "courier could not ride the run"
+                );
+                rides.gave_up = Some(format!("run {run}: {error:#}"));
+                let _ = self.stop.send(true);
+                false
             }
         }
     }
@@ -98,13 +157,9 @@ impl Couriers {
         cause: &Envelope,
         planned: &RunPlanned,
         sequence: u64,
-        random: &mut Random,
+        plan: Plan,
     ) -> anyhow::Result<(u64, u64)> {
-        let courier = self
-            .volunteers
-            .get(random.below(self.volunteers.len() as u64) as usize)
-            .cloned()
-            .unwrap_or_else(|| "vol-unknown".to_owned());
+        let courier = plan.courier;
         self.clock.advance(RUN_SECS);
         let actor = Actor::new(ActorKind::Courier, courier.clone());
         let follow = |event: Event| {
@@ -140,10 +195,11 @@ impl Couriers {
             .await?;
         let drops: Vec<RecordDrop> = planned
             .orders()
-            .map(|order| RecordDrop {
+            .zip(plan.outcomes)
+            .map(|(order, outcome)| RecordDrop {
                 run: planned.run.clone(),
                 order: order.clone(),
-                outcome: simulation::drop_outcome(random),
+                outcome,
             })
             .collect();
         let run = planned.run.clone();

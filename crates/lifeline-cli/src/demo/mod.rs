@@ -176,6 +176,7 @@ impl Bars {
 pub async fn run(
     mut common: Common,
     households: usize,
+    scale: u32,
     seed: u64,
     timeout_secs: u64,
     source: crate::SeedSource,
@@ -192,6 +193,7 @@ pub async fn run(
     }
     let deadline = Instant::now() + Duration::from_secs(timeout_secs);
     seeds.restrict(COMMUNITY, Some(households));
+    seeds.scale(scale);
     let connection = connect(&common, "lifeline-demo").await?;
     let jetstream = connection.jetstream.clone();
     let (trigger, shutdown) = watch::channel(false);
@@ -220,6 +222,14 @@ pub async fn run(
         seeding.inc(chunk.len() as u64);
     }
     seeding.finish_with_message("registry loaded");
+    let began = Instant::now();
+    let phase = |name: &'static str| {
+        tracing::info!(
+            phase = name,
+            seconds = began.elapsed().as_secs_f64(),
+            "demo phase done"
+        );
+    };
     projections
         .caught_up(head(&jetstream).await?, deadline)
         .await?;
@@ -279,6 +289,7 @@ pub async fn run(
         ordering.inc(chunk.len() as u64);
     }
     ordering.finish_with_message("orders placed");
+    phase("ordering");
 
     // A few residents change their minds before the partner picks.
     projections
@@ -396,6 +407,7 @@ pub async fn run(
         picking.inc(batch.len() as u64);
     }
     picking.finish_with_message("picked");
+    phase("picking");
 
     // 4. Vehicles bring picked orders to the railway checkpoint, a load at a time.
     projections
@@ -428,19 +440,36 @@ pub async fn run(
         }
     }
     arriving.finish_with_message("at the checkpoint");
+    phase("arriving");
 
     // 5. Watch the delivery-status projection until every order is final.
     let delivering = bars.bar("final", orders.len());
     let order_ids: Vec<String> = orders.iter().map(|o| o.order.clone()).collect();
+    let mut open = order_ids.clone();
     let finished = loop {
+        // The projection's stage counters first (a few rows); each order only once the
+        // counters say every order may be final, and then only those still open.
         let store = Arc::clone(&projections.delivery);
-        let ids = order_ids.clone();
-        let stages =
-            tokio::task::spawn_blocking(move || report::final_stages(&store, &ids)).await??;
-        delivering.set_position(stages.final_count as u64);
-        delivering.set_message(format!("{:?}", stages.by_stage));
-        if stages.final_count == orders.len() {
-            break true;
+        let maybe_final = tokio::task::spawn_blocking(move || {
+            lifeline_readmodel::delivery::stage_counters(&store).map(|counters| {
+                counters
+                    .iter()
+                    .filter(|((_, stage), _)| report::may_be_final(stage))
+                    .map(|(_, count)| *count)
+                    .sum::<u64>()
+            })
+        })
+        .await??;
+        delivering.set_position(maybe_final);
+        if maybe_final >= order_ids.len() as u64 {
+            let store = Arc::clone(&projections.delivery);
+            let (still, by_stage) =
+                tokio::task::spawn_blocking(move || report::still_open(&store, open)).await??;
+            open = still;
+            delivering.set_message(format!("{by_stage:?}"));
+            if open.is_empty() {
+                break true;
+            }
         }
         if Instant::now() > deadline || *shutdown.borrow() {
             break false;
@@ -448,6 +477,7 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     delivering.finish();
+    phase("delivering");
 
     // Stop everything, committing what is in flight.
     let _ = trigger.send(true);

@@ -46,6 +46,42 @@ pub struct FinalStages {
     pub by_stage: BTreeMap<&'static str, usize>,
 }
 
+/// Whether orders in this stage may be final (a failed drop is final only at its last
+/// attempt): the cheap gate before [`still_open`] looks at each order.
+pub fn may_be_final(stage: &str) -> bool {
+    use lifeline_domain::order::Stage;
+    [
+        Stage::Delivered,
+        Stage::Cancelled,
+        Stage::NothingPicked,
+        Stage::Failed,
+    ]
+    .iter()
+    .any(|final_stage| final_stage.as_str() == stage)
+}
+
+/// The orders of `orders` not yet in a final stage, and the stages they are in (RocksDB:
+/// call it on the blocking pool). Polling only what is still open keeps the wait for the
+/// end of the day from growing with the day.
+pub fn still_open(
+    store: &ProjectionStore,
+    orders: Vec<String>,
+) -> anyhow::Result<(Vec<String>, BTreeMap<&'static str, usize>)> {
+    let mut open = Vec::with_capacity(orders.len());
+    let mut by_stage = BTreeMap::new();
+    for order in orders {
+        let record = lifeline_readmodel::delivery::order(store, &order)?;
+        if let Some(record) = &record {
+            if record.is_final {
+                continue;
+            }
+            *by_stage.entry(record.status.stage.as_str()).or_default() += 1;
+        }
+        open.push(order);
+    }
+    Ok((open, by_stage))
+}
+
 /// Reads the delivery projection (RocksDB: call it on the blocking pool).
 pub fn final_stages(store: &ProjectionStore, orders: &[String]) -> anyhow::Result<FinalStages> {
     let mut stages = FinalStages::default();

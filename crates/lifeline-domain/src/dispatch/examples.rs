@@ -237,3 +237,93 @@ fn a_failed_drop_rides_again_until_the_last_attempt() {
     }
     assert_eq!(runs.len() as u32, MAX_DROP_ATTEMPTS);
 }
+
+/// Rides `run` to the end: departs, delivers every order, comes back. Returns the runs
+/// planned when it came back.
+fn ride(state: &mut MemoryState, run: &RunPlanned) -> Vec<RunPlanned> {
+    let mut events = vec![Event::RunDeparted(RunDeparted {
+        run: run.run.clone(),
+        community: "tianlun".into(),
+        tricycle: run.tricycle.clone(),
+        courier: "vol-1".into(),
+    })];
+    for stop in &run.stops {
+        for order in &stop.orders {
+            events.push(Event::DropDelivered(lifeline_events::DropDelivered {
+                order: order.clone(),
+                run: run.run.clone(),
+                community: "tianlun".into(),
+                household: stop.household.clone(),
+                proof: Default::default(),
+            }));
+        }
+    }
+    events.push(Event::RunReturned(RunReturned {
+        run: run.run.clone(),
+        community: "tianlun".into(),
+        tricycle: run.tricycle.clone(),
+    }));
+    live_on(state, &events)
+}
+
+/// Far more waits than one window holds: planning reads each building's queue a window at
+/// a time, every order rides once, each building's orders leave in the order they arrived,
+/// and the queue rows are gone at the end.
+#[test]
+fn a_queue_longer_than_a_window_drains_in_arrival_order_and_every_order_rides_once() {
+    let total = 3 * WINDOW + 7;
+    let ids: Vec<String> = (0..total).map(|n| format!("o{n:04}")).collect();
+    let building = |n: usize| if n.is_multiple_of(3) { "b2" } else { "b1" };
+    let mut events = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        events.push(placed(id, building(n)));
+        events.push(picked(id));
+    }
+    let arriving: Vec<&str> = ids.iter().map(String::as_str).collect();
+    events.push(arrived(&arriving));
+    // The queue is in the store before any tricycle: the plan must read it window by
+    // window. 125 orders fit: all of b2 (more than a window) and the head of b1.
+    events.push(tricycle(125 * 8_000));
+    let mut state = MemoryState::default();
+    let mut runs: std::collections::VecDeque<RunPlanned> = live_on(&mut state, &events).into();
+    let b2: Vec<String> = (0..total)
+        .filter(|n| building(*n) == "b2")
+        .map(|n| ids[n].clone())
+        .collect();
+    assert!(b2.len() > WINDOW);
+    let first: std::collections::BTreeSet<&String> = runs[0].orders().collect();
+    assert_eq!(first.len(), 125);
+    assert!(
+        b2.iter().all(|id| first.contains(id)),
+        "all of b2 rides first"
+    );
+    let mut ridden: Vec<String> = Vec::new();
+    let mut count = 0;
+    while let Some(run) = runs.pop_front() {
+        count += 1;
+        ridden.extend(run.orders().cloned());
+        runs.extend(ride(&mut state, &run));
+    }
+    assert_eq!(count, 2, "199 orders, 125 a run");
+    let mut once = ridden.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(once.len(), ridden.len(), "no order rides twice");
+    assert_eq!(once, ids, "every order rides");
+    for wanted in ["b1", "b2"] {
+        let in_building: Vec<&String> = ridden
+            .iter()
+            .filter(|id| building(id[1..].parse().expect("number")) == wanted)
+            .collect();
+        assert!(in_building.is_sorted(), "{wanted} leaves in arrival order");
+    }
+    for id in &ids {
+        assert_eq!(order(&state, id).status.stage, Stage::Delivered);
+    }
+    assert_eq!(state.scan_prefix(QUEUES, ""), Vec::new());
+    let community: CommunityDispatch = state
+        .get_json(COMMUNITIES, "tianlun")
+        .expect("decodes")
+        .expect("community");
+    assert!(community.waiting.is_empty());
+}

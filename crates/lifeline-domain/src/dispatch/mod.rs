@@ -37,13 +37,15 @@ use crate::order::{OrderStatus, Step};
 use crate::{Applied, Handler, Reason, Rejection, StateTx, StateTxExt};
 
 pub use plan::{
-    Checkpoint, PlannedLoad, QueuedOrder, Rank, Seals, Tricycle, plan_loads, stops_for,
+    Checkpoint, LOOK_PAST, LoadQueue, PlannedLoad, QueuedOrder, Rank, Seals, Start, Tricycle,
+    WINDOW, Window, plan_loads, stops_for,
 };
 
 pub const NAME: &str = "dispatch";
 pub const ORDERS: &str = "orders";
 pub const COMMUNITIES: &str = "communities";
-/// One row per building with waiting orders, keyed `community/building`.
+/// One row per order waiting at a checkpoint, keyed `community/building/` and its rank, so
+/// a building's rows read in queue order.
 pub const QUEUES: &str = "queues";
 pub const RUNS: &str = "runs";
 
@@ -94,8 +96,57 @@ pub struct DispatchRun {
 #[derive(Debug, Default)]
 pub struct Dispatch;
 
-fn queue_key(community: &str, building: &str) -> String {
-    format!("{community}/{building}")
+/// The prefix of a building's queue rows: `community/building/`.
+fn queue_prefix(community: &str, building: &str) -> String {
+    let mut prefix = String::with_capacity(community.len() + building.len() + 2);
+    prefix.push_str(community);
+    prefix.push('/');
+    prefix.push_str(building);
+    prefix.push('/');
+    prefix
+}
+
+/// One queued order's row: its building's prefix, then its rank so the rows sort in queue
+/// order (urgent first, then earlier arrivals).
+fn queue_key(community: &str, building: &str, rank: Rank) -> String {
+    use std::fmt::Write;
+    let urgency = match rank.priority {
+        Priority::Urgent => '0',
+        Priority::Priority => '1',
+        Priority::Routine => '2',
+    };
+    let mut key = queue_prefix(community, building);
+    key.push(urgency);
+    let _ = write!(key, "{:020}", rank.seq);
+    key
+}
+
+/// Reads up to `limit` orders of a building's queue from its rows, from `start` on.
+fn read_queue(
+    state: &dyn StateTx,
+    community: &str,
+    building: &str,
+    start: Start,
+    limit: usize,
+) -> Result<plan::Window, Rejection> {
+    let prefix = queue_prefix(community, building);
+    let from = match start {
+        Start::At(rank) => queue_key(community, building, rank),
+        // The smallest key after the last one read.
+        Start::After(rank) => queue_key(community, building, rank) + "\0",
+    };
+    let rows = state.scan_prefix_from(QUEUES, &prefix, &from, limit + 1);
+    let more = rows.len() > limit;
+    let orders = rows
+        .iter()
+        .take(limit)
+        .map(|(key, row)| {
+            serde_json::from_slice::<QueuedOrder>(row).map_err(|error| {
+                Rejection::new(Reason::CorruptState, format!("{QUEUES}/{key}: {error}"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(plan::Window { orders, more })
 }
 
 fn load_order(state: &dyn StateTx, order: &str) -> Result<DispatchOrder, Rejection> {
@@ -118,12 +169,16 @@ fn step(order_id: &str, order: &mut DispatchOrder, step: Step) -> Result<(), Rej
     Ok(())
 }
 
-/// One community's checkpoint for the duration of an event: loaded from its rows, changed
-/// in memory, written back by [`Community::save`] (only the queues it touched).
+/// One community's checkpoint for the duration of an event: its row loaded, queue rows
+/// read a window at a time and written one per order as orders join and leave, the row
+/// written back by [`Community::save`] with the head of each building it touched.
 struct Community {
     id: String,
     next_seq: u64,
     checkpoint: Checkpoint,
+    /// Buildings whose queue rows changed in this event, and a rank no later than the
+    /// first order of each (its head when the event began, or an order queued ahead of it).
+    touched: BTreeMap<String, Option<Rank>>,
 }
 
 impl Community {
@@ -137,20 +192,11 @@ impl Community {
             checkpoint: Checkpoint {
                 tricycles: row.tricycles,
                 waiting: row.waiting,
-                queues: BTreeMap::new(),
                 seals: row.seals,
+                ..Default::default()
             },
+            touched: BTreeMap::new(),
         })
-    }
-
-    fn load_queue(&mut self, state: &dyn StateTx, building: &str) -> Result<(), Rejection> {
-        if !self.checkpoint.queues.contains_key(building) {
-            let queue = state
-                .get_json::<Vec<QueuedOrder>>(QUEUES, &queue_key(&self.id, building))?
-                .unwrap_or_default();
-            self.checkpoint.queues.insert(building.to_owned(), queue);
-        }
-        Ok(())
     }
 
     /// Queues an order at the checkpoint behind everything already there of its priority.
@@ -160,40 +206,65 @@ impl Community {
         order_id: &str,
         order: &mut DispatchOrder,
     ) -> Result<(), Rejection> {
-        self.load_queue(state, &order.building)?;
         let rank = Rank {
             priority: order.priority,
             seq: self.next_seq,
         };
         self.next_seq += 1;
-        self.checkpoint.enqueue(QueuedOrder {
+        let queued = QueuedOrder {
             order: order_id.to_owned(),
             building: order.building.clone(),
             unit: order.unit.clone(),
             household: order.household.clone(),
             weight_g: order.weight_g,
             rank,
-        });
+        };
+        state.put_json(QUEUES, &queue_key(&self.id, &order.building, rank), &queued);
+        self.touch(&order.building);
+        self.checkpoint.enqueue(queued);
         order.queued = Some(rank);
         state.put_json(ORDERS, order_id, order);
         Ok(())
     }
 
-    fn save(self, state: &mut dyn StateTx) {
+    /// Takes an order's row out of its building's queue.
+    fn dequeue(&mut self, state: &mut dyn StateTx, order_id: &str, building: &str, rank: Rank) {
+        self.touch(building);
+        state.delete(QUEUES, &queue_key(&self.id, building, rank));
+        self.checkpoint.dequeue(building, order_id);
+    }
+
+    /// Remembers that `building`'s rows change, with its head before they do.
+    fn touch(&mut self, building: &str) {
+        if !self.touched.contains_key(building) {
+            let head = self.checkpoint.waiting.get(building).copied();
+            self.touched.insert(building.to_owned(), head);
+        }
+    }
+
+    fn save(mut self, state: &mut dyn StateTx) -> Result<(), Rejection> {
+        for (building, before) in std::mem::take(&mut self.touched) {
+            // No order queued in this event sorts before the lower of the old head and the
+            // head now in memory (which counts what this event queued).
+            let floor = match (before, self.checkpoint.waiting.get(&building)) {
+                (Some(before), Some(now)) => Some(before.min(*now)),
+                (before, now) => before.or(now.copied()),
+            };
+            let first = match floor {
+                Some(floor) => read_queue(state, &self.id, &building, Start::At(floor), 1)?,
+                None => plan::Window::default(),
+            };
+            match first.orders.first() {
+                Some(head) => self.checkpoint.waiting.insert(building, head.rank),
+                None => self.checkpoint.waiting.remove(&building),
+            };
+        }
         let Checkpoint {
             tricycles,
             waiting,
-            queues,
             seals,
+            ..
         } = self.checkpoint;
-        for (building, queue) in queues {
-            let key = queue_key(&self.id, &building);
-            if queue.is_empty() {
-                state.delete(QUEUES, &key);
-            } else {
-                state.put_json(QUEUES, &key, &queue);
-            }
-        }
         let row = CommunityDispatch {
             tricycles,
             waiting,
@@ -201,6 +272,7 @@ impl Community {
             seals,
         };
         state.put_json(COMMUNITIES, &self.id, &row);
+        Ok(())
     }
 }
 
@@ -240,18 +312,17 @@ fn record_run(
     busy.run = Some(run.to_owned());
     for order_id in &orders {
         let mut order = load_order(state, order_id)?;
-        if order.queued.take().is_none() {
+        let Some(rank) = order.queued.take() else {
             return Err(Rejection::new(
                 Reason::ImpossibleTransition,
                 format!(
                     "run {run} carries order {order_id}, which is not waiting at the checkpoint"
                 ),
             ));
-        }
-        if source == Source::Fact {
-            community.load_queue(state, &order.building)?;
-            community.checkpoint.dequeue(&order.building, order_id);
-        }
+        };
+        // The planner took it out of the queue in memory already; a fact read back takes
+        // it out here. Either way its row goes.
+        community.dequeue(state, order_id, &order.building, rank);
         step(order_id, &mut order, Step::PlanOnRun)?;
         order.run = Some(run.to_owned());
         state.put_json(ORDERS, order_id, &order);
@@ -275,17 +346,15 @@ fn plan_and_emit(
     emit: Option<&mut Vec<Envelope>>,
 ) -> Result<(), Rejection> {
     let Some(emit) = emit else {
-        community.save(state);
-        return Ok(());
+        return community.save(state);
     };
     let loads = {
         let id = community.id.clone();
-        let mut load_queue = |building: &str| -> Result<Vec<QueuedOrder>, Rejection> {
-            Ok(state
-                .get_json::<Vec<QueuedOrder>>(QUEUES, &queue_key(&id, building))?
-                .unwrap_or_default())
+        let state: &dyn StateTx = state;
+        let mut load = |building: &str, start: Start| -> Result<plan::Window, Rejection> {
+            read_queue(state, &id, building, start, plan::WINDOW)
         };
-        plan_loads(&mut community.checkpoint, &mut load_queue)?
+        plan_loads(&mut community.checkpoint, &mut load)?
     };
     for (index, load) in loads.iter().enumerate() {
         let id = deterministic_event_id(
@@ -314,8 +383,7 @@ fn plan_and_emit(
         let meta = cause.follow_up("lifeline-dispatch", Actor::system(NAME), cause.time);
         emit.push(Envelope::with_id(id, Event::RunPlanned(planned), meta));
     }
-    community.save(state);
-    Ok(())
+    community.save(state)
 }
 
 impl Dispatch {
@@ -428,7 +496,7 @@ impl Dispatch {
                     orders,
                     Source::Fact,
                 )?;
-                community.save(state);
+                community.save(state)?;
                 Ok(Applied::Changed)
             }
             Event::DropDelivered(delivered) => {

@@ -57,14 +57,44 @@ pub struct Tricycle {
     pub run: Option<String>,
 }
 
-/// A community's checkpoint as the planner sees it. `queues` holds the buildings loaded so
-/// far (each sorted by rank); `waiting` names every building with a waiting order and the
-/// rank of its first one, loaded or not.
+/// How many waiting orders of one building the planner reads at a time.
+pub const WINDOW: usize = 64;
+
+/// How many waiting orders of one building a tricycle looks past (too heavy for what room
+/// is left, or on the other side of a seal) before it moves on to the next building. It
+/// bounds the work of one plan whatever waits at the checkpoint.
+pub const LOOK_PAST: usize = 32;
+
+/// Part of a building's queue, read from the store: up to [`WINDOW`] orders in rank order
+/// and whether more may wait behind them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Window {
+    pub orders: Vec<QueuedOrder>,
+    pub more: bool,
+}
+
+/// Where a window of a building's queue starts: at its head (a rank no later than its
+/// first order, so the read never walks over the rows of orders gone before it), or after
+/// the last order read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    At(Rank),
+    After(Rank),
+}
+
+/// Reads a window of a building's queue.
+pub type LoadQueue<'a> = dyn FnMut(&str, Start) -> Result<Window, Rejection> + 'a;
+
+/// A community's checkpoint as the planner sees it. `queues` holds what was read so far of
+/// each building's queue (sorted by rank; `partial` names the buildings with more behind
+/// what was read, and the last rank read); `waiting` names every building with a waiting
+/// order and the rank of its first one, read or not.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Checkpoint {
     pub tricycles: BTreeMap<String, Tricycle>,
     pub waiting: BTreeMap<String, Rank>,
     pub queues: BTreeMap<String, Vec<QueuedOrder>>,
+    pub partial: BTreeMap<String, Rank>,
     /// The seals that change planning: sealed buildings and sealed units. A run goes
     /// either wholly behind seals or nowhere behind one, so the door-to-door group rides
     /// the sealed runs and every other courier can take the rest.
@@ -109,17 +139,25 @@ impl Checkpoint {
         checkpoint
     }
 
-    /// Puts an order in its building's queue (which must be loaded) at its rank.
+    /// Puts an order in its building's queue at its rank: in memory when it falls within
+    /// what was read of the queue (or the queue is all in memory), and as the building's
+    /// head when it comes first.
     pub fn enqueue(&mut self, order: QueuedOrder) {
         let building = order.building.clone();
-        let queue = self.queues.entry(building.clone()).or_default();
-        let at = queue.partition_point(|queued| queued.rank <= order.rank);
-        queue.insert(at, order);
-        self.refresh_head(&building);
+        let rank = order.rank;
+        let read = self.queues.contains_key(&building) || !self.waiting.contains_key(&building);
+        let within = self.partial.get(&building).is_none_or(|last| rank < *last);
+        if read && within {
+            let queue = self.queues.entry(building.clone()).or_default();
+            let at = queue.partition_point(|queued| queued.rank <= rank);
+            queue.insert(at, order);
+        }
+        let head = self.waiting.entry(building).or_insert(rank);
+        *head = (*head).min(rank);
     }
 
-    /// Takes an order out of its building's queue (which must be loaded); false when it
-    /// was not there.
+    /// Takes an order out of its building's queue as far as it is in memory; false when
+    /// it was not there. The caller sets the building's head from the store afterwards.
     pub fn dequeue(&mut self, building: &str, order: &str) -> bool {
         let Some(queue) = self.queues.get_mut(building) else {
             return false;
@@ -128,7 +166,9 @@ impl Checkpoint {
             return false;
         };
         queue.remove(at);
-        self.refresh_head(building);
+        if !self.partial.contains_key(building) {
+            self.refresh_head(building);
+        }
         true
     }
 
@@ -139,7 +179,54 @@ impl Checkpoint {
         };
     }
 
-    /// Every order waiting, in rank order (tests and views).
+    /// Reads the first window of a building's queue unless it is in memory already.
+    fn read(&mut self, building: &str, load: &mut LoadQueue<'_>) -> Result<(), Rejection> {
+        if self.queues.contains_key(building) {
+            return Ok(());
+        }
+        let Some(head) = self.waiting.get(building).copied() else {
+            return Ok(());
+        };
+        let window = load(building, Start::At(head))?;
+        self.take_window(building, window);
+        Ok(())
+    }
+
+    /// Reads the next window of a building's queue; false when nothing more waits.
+    fn read_more(&mut self, building: &str, load: &mut LoadQueue<'_>) -> Result<bool, Rejection> {
+        let Some(last) = self.partial.get(building).copied() else {
+            return Ok(false);
+        };
+        let window = load(building, Start::After(last))?;
+        let found = !window.orders.is_empty();
+        self.take_window(building, window);
+        Ok(found)
+    }
+
+    fn take_window(&mut self, building: &str, window: Window) {
+        match (window.more, window.orders.last()) {
+            (true, Some(last)) => self.partial.insert(building.to_owned(), last.rank),
+            _ => self.partial.remove(building),
+        };
+        self.queues
+            .entry(building.to_owned())
+            .or_default()
+            .extend(window.orders);
+    }
+
+    /// The building's head after the planner took orders: the next window is read when
+    /// the one in memory ran out.
+    fn settle_head(&mut self, building: &str, load: &mut LoadQueue<'_>) -> Result<(), Rejection> {
+        while self.queues.get(building).is_some_and(Vec::is_empty) {
+            if !self.read_more(building, load)? {
+                break;
+            }
+        }
+        self.refresh_head(building);
+        Ok(())
+    }
+
+    /// Every order waiting, in rank order, as far as it is in memory (tests and views).
     pub fn waiting_orders(&self) -> impl Iterator<Item = &QueuedOrder> {
         let mut all: Vec<&QueuedOrder> = self.queues.values().flatten().collect();
         all.sort_by_key(|queued| queued.rank);
@@ -151,11 +238,12 @@ impl Checkpoint {
 /// first, buildings in the order of their most urgent waiting order, each building's orders
 /// in rank order while they fit (an order heavier than the tricycle still goes, alone).
 /// The run's first order decides whether it goes behind seals; orders on the other side
-/// of that line wait for another run.
-/// `load_queue` fetches a building's queue the first time the planner needs it.
+/// of that line wait for another run. A tricycle looks past at most [`LOOK_PAST`] orders of
+/// one building that it cannot take before it moves on.
+/// `load` reads a building's queue a [`Window`] at a time, when the planner reaches it.
 pub fn plan_loads(
     checkpoint: &mut Checkpoint,
-    load_queue: &mut dyn FnMut(&str) -> Result<Vec<QueuedOrder>, Rejection>,
+    load: &mut LoadQueue<'_>,
 ) -> Result<Vec<PlannedLoad>, Rejection> {
     let mut loads = Vec::new();
     loop {
@@ -180,31 +268,39 @@ pub fn plan_loads(
         let mut orders: Vec<QueuedOrder> = Vec::new();
         let mut load_g: u32 = 0;
         for (_, building) in buildings {
-            if !checkpoint.queues.contains_key(&building) {
-                let queue = load_queue(&building)?;
-                checkpoint.queues.insert(building.clone(), queue);
-            }
-            let queue = checkpoint.queues.entry(building.clone()).or_default();
-            let mut index = 0;
-            while index < queue.len() && load_g < capacity_g {
+            checkpoint.read(&building, load)?;
+            let (mut index, mut passed) = (0, 0);
+            while load_g < capacity_g && passed < LOOK_PAST {
+                let in_memory = checkpoint.queues.get(&building).map_or(0, Vec::len);
+                if index >= in_memory {
+                    if checkpoint.read_more(&building, load)? {
+                        continue;
+                    }
+                    break;
+                }
+                let Checkpoint { queues, seals, .. } = &mut *checkpoint;
+                let queue = queues.entry(building.clone()).or_default();
                 let weight_g = queue[index].weight_g;
-                let seals = &checkpoint.seals;
                 let same_side = orders
                     .first()
                     .is_none_or(|first| seals.behind(first) == seals.behind(&queue[index]));
-                if !same_side {
-                    index += 1;
-                } else if load_g.saturating_add(weight_g) <= capacity_g || orders.is_empty() {
+                if same_side && (load_g.saturating_add(weight_g) <= capacity_g || orders.is_empty())
+                {
                     load_g = load_g.saturating_add(weight_g);
                     orders.push(queue.remove(index));
                 } else {
                     index += 1;
+                    passed += 1;
                 }
             }
-            checkpoint.refresh_head(&building);
+            checkpoint.settle_head(&building, load)?;
             if load_g >= capacity_g {
                 break;
             }
+        }
+        if orders.is_empty() {
+            // Every building's first orders were looked past (seals): nothing to ride.
+            return Ok(loads);
         }
         // Marked busy for the rest of this plan; the caller records the run id.
         if let Some(chosen) = checkpoint.tricycles.get_mut(&tricycle) {

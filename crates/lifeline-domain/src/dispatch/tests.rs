@@ -21,7 +21,7 @@ fn queued(order: usize, building: usize, priority: Priority, weight_g: u32) -> Q
 
 /// Plans with every queue already in memory.
 fn plan(checkpoint: &mut Checkpoint) -> Vec<PlannedLoad> {
-    plan_loads(checkpoint, &mut |building| {
+    plan_loads(checkpoint, &mut |building, _| {
         panic!("queue of {building} not loaded")
     })
     .expect("plans")

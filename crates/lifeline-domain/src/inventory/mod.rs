@@ -14,7 +14,7 @@ use crate::{Applied, Handler, Reason, Rejection, StateTx, StateTxExt};
 
 pub mod shortfall;
 
-pub use shortfall::{SHORTFALLS, Waiting};
+pub use shortfall::{SHORTFALL_PLACES, SHORTFALLS, Waiting, line_prefix};
 
 pub const NAME: &str = "inventory";
 pub const STOCK: &str = "stock";
@@ -109,7 +109,7 @@ impl Handler for Inventory {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &[STOCK, RESERVATIONS, SHORTFALLS, ERRANDS]
+        &[STOCK, RESERVATIONS, SHORTFALLS, SHORTFALL_PLACES, ERRANDS]
     }
 
     fn apply(

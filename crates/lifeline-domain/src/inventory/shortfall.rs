@@ -14,17 +14,23 @@
 //! order to another partner by itself (staff cancel and re-order there, which releases
 //! this shortfall).
 //!
-//! The queue of one item is one row, re-written when it changes: it grows with the orders
-//! short of that item at once, not with the day.
+//! Each waiting order has a row of its own, keyed so that an item's rows read in fill
+//! order, and a second row saying where the first is; waiting, leaving and filling read
+//! and write only the rows of the orders they move, however long the line.
 
 use lifeline_events::Priority;
 use serde::{Deserialize, Serialize};
 
 use super::{RESERVATIONS, Reservation, ReservationState, put_stock, stock, stock_key};
-use crate::{Rejection, StateTx, StateTxExt};
+use crate::{Reason, Rejection, StateTx, StateTxExt};
 
-/// One row per partner and item with orders waiting, keyed like the stock (`partner/item`).
+/// One row per order and item waiting: `partner/item/` then its place in line.
 pub const SHORTFALLS: &str = "shortfalls";
+/// Where each waiting order's row is: `order/item` to its [`SHORTFALLS`] key.
+pub const SHORTFALL_PLACES: &str = "shortfall_places";
+
+/// How many waiting rows a fill reads at a time.
+const WINDOW: usize = 64;
 
 /// An order waiting for `short` more of an item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,29 +42,40 @@ pub struct Waiting {
     pub short: u32,
 }
 
-impl Waiting {
-    fn rank(&self) -> (std::cmp::Reverse<Priority>, u64, &str) {
-        (
-            std::cmp::Reverse(self.priority),
-            self.placed_ms,
-            self.order.as_str(),
-        )
-    }
+/// The prefix of every row waiting for `item` at `partner`.
+pub fn line_prefix(partner: &str, item: &str) -> String {
+    let mut prefix = stock_key(partner, item);
+    prefix.push('/');
+    prefix
 }
 
-fn queue(state: &dyn StateTx, partner: &str, item: &str) -> Result<Vec<Waiting>, Rejection> {
-    Ok(state
-        .get_json::<Vec<Waiting>>(SHORTFALLS, &stock_key(partner, item))?
-        .unwrap_or_default())
+/// A waiting row's key: the line's prefix, then urgency, placing time and order id, so the
+/// rows sort in fill order.
+fn place_key(partner: &str, item: &str, waiting: &Waiting) -> String {
+    use std::fmt::Write;
+    let urgency = match waiting.priority {
+        Priority::Urgent => '0',
+        Priority::Priority => '1',
+        Priority::Routine => '2',
+    };
+    let mut key = line_prefix(partner, item);
+    key.push(urgency);
+    let _ = write!(key, "{:020}/{}", waiting.placed_ms, waiting.order);
+    key
 }
 
-fn put_queue(state: &mut dyn StateTx, partner: &str, item: &str, queue: &[Waiting]) {
-    let key = stock_key(partner, item);
-    if queue.is_empty() {
-        state.delete(SHORTFALLS, &key);
-    } else {
-        state.put_json(SHORTFALLS, &key, &queue);
-    }
+fn place_of(order: &str, item: &str) -> String {
+    let mut key = String::with_capacity(order.len() + item.len() + 1);
+    key.push_str(order);
+    key.push('/');
+    key.push_str(item);
+    key
+}
+
+fn decode(key: &str, row: &[u8]) -> Result<Waiting, Rejection> {
+    serde_json::from_slice(row).map_err(|error| {
+        Rejection::new(Reason::CorruptState, format!("{SHORTFALLS}/{key}: {error}"))
+    })
 }
 
 /// Puts an order's shortfall of `item` in line.
@@ -68,10 +85,20 @@ pub(super) fn wait(
     item: &str,
     waiting: Waiting,
 ) -> Result<(), Rejection> {
-    let mut queue = queue(state, partner, item)?;
-    let at = queue.partition_point(|other| other.rank() <= waiting.rank());
-    queue.insert(at, waiting);
-    put_queue(state, partner, item, &queue);
+    let place = place_of(&waiting.order, item);
+    if let Some(key) = state.get(SHORTFALL_PLACES, &place) {
+        // The same item on another line of the same order: one row waits for both.
+        let key = String::from_utf8_lossy(&key).into_owned();
+        if let Some(row) = state.get(SHORTFALLS, &key) {
+            let mut already = decode(&key, &row)?;
+            already.short = already.short.saturating_add(waiting.short);
+            state.put_json(SHORTFALLS, &key, &already);
+            return Ok(());
+        }
+    }
+    let key = place_key(partner, item, &waiting);
+    state.put(SHORTFALL_PLACES, &place, key.clone().into_bytes());
+    state.put_json(SHORTFALLS, &key, &waiting);
     Ok(())
 }
 
@@ -85,11 +112,10 @@ pub(super) fn leave(
         if line.shortfall() == 0 {
             continue;
         }
-        let mut queue = queue(state, &reservation.partner, &line.item)?;
-        let before = queue.len();
-        queue.retain(|waiting| waiting.order != order);
-        if queue.len() != before {
-            put_queue(state, &reservation.partner, &line.item, &queue);
+        let place = place_of(order, &line.item);
+        if let Some(key) = state.get(SHORTFALL_PLACES, &place) {
+            state.delete(SHORTFALLS, &String::from_utf8_lossy(&key));
+            state.delete(SHORTFALL_PLACES, &place);
         }
     }
     Ok(())
@@ -98,48 +124,75 @@ pub(super) fn leave(
 /// Gives what is available of `item` to the orders waiting for it, first in line first,
 /// reserving it for them.
 pub(super) fn fill(state: &mut dyn StateTx, partner: &str, item: &str) -> Result<(), Rejection> {
-    let mut queue = queue(state, partner, item)?;
-    if queue.is_empty() {
+    let mut level = stock(state, partner, item)?;
+    if level.available() == 0 {
+        // Either nothing waits or nothing is available: the line is not read at all.
         return Ok(());
     }
-    let mut level = stock(state, partner, item)?;
-    while level.available() > 0 && !queue.is_empty() {
-        let first = &mut queue[0];
-        let reservation = state.get_json::<Reservation>(RESERVATIONS, &first.order)?;
-        let Some(mut reservation) =
-            reservation.filter(|reservation| reservation.state == ReservationState::Held)
-        else {
-            // Not waiting any more (a state this module never leaves, kept safe).
-            queue.remove(0);
-            continue;
+    let prefix = line_prefix(partner, item);
+    let mut from = prefix.clone();
+    'windows: while level.available() > 0 {
+        let rows = state.scan_prefix_from(SHORTFALLS, &prefix, &from, WINDOW);
+        let Some((last, _)) = rows.last() else {
+            break;
         };
-        let Some(line) = reservation
-            .lines
-            .iter_mut()
-            .find(|line| line.item == item && line.shortfall() > 0)
-        else {
-            queue.remove(0);
-            continue;
-        };
-        let grant = u32::try_from(level.available())
-            .unwrap_or(u32::MAX)
-            .min(first.short)
-            .min(line.shortfall());
-        line.reserved += grant;
-        level.reserved += u64::from(grant);
-        first.short -= grant;
-        let filled = first.short == 0 || line.shortfall() == 0;
-        state.put_json(RESERVATIONS, &first.order, &reservation);
-        if filled {
-            queue.remove(0);
+        from = format!("{last}\0");
+        let full = rows.len() == WINDOW;
+        for (key, row) in rows {
+            if level.available() == 0 {
+                break 'windows;
+            }
+            let mut first = decode(&key, &row)?;
+            let place = place_of(&first.order, item);
+            let reservation = state
+                .get_json::<Reservation>(RESERVATIONS, &first.order)?
+                .filter(|reservation| reservation.state == ReservationState::Held);
+            let Some(mut reservation) = reservation else {
+                // Not waiting any more (a state this module never leaves, kept safe).
+                state.delete(SHORTFALLS, &key);
+                state.delete(SHORTFALL_PLACES, &place);
+                continue;
+            };
+            // An order may list the item on more than one line: one row waits for them all.
+            for line in reservation
+                .lines
+                .iter_mut()
+                .filter(|line| line.item == item)
+            {
+                let grant = u32::try_from(level.available())
+                    .unwrap_or(u32::MAX)
+                    .min(first.short)
+                    .min(line.shortfall());
+                line.reserved += grant;
+                level.reserved += u64::from(grant);
+                first.short -= grant;
+            }
+            let still_short = reservation
+                .lines
+                .iter()
+                .any(|line| line.item == item && line.shortfall() > 0);
+            let filled = first.short == 0 || !still_short;
+            state.put_json(RESERVATIONS, &first.order, &reservation);
+            if filled {
+                state.delete(SHORTFALLS, &key);
+                state.delete(SHORTFALL_PLACES, &place);
+            } else {
+                state.put_json(SHORTFALLS, &key, &first);
+            }
+        }
+        if !full {
+            break;
         }
     }
     put_stock(state, partner, item, level);
-    put_queue(state, partner, item, &queue);
     Ok(())
 }
 
 /// Everything waiting for one item at a partner, in the order it will be filled.
 pub fn waiting(state: &dyn StateTx, partner: &str, item: &str) -> Result<Vec<Waiting>, Rejection> {
-    queue(state, partner, item)
+    state
+        .scan_prefix(SHORTFALLS, &line_prefix(partner, item))
+        .iter()
+        .map(|(key, row)| decode(key, row))
+        .collect()
 }

@@ -164,13 +164,40 @@ fn shortage_is_recorded_not_hidden() {
 fn shortfalls_agree(state: &MemoryState) -> Result<(), TestCaseError> {
     let mut waiting_by_order: std::collections::BTreeMap<(String, String), u32> =
         Default::default();
+    // Each item's waiting rows, in key order, which must be fill order.
+    let mut lines: std::collections::BTreeMap<String, Vec<Waiting>> = Default::default();
     for ((table, key), value) in &state.rows {
         if table != SHORTFALLS {
             continue;
         }
-        let queue: Vec<Waiting> = serde_json::from_slice(value).expect("queue row");
-        prop_assert!(!queue.is_empty(), "empty queue row {key}");
-        let level: StockLevel = state.get_json(STOCK, key).expect("row").unwrap_or_default();
+        let waiting: Waiting = serde_json::from_slice(value).expect("waiting row");
+        let (partner, rest) = key.split_once('/').expect("partner/item/place");
+        let (item, _) = rest.split_once('/').expect("item/place");
+        let place: String = state
+            .get(SHORTFALL_PLACES, &format!("{}/{item}", waiting.order))
+            .map(|bytes| String::from_utf8(bytes).expect("utf-8"))
+            .unwrap_or_default();
+        prop_assert_eq!(&place, key, "the place row points at the waiting row");
+        lines
+            .entry(format!("{partner}/{item}"))
+            .or_default()
+            .push(waiting);
+    }
+    let places = state
+        .rows
+        .keys()
+        .filter(|(table, _)| table == SHORTFALL_PLACES)
+        .count();
+    prop_assert_eq!(
+        places,
+        lines.values().map(Vec::len).sum::<usize>(),
+        "no stray place rows"
+    );
+    for (key, queue) in lines {
+        let level: StockLevel = state
+            .get_json(STOCK, &key)
+            .expect("row")
+            .unwrap_or_default();
         prop_assert_eq!(level.available(), 0, "{} available while orders wait", key);
         let ranks: Vec<_> = queue
             .iter()

@@ -96,6 +96,25 @@ pub fn stage_counts(store: &ProjectionStore) -> Result<StageCounts, StoreError> 
     Ok(counts)
 }
 
+/// Orders by (community, stage) now, from the projection's counters alone (a few rows,
+/// whatever the number of orders).
+pub fn stage_counters(
+    store: &ProjectionStore,
+) -> Result<BTreeMap<(String, &'static str), u64>, StoreError> {
+    use lifeline_domain::delivery::STATS;
+    use lifeline_domain::delivery::keys::Counter;
+    let mut counts = BTreeMap::new();
+    for (key, value) in store.scan_prefix(STATS, "")? {
+        if let Some(Counter::Stage { community, stage }) = Counter::parse(&key) {
+            counts.insert(
+                (community, stage.as_str()),
+                decode_row(STATS, &key, &value)?,
+            );
+        }
+    }
+    Ok(counts)
+}
+
 /// The operators' view of delivery, read from the projection's counters and indexes.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct OpsSnapshot {

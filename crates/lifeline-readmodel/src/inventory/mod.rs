@@ -5,8 +5,8 @@
 pub mod metrics;
 
 use lifeline_domain::inventory::{
-    RESERVATIONS, Reservation, SHORTFALLS, STOCK, StockLevel, Waiting, parse_stock_key, stock_key,
-    stock_prefix,
+    RESERVATIONS, Reservation, SHORTFALLS, STOCK, StockLevel, Waiting, line_prefix,
+    parse_stock_key, stock_prefix,
 };
 use lifeline_store::{ProjectionStore, StoreError, decode_row};
 
@@ -62,7 +62,9 @@ pub fn waiting(
     partner: &str,
     item: &str,
 ) -> Result<Vec<Waiting>, StoreError> {
-    Ok(store
-        .get_json::<Vec<Waiting>>(SHORTFALLS, &stock_key(partner, item))?
-        .unwrap_or_default())
+    store
+        .scan_prefix(SHORTFALLS, &line_prefix(partner, item))?
+        .iter()
+        .map(|(key, row)| decode_row::<Waiting>(SHORTFALLS, key, row))
+        .collect()
 }
