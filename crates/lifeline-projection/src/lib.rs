@@ -597,9 +597,16 @@ impl Projection {
             .with_label_values(&[name])
             .set(i64::try_from(last.pending).unwrap_or(i64::MAX));
         let now = time::OffsetDateTime::now_utc();
+        // Caught up means no lag, however old the last event was (a catch-up of history
+        // must not leave the gauge at the age of the history).
+        let lag_seconds = if last.pending == 0 {
+            0.0
+        } else {
+            (now - last.published).as_seconds_f64().max(0.0)
+        };
         metrics::LAG_SECONDS
             .with_label_values(&[name])
-            .set((now - last.published).as_seconds_f64().max(0.0));
+            .set(lag_seconds);
         metrics::LAST_COMMIT
             .with_label_values(&[name])
             .set(now.unix_timestamp() as f64);

@@ -93,7 +93,7 @@ pub static LAG_EVENTS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
 pub static LAG_SECONDS: LazyLock<GaugeVec> = LazyLock::new(|| {
     register_gauge_vec!(
         "lifeline_consumer_lag_seconds",
-        "Age of the last committed event when it was committed.",
+        "Age of the last committed event when it was committed; 0 once the consumer is at the stream head.",
         &["consumer"]
     )
     .expect("metric registers once")
