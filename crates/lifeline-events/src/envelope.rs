@@ -105,7 +105,7 @@ struct WireOut<'a> {
 /// Unknown fields are ignored (tolerant reader); every field here is required except the
 /// causation id.
 #[derive(Deserialize)]
-struct WireIn {
+struct WireIn<'a> {
     id: Uuid,
     #[serde(rename = "type")]
     event_type: String,
@@ -117,7 +117,9 @@ struct WireIn {
     correlation_id: Uuid,
     #[serde(default)]
     causation_id: Option<Uuid>,
-    data: serde_json::Value,
+    /// Kept as the raw JSON text and decoded once, straight into the typed payload.
+    #[serde(borrow)]
+    data: &'a serde_json::value::RawValue,
 }
 
 impl Envelope {
@@ -182,7 +184,7 @@ impl Envelope {
     pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
         let wire: WireIn = serde_json::from_slice(bytes)
             .map_err(|error| DecodeError::Undecodable(error.to_string()))?;
-        let event = match Event::from_type_and_data(&wire.event_type, wire.data) {
+        let event = match Event::from_type_and_data(&wire.event_type, wire.data.get()) {
             None => return Err(DecodeError::UnknownType(wire.event_type)),
             Some(Err(error)) => {
                 return Err(DecodeError::InvalidPayload {

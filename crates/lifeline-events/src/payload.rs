@@ -406,10 +406,10 @@ macro_rules! event_types {
             /// `None` when the type is unknown; `Some(Err)` when the data does not fit it.
             pub(crate) fn from_type_and_data(
                 event_type: &str,
-                data: serde_json::Value,
+                data: &str,
             ) -> Option<serde_json::Result<Event>> {
                 match event_type {
-                    $($name => Some(serde_json::from_value(data).map(Event::$variant)),)+
+                    $($name => Some(serde_json::from_str(data).map(Event::$variant)),)+
                     _ => None,
                 }
             }
