@@ -4,6 +4,7 @@
 
 mod connect;
 mod dead_letter;
+mod head;
 mod lookup;
 pub mod metrics;
 mod provision;
@@ -13,6 +14,7 @@ mod redrive;
 
 pub use connect::{ConnectError, NatsOptions, connect_options, redact, server_addrs};
 pub use dead_letter::{DeadLetter, DeadLetterRecord, read_dead_letters};
+pub use head::HeadWatch;
 pub use lookup::{LookupError, find_event_on_subject, last_subject_sequence};
 pub use provision::{ProvisionError, StreamSettings, provision, replicas_for};
 pub use publisher::{Expected, PublishError, Published, Publisher};

@@ -118,10 +118,10 @@ impl EventReader {
 
 /// The sequence of the last message in `stream` (0 when empty).
 pub async fn stream_head(jetstream: &jetstream::Context, stream: &str) -> Result<u64, ReadError> {
-    let mut handle = jetstream
+    // Looking the stream up fetches its info: one request, not two.
+    let handle = jetstream
         .get_stream(stream)
         .await
         .map_err(|e| unavailable(stream, e))?;
-    let info = handle.info().await.map_err(|e| unavailable(stream, e))?;
-    Ok(info.state.last_sequence)
+    Ok(handle.cached_info().state.last_sequence)
 }

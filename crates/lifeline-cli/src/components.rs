@@ -292,6 +292,10 @@ async fn api_if_served(
         idempotency: lifeline_gateway::idempotency::Idempotency::new(Arc::new(idempotency)),
         access,
         aggregates: lifeline_gateway::AggregateLocks::default(),
+        head: lifeline_bus::HeadWatch::new(
+            connection.jetstream.clone(),
+            lifeline_events::EVENT_STREAM,
+        ),
     })))
 }
 

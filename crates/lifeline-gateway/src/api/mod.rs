@@ -66,6 +66,8 @@ pub struct Api {
     pub access: Access,
     /// Commands on one aggregate run one at a time in this process.
     pub aggregates: AggregateLocks,
+    /// The event stream's head, one request at a time for every command waiting on it.
+    pub head: lifeline_bus::HeadWatch,
 }
 
 impl std::fmt::Debug for Api {
@@ -411,9 +413,7 @@ impl Api {
     /// applied everything in the stream now; `Unavailable` (503, `Retry-After`) when they
     /// cannot.
     async fn caught_up_with_stream(&self) -> Result<(), ApiError> {
-        let head = lifeline_bus::stream_head(&self.jetstream, lifeline_events::EVENT_STREAM)
-            .await
-            .map_err(|_| ApiError::Unavailable)?;
+        let head = self.head.head().await.map_err(|_| ApiError::Unavailable)?;
         let deadline = std::time::Duration::from_secs(3);
         for status in [
             &self.registry_status,
