@@ -38,9 +38,13 @@ struct Args {
     /// Events per raw measurement.
     #[arg(long, default_value_t = 200_000)]
     events: usize,
-    /// The `lifeline` binary the days and the API run (the release build, as shipped).
+    /// The `lifeline` binary the days and the API run (the release build, as shipped);
+    /// by default the `lifeline` next to this program.
     #[arg(long)]
-    binary: PathBuf,
+    binary: Option<PathBuf>,
+    /// Households of the 1x day (all 3,314 by default; fewer for a quick run).
+    #[arg(long)]
+    households: Option<usize>,
     /// Day scales to play (1 = the seed's 3,314 Tianlun households).
     #[arg(long, value_delimiter = ',', default_value = "1,10")]
     scales: Vec<u32>,
@@ -275,7 +279,19 @@ fn find(figures: &[Figure], name: &str) -> Option<f64> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    let binary = match args.binary.take() {
+        Some(binary) => binary,
+        None => std::env::current_exe()?
+            .parent()
+            .context("this program's directory")?
+            .join("lifeline"),
+    };
+    anyhow::ensure!(
+        binary.is_file(),
+        "no lifeline binary at {} (build it, or pass --binary)",
+        binary.display()
+    );
     let mut report = Report {
         machine: format!(
             "{} cores, {}",
@@ -346,7 +362,7 @@ async fn main() -> anyhow::Result<()> {
     // Whole days, each on a fresh server, and what the consumers do with its stream.
     for &scale in &args.scales {
         let server = lifeline_testkit::NatsServer::start();
-        let day = process::play_day(&args.binary, server.url(), scale)?;
+        let day = process::play_day(&binary, server.url(), scale, args.households)?;
         let js = connect(server.url()).await?;
         let head = lifeline_bus::stream_head(&js, EVENT_STREAM).await?;
         println!(
@@ -370,7 +386,7 @@ async fn main() -> anyhow::Result<()> {
                 .figures
                 .extend(consumers::replays(&js, head, &label).await?);
         }
-        let catch_up = consumers::up_catch_up(&args.binary, server.url(), head).await?;
+        let catch_up = consumers::up_catch_up(&binary, server.url(), head).await?;
         report.figures.push(Figure::new(
             format!("{label} lifeline up from nothing to ready"),
             head,
@@ -384,7 +400,7 @@ async fn main() -> anyhow::Result<()> {
     }
     for &scale in args.scales.iter().filter(|s| **s <= args.durable_up_to) {
         let server = lifeline_testkit::NatsServer::start_with_config(DURABLE);
-        let day = process::play_day(&args.binary, server.url(), scale)?;
+        let day = process::play_day(&binary, server.url(), scale, args.households)?;
         let js = connect(server.url()).await?;
         let head = lifeline_bus::stream_head(&js, EVENT_STREAM).await?;
         report.figures.push(Figure::new(
@@ -398,13 +414,8 @@ async fn main() -> anyhow::Result<()> {
     // The API under open-loop load.
     if !args.no_api && !args.api_rates.is_empty() {
         let server = lifeline_testkit::NatsServer::start();
-        let (loads, peak) = api::drive(
-            &args.binary,
-            server.url(),
-            &args.api_rates,
-            args.api_seconds,
-        )
-        .await?;
+        let (loads, peak) =
+            api::drive(&binary, server.url(), &args.api_rates, args.api_seconds).await?;
         report.api = loads;
         report.api_peak_rss_mib = peak;
     }
@@ -426,12 +437,12 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("\nJSON: {}", path.display());
     }
-    let bytes = std::fs::metadata(&args.binary)
-        .with_context(|| format!("cannot read {}", args.binary.display()))?
+    let bytes = std::fs::metadata(&binary)
+        .with_context(|| format!("cannot read {}", binary.display()))?
         .len();
     println!(
         "release binary {}: {:.1} MB",
-        args.binary.display(),
+        binary.display(),
         bytes as f64 / 1e6
     );
     Ok(())

@@ -91,7 +91,12 @@ pub struct DayRun {
 }
 
 /// Plays `lifeline demo --scale N` against `nats_url` and times it, start to exit.
-pub fn play_day(binary: &Path, nats_url: &str, scale: u32) -> anyhow::Result<DayRun> {
+pub fn play_day(
+    binary: &Path,
+    nats_url: &str,
+    scale: u32,
+    households: Option<usize>,
+) -> anyhow::Result<DayRun> {
     let data = tempfile::tempdir()?;
     let log = data.path().join("demo.log");
     let out = std::fs::File::create(&log)?;
@@ -105,6 +110,7 @@ pub fn play_day(binary: &Path, nats_url: &str, scale: u32) -> anyhow::Result<Day
                 "--timeout-secs",
                 "7200",
             ])
+            .args(households.map(|n| format!("--households={n}")))
             .args(["--nats-url", nats_url, "--data-dir"])
             .arg(data.path().join("data"))
             .env("RUST_LOG", "info,async_nats=warn")
