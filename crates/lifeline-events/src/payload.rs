@@ -51,6 +51,16 @@ impl Priority {
     pub fn as_str(self) -> &'static str {
         crate::wire_name(&self)
     }
+
+    /// One character that sorts the most urgent first, for keys of rows kept in queue
+    /// order (checkpoint queues, shortfall lines).
+    pub fn queue_char(self) -> char {
+        match self {
+            Priority::Urgent => '0',
+            Priority::Priority => '1',
+            Priority::Routine => '2',
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

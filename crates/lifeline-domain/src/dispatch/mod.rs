@@ -110,13 +110,8 @@ fn queue_prefix(community: &str, building: &str) -> String {
 /// order (urgent first, then earlier arrivals).
 fn queue_key(community: &str, building: &str, rank: Rank) -> String {
     use std::fmt::Write;
-    let urgency = match rank.priority {
-        Priority::Urgent => '0',
-        Priority::Priority => '1',
-        Priority::Routine => '2',
-    };
     let mut key = queue_prefix(community, building);
-    key.push(urgency);
+    key.push(rank.priority.queue_char());
     let _ = write!(key, "{:020}", rank.seq);
     key
 }

@@ -53,13 +53,8 @@ pub fn line_prefix(partner: &str, item: &str) -> String {
 /// rows sort in fill order.
 fn place_key(partner: &str, item: &str, waiting: &Waiting) -> String {
     use std::fmt::Write;
-    let urgency = match waiting.priority {
-        Priority::Urgent => '0',
-        Priority::Priority => '1',
-        Priority::Routine => '2',
-    };
     let mut key = line_prefix(partner, item);
-    key.push(urgency);
+    key.push(waiting.priority.queue_char());
     let _ = write!(key, "{:020}/{}", waiting.placed_ms, waiting.order);
     key
 }
