@@ -49,21 +49,34 @@ COMMUNITIES = [
     {
         "community": "tianlun",
         "name": "Tianlun Jincheng",
+        "name_zh": "天伦锦城",
         "households": TIANLUN_HOUSEHOLDS,
         "residents": TIANLUN_RESIDENTS,
         "sealed_at": "2020-06-13T03:00:00+08:00",
         # Roads closed; supplies only reach a railway checkpoint ~1 km away.
-        "checkpoint": {"name": "railway checkpoint", "x_m": 1080, "y_m": -410},
+        "checkpoint": {"name": "railway checkpoint", "name_zh": "铁路卡口",
+                       "x_m": 1080, "y_m": -410},
     },
     {
         "community": "huangtugang",
         "name": "Huangtugang Village",
+        "name_zh": "黄土岗村",
         "households": HUANGTUGANG_HOUSEHOLDS,
         "residents": HUANGTUGANG_RESIDENTS,
         "sealed_at": "2020-06-14T00:00:00+08:00",
-        "checkpoint": {"name": "village gate checkpoint", "x_m": -150, "y_m": 260},
+        "checkpoint": {"name": "village gate checkpoint", "name_zh": "村口卡口",
+                       "x_m": -150, "y_m": 260},
     },
 ]
+
+
+ZH_DIGITS = {1: "一", 2: "二", 3: "三"}
+
+
+def unit_names(n: int, en: str, zh: str) -> list[dict]:
+    """Display names of a building's units (or a bungalow area's lanes), in the
+    order of its `units` ids: English and Chinese."""
+    return [{"name": en.format(u), "name_zh": zh.format(u)} for u in range(1, n + 1)]
 
 
 def rng_for(name: str) -> random.Random:
@@ -91,7 +104,8 @@ def tianlun_layout() -> tuple[list[dict], list[tuple[str, str, str]]]:
         unit_ids = [f"{bid}-u{u}" for u in range(1, n_units + 1)]
         buildings.append({
             "community": "tianlun", "building": bid, "name": f"Building {i}",
-            "x_m": x, "y_m": y, "units": unit_ids,
+            "name_zh": f"{i}号楼", "x_m": x, "y_m": y, "units": unit_ids,
+            "unit_names": unit_names(n_units, "Unit {}", "{}单元"),
         })
         units.append([bid, unit_ids, rng.choice([11, 12, 14, 16, 18]), doors])
     slots = fit_slots(units, TIANLUN_HOUSEHOLDS, rng, max_floors=24)
@@ -116,7 +130,9 @@ def huangtugang_layout() -> tuple[list[dict], list[tuple[str, str, str]]]:
             buildings.append({
                 "community": "huangtugang", "building": bid,
                 "name": f"Yilanyuan {c} Building {b}",
+                "name_zh": f"宜兰园{ZH_DIGITS[c]}区{b}号楼",
                 "x_m": x, "y_m": y, "units": unit_ids,
+                "unit_names": unit_names(n_units, "Unit {}", "{}单元"),
             })
             apt_units.append([bid, unit_ids, rng.choice([6, 6, 9, 11, 12]), 2])
 
@@ -133,7 +149,9 @@ def huangtugang_layout() -> tuple[list[dict], list[tuple[str, str, str]]]:
         buildings.append({
             "community": "huangtugang", "building": bid,
             "name": f"{area.capitalize()} bungalow area",
+            "name_zh": {"east": "东", "west": "西"}[area] + "平房区",
             "x_m": x, "y_m": y, "units": unit_ids,
+            "unit_names": unit_names(n_lanes, "Lane {}", "{}巷"),
         })
         lane_ids += [(bid, uid) for uid in unit_ids]
     # Spread the bungalow households over the lanes (house numbers 1..n).
@@ -263,10 +281,19 @@ CATALOGUE = [
      "prescription or over-the-counter medicine bought on a resident's behalf"),
 ]
 
+CATALOGUE_ZH = {
+    "veg-pack": "蔬菜套餐", "fruit-pack": "水果套餐", "staples-pack": "米面油套餐",
+    "eggs": "鸡蛋", "milk": "牛奶", "bread": "面包", "rice-5kg": "大米 5 公斤",
+    "flour-5kg": "面粉 5 公斤", "cooking-oil": "食用油 5 升", "watermelon": "西瓜",
+    "masks": "口罩", "parcel": "快递包裹", "med-insulin": "胰岛素",
+    "med-dialysis-kit": "透析用品", "med-blood-pressure": "降压药", "med-general": "常用药",
+}
+
 PARTNERS = [
     {
         "partner": "yonghui",
         "name": "Yonghui Superstores",
+        "name_zh": "永辉超市",
         "communities": ["tianlun", "huangtugang"],
         "stock": {
             "veg-pack": 2600, "fruit-pack": 1200, "staples-pack": 900,
@@ -280,10 +307,11 @@ PARTNERS = [
     {
         "partner": "shuocheng",
         "name": "Shuocheng Agriculture",
+        "name_zh": "硕诚农业",
         "communities": ["tianlun", "huangtugang"],
         "stock": {
             "veg-pack": 1800, "fruit-pack": 1500, "staples-pack": 300,
-            "eggs": 80, "watermelon": 3500,
+            "eggs": 80, "watermelon": 6500,
         },
     },
 ]
@@ -297,8 +325,11 @@ VOLUNTEER_GROUPS = {  # per community, 60 each
 def tricycles() -> list[dict]:
     rng = rng_for("tricycles")
     out = []
-    for i in range(1, 21):
-        community = "huangtugang" if i <= 12 else "tianlun"
+    # tri-01..12 and tri-21..30 ride in Huangtugang (22: "20+ electric tricycles"),
+    # tri-13..20 in Tianlun; the later ten were added after the first twenty, so the first
+    # twenty keep their capacities.
+    for i in range(1, 31):
+        community = "tianlun" if 13 <= i <= 20 else "huangtugang"
         out.append({"tricycle": f"tri-{i:02d}", "community": community,
                     "capacity_g": rng.randrange(120, 201, 10) * 1000})
     return out
@@ -338,7 +369,8 @@ def main() -> None:
                  + sorted(h_b, key=lambda b: b["building"]))
     households = (households_for("tianlun", t_slots, TIANLUN_RESIDENTS)
                   + households_for("huangtugang", h_slots, HUANGTUGANG_RESIDENTS))
-    catalogue = [{"item": i, "name": n, "kind": k, "weight_g": w, "contents": c}
+    catalogue = [{"item": i, "name": n, "name_zh": CATALOGUE_ZH[i], "kind": k,
+                  "weight_g": w, "contents": c}
                  for i, n, k, w, c in CATALOGUE]
     items = [c["item"] for c in catalogue]
     for p in PARTNERS:  # stock keys in catalogue order

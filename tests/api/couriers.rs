@@ -41,6 +41,19 @@ async fn a_courier_reads_the_manifest_of_their_own_run() {
     assert_eq!(stop["household"], HOUSEHOLD);
     assert_eq!(stop["door"], "301");
     assert_eq!(stop["orders"][0]["items"][0]["name"], "Vegetable package");
+    // Names in both languages, from the registry, and the route's length.
+    assert_eq!(stop["orders"][0]["items"][0]["name_zh"], "蔬菜套餐");
+    assert_eq!(
+        (&stop["building_name"], &stop["building_name_zh"]),
+        (&json!("Building 7"), &json!("7号楼"))
+    );
+    assert_eq!(
+        (&stop["unit_name"], &stop["unit_name_zh"]),
+        (&json!("Unit 8"), &json!("8单元"))
+    );
+    // Building 7 (388, 162) is 898 m from the railway checkpoint (1080, -410): there and
+    // back.
+    assert_eq!(manifest["distance_m"], 1796, "{manifest}");
     let (status, body) = world
         .client
         .get(&format!("/v1/runs/{run}/manifest"), OTHER_COURIER)
@@ -256,6 +269,7 @@ async fn courier_page_works_offline_and_every_drop_lands_exactly_once() {
     .expect("reader");
     let head = world.harness.head().await;
     let mut drop_events: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut codes: std::collections::BTreeMap<String, Option<String>> = Default::default();
     let mut seen = 0;
     while seen < head {
         for message in reader.next_batch().await.expect("open").expect("batch") {
@@ -270,6 +284,9 @@ async fn courier_page_works_offline_and_every_drop_lands_exactly_once() {
                 *drop_events
                     .entry(envelope.event.order_id().unwrap_or_default().to_owned())
                     .or_default() += 1;
+                if let lifeline_events::Event::DropDelivered(delivered) = &envelope.event {
+                    codes.insert(delivered.order.clone(), delivered.proof.code.clone());
+                }
             }
         }
     }
@@ -278,6 +295,17 @@ async fn courier_page_works_offline_and_every_drop_lands_exactly_once() {
             drop_events.get(order),
             Some(&1),
             "one drop event for {order}: {drop_events:?}"
+        );
+    }
+    // The proof codes typed offline travelled with the drops (the driver gives each
+    // delivered order a code).
+    let delivered = result["delivered"].as_array().expect("list");
+    assert!(!delivered.is_empty());
+    for order in delivered {
+        let order = order.as_str().expect("id");
+        assert!(
+            codes.get(order).is_some_and(|code| code.is_some()),
+            "proof code of {order}: {codes:?}"
         );
     }
 }

@@ -2,12 +2,23 @@
 //
 //   node tests/browser/mock-server.mjs <port> <path-to-courier.html>
 //
-// It documents the contract the courier page relies on and lets the page and
-// tests/browser/courier.mjs be tried without the Rust gateway:
+// (port 0 picks a free port.) It documents the contract the courier page relies on and
+// lets the page and tests/browser/courier.mjs be tried without the Rust gateway:
 //
-//   GET  /courier?run=<run>              the page (read from disk on every request)
-//   GET  /v1/runs/{run}/manifest         Authorization: Bearer <token> -> 200 manifest
+//   GET  /courier?run=<run>              the page (read from disk on every request),
+//                                        text/html; charset=utf-8
+//   GET  /courier-sw.js                  its service worker, from the same directory:
+//                                        application/javascript, Service-Worker-Allowed: /
+//   GET  /courier.webmanifest            its web app manifest, same directory:
+//                                        application/manifest+json
+//   GET  /v1/runs/{run}/manifest         Authorization: Bearer <token> -> 200 manifest;
+//                                        top-level distance_m (metres, optional) and per
+//                                        stop building_name, building_name_zh, unit_name,
+//                                        unit_name_zh (optional: the second building here
+//                                        has none, like an older server)
 //   POST /v1/runs/{run}/drops            Authorization, Idempotency-Key, JSON body
+//                                        {order, outcome, reason?, proof?: {code?,
+//                                        photo_sha256?}}
 //                                        -> 202 first time, 200 with the first answer on a
 //                                           retry with the same key
 //   GET  /__drops                        (mock only) what was stored, for checking that
@@ -24,12 +35,14 @@
 //                cut without an answer (the phone must retry with the same key), the 3rd
 //                is answered normally.
 //   MOCK_REJECT  an order id whose drops are refused with a 409 (a permanent refusal)
+//   MOCK_PLAIN=1 the manifest as an older gateway sends it: no names, no distance_m
 //
 // It prints "listening on http://127.0.0.1:<port>" once ready.
 
 import http from 'node:http';
 import fs from 'node:fs';
 import crypto from 'node:crypto';
+import path from 'node:path';
 
 const [portArg, htmlPath] = process.argv.slice(2);
 if (!portArg || !htmlPath) {
@@ -40,29 +53,35 @@ const TOKEN = process.env.MOCK_TOKEN || 'test-token';
 const RUN = process.env.MOCK_RUN || 'run-0192-demo';
 const FLAKY = process.env.MOCK_FLAKY === '1';
 const REJECT = process.env.MOCK_REJECT || '';
+const PLAIN = process.env.MOCK_PLAIN === '1';
 const REASONS = new Set(['no_answer', 'wrong_address', 'refused', 'access_blocked', 'damaged', 'unit_sealed', 'other']);
 
 const item = (id, name, quantity = 1) => ({ item: id, name, quantity });
-const stop = (b, u, door, orders) => ({
+// Named stops carry the optional names a newer gateway sends; unnamed ones only ids.
+const stop = (b, u, door, orders, named = !PLAIN) => ({
   building: `tianlun-b${b}`,
+  ...(named ? { building_name: `Building ${Number(b)}`, building_name_zh: `${Number(b)}号楼` } : {}),
   unit: `tianlun-b${b}-u${u}`,
+  ...(named ? { unit_name: `Unit ${u}`, unit_name_zh: `${u}单元` } : { unit_name: null, unit_name_zh: null }),
   household: `tianlun-b${b}-u${u}-0${door}`,
   door,
   orders: orders.map(([order, items]) => ({ order, stage: 'on_run', items })),
 });
+// Stops in driving order, which is not the order of their ids: the page must not sort.
 const manifest = {
   run: RUN,
   community: 'tianlun',
   tricycle: 'tri-13',
   state: 'departed',
   courier: 'vol-tianlun-007',
+  ...(PLAIN ? {} : { distance_m: 2400 }),
   stops: [
+    stop('09', 2, '101', [['0192a0c1-7e11-7c3a-9d2e-000000000004', [item('veg-pack', 'Vegetable package', 2), item('watermelon', 'Watermelon (donated)')]]], false),
     stop('07', 8, '301', [['0192a0c1-7e11-7c3a-9d2e-000000000001', [item('veg-pack', 'Vegetable package'), item('fruit-pack', 'Fruit package')]]]),
     stop('07', 8, '502', [
       ['0192a0c1-7e11-7c3a-9d2e-000000000002', [item('rice-flour-oil', 'Rice, flour and oil package')]],
       ['0192a0c1-7e11-7c3a-9d2e-000000000003', [item('medicine-bag', 'Medicine (bought on behalf)')]],
     ]),
-    stop('09', 2, '101', [['0192a0c1-7e11-7c3a-9d2e-000000000004', [item('veg-pack', 'Vegetable package', 2), item('watermelon', 'Watermelon (donated)')]]]),
   ],
 };
 const orders = new Map();
@@ -73,12 +92,34 @@ const byOrder = new Map();     // order -> key of the drop that settled it
 let dropRequests = 0;
 const log = [];                // every drop request: { key, order, answered }
 
-function send(res, status, body, type = 'application/json') {
+function send(res, status, body, type = 'application/json', headers = {}) {
   const text = type === 'application/json' ? JSON.stringify(body) : body;
-  res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text) });
+  res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }
+
 const fail = (res, status, code, message) => send(res, status, { error: { code, message } });
+
+// The page's static files, read from disk on every request (edit and reload).
+const staticDir = path.dirname(htmlPath);
+const STATIC = {
+  '/courier': [htmlPath, 'text/html; charset=utf-8', {}],
+  '/courier-sw.js': [path.join(staticDir, 'courier-sw.js'), 'application/javascript', { 'Service-Worker-Allowed': '/' }],
+  '/courier.webmanifest': [path.join(staticDir, 'courier.webmanifest'), 'application/manifest+json', {}],
+};
+
+// A drop's proof as the gateway takes it: absent, or an object of optional strings.
+function badProof(proof) {
+  if (proof == null) return null;
+  if (typeof proof !== 'object' || Array.isArray(proof)) return 'proof must be an object';
+  for (const [k, v] of Object.entries(proof)) {
+    if (k !== 'code' && k !== 'photo_sha256') return `unknown proof field ${k}`;
+    if (v != null && typeof v !== 'string') return `proof.${k} must be a string`;
+  }
+  return null;
+}
+const proofOf = (body) => (body.proof == null ? null
+  : Object.fromEntries(Object.entries(body.proof).filter(([, v]) => v != null)));
 
 function readBody(req) {
   return new Promise((resolve, reject) => {
@@ -103,8 +144,9 @@ const server = http.createServer(async (req, res) => {
     return fail(res, 400, 'token_in_query', 'a token must never be put in a query string');
   }
   try {
-    if (req.method === 'GET' && url.pathname === '/courier') {
-      return send(res, 200, fs.readFileSync(htmlPath, 'utf8'), 'text/html; charset=utf-8');
+    if (req.method === 'GET' && Object.hasOwn(STATIC, url.pathname)) {
+      const [file, type, headers] = STATIC[url.pathname];
+      return send(res, 200, fs.readFileSync(file, 'utf8'), type, headers);
     }
     if (req.method === 'GET' && url.pathname === '/__drops') {
       const drops = [...byKey.entries()].map(([key, d]) => ({ key, ...d.request, event_id: d.answer.event_id }));
@@ -145,7 +187,8 @@ const server = http.createServer(async (req, res) => {
 
     const seen = byKey.get(key);
     if (seen) {
-      const same = seen.request.order === body.order && seen.request.outcome === body.outcome && seen.request.reason === (body.reason ?? null);
+      const same = seen.request.order === body.order && seen.request.outcome === body.outcome && seen.request.reason === (body.reason ?? null)
+        && JSON.stringify(seen.request.proof) === JSON.stringify(badProof(body.proof) ? null : proofOf(body));
       if (!same) return fail(res, 422, 'idempotency_key_reused', 'this Idempotency-Key was used for another drop');
       if (FLAKY && cycle === 2) { entry.answered = false; return req.socket.destroy(); }
       return send(res, 200, seen.answer);
@@ -155,11 +198,13 @@ const server = http.createServer(async (req, res) => {
     if (body.outcome !== 'delivered' && body.outcome !== 'failed') return fail(res, 422, 'bad_outcome', 'outcome must be delivered or failed');
     if (body.outcome === 'failed' && !REASONS.has(body.reason)) return fail(res, 422, 'bad_reason', `unknown reason ${body.reason}`);
     if (body.outcome === 'delivered' && body.reason != null) return fail(res, 422, 'bad_reason', 'a delivered drop has no reason');
+    const proofProblem = badProof(body.proof);
+    if (proofProblem) return fail(res, 400, 'bad_json', proofProblem);
     if (body.order === REJECT) return fail(res, 409, 'order_cancelled', 'the resident cancelled this order');
     if (byOrder.has(body.order)) return fail(res, 409, 'already_dropped', `order ${body.order} already has a drop`);
 
     const answer = { order: body.order, outcome: body.outcome, event_id: crypto.randomUUID() };
-    const request = { order: body.order, outcome: body.outcome, reason: body.reason ?? null };
+    const request = { order: body.order, outcome: body.outcome, reason: body.reason ?? null, proof: proofOf(body) };
     byKey.set(key, { answer, request });
     byOrder.set(body.order, key);
     order.stage = body.outcome === 'delivered' ? 'delivered' : 'failed';

@@ -155,9 +155,17 @@ pub enum Command {
     Demo {
         #[command(flatten)]
         common: Common,
-        /// How many Tianlun Jincheng households take part (all 3,314 by default).
-        #[arg(long, default_value_t = 3314)]
-        households: usize,
+        /// Which community plays the day: `tianlun` (Tianlun Jincheng, 3,314 households),
+        /// `huangtugang` (Huangtugang Village, 2,806), or `all` (both at once).
+        #[arg(long, default_value = "tianlun")]
+        community: String,
+        /// How many households of each community take part (all of them by default).
+        #[arg(long)]
+        households: Option<usize>,
+        /// Keep the planner's order of buildings instead of routing each run over the map
+        /// (to measure what routes save: compare "distance ridden").
+        #[arg(long)]
+        no_routes: bool,
         /// Play the day with every household, tricycle and volunteer copied this many
         /// times and the stock multiplied to match (benchmarks: the same day, N times the
         /// orders).
@@ -239,12 +247,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => components::up(common, http, vec![named(&component)?], None).await,
         Command::Demo {
             common,
+            community,
             households,
+            no_routes,
             scale,
             seed,
             timeout_secs,
             seeds,
-        } => demo::run(common, households, scale, seed, timeout_secs, seeds).await,
+        } => {
+            let day = demo::Day {
+                communities: demo::communities(&community)?,
+                households,
+                routes: !no_routes,
+                scale,
+                seed,
+                timeout_secs,
+            };
+            demo::run(common, day, seeds).await
+        }
         Command::Replay { projection, common } => {
             components::replay(common, named(&projection)?).await
         }

@@ -1,4 +1,4 @@
-//! The registry projection: communities, buildings, households (with their vulnerabilities),
+//! The registry projection: communities, buildings, units, households (with their vulnerabilities),
 //! the catalogue, tricycles, volunteers and seals, as the latest registration of each says.
 //! The gateway validates commands against it.
 
@@ -9,6 +9,8 @@ use crate::{Applied, Handler, Reason, Rejection, StateTx, StateTxExt};
 pub const NAME: &str = "registry";
 pub const COMMUNITIES: &str = "communities";
 pub const BUILDINGS: &str = "buildings";
+/// Units by id, with their names (households carry their unit's id).
+pub const UNITS: &str = "units";
 pub const HOUSEHOLDS: &str = "households";
 pub const ITEMS: &str = "items";
 pub const TRICYCLES: &str = "tricycles";
@@ -63,6 +65,7 @@ impl Handler for Registry {
         &[
             COMMUNITIES,
             BUILDINGS,
+            UNITS,
             HOUSEHOLDS,
             ITEMS,
             TRICYCLES,
@@ -82,6 +85,7 @@ impl Handler for Registry {
         match &envelope.event {
             Event::CommunityRegistered(e) => state.put_json(COMMUNITIES, &e.community, e),
             Event::BuildingRegistered(e) => state.put_json(BUILDINGS, &e.building, e),
+            Event::UnitRegistered(e) => state.put_json(UNITS, &e.unit, e),
             Event::HouseholdRegistered(e) => {
                 if e.head_count == 0 {
                     return Err(Rejection::new(

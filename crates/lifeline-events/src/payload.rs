@@ -159,7 +159,19 @@ pub enum ItemKind {
 pub struct CommunityRegistered {
     pub community: Id,
     pub name: String,
+    /// The name in Chinese, as residents and staff say it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_zh: Option<String>,
     pub checkpoint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_zh: Option<String>,
+    /// Where the checkpoint is on the community's grid (metres east, north): where every
+    /// tricycle run starts and ends. Without it dispatch cannot route runs and keeps the
+    /// planner's order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_x_m: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_y_m: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,6 +179,8 @@ pub struct BuildingRegistered {
     pub community: Id,
     pub building: Id,
     pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_zh: Option<String>,
     /// Position on the community's local grid, metres east of its origin.
     pub x_m: i32,
     /// Metres north of the origin.
@@ -178,6 +192,10 @@ pub struct UnitRegistered {
     pub community: Id,
     pub building: Id,
     pub unit: Id,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_zh: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,6 +236,8 @@ pub struct VolunteerRegistered {
 pub struct ItemRegistered {
     pub item: Id,
     pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_zh: Option<String>,
     pub kind: ItemKind,
     pub weight_g: u32,
 }
@@ -250,6 +270,18 @@ pub struct OrderPlaced {
 pub struct OrderCancelled {
     pub order: Id,
     pub community: Id,
+    pub reason: String,
+}
+
+/// An open order's priority was raised because its household's registration changed (it
+/// became vulnerable). Published by dispatch, once per order and registration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderReprioritized {
+    pub order: Id,
+    pub community: Id,
+    pub household: Id,
+    /// The new priority; always higher than the order had.
+    pub priority: Priority,
     pub reason: String,
 }
 
@@ -300,6 +332,10 @@ pub struct RunPlanned {
     /// Stops in the order they are driven.
     pub stops: Vec<Stop>,
     pub load_g: u32,
+    /// Length of the route in metres, from the checkpoint along the stops and back; absent
+    /// when the community's map is not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance_m: Option<u32>,
 }
 
 impl RunPlanned {
@@ -361,6 +397,7 @@ pub enum Event {
     ItemRegistered(ItemRegistered),
     OrderPlaced(OrderPlaced),
     OrderCancelled(OrderCancelled),
+    OrderReprioritized(OrderReprioritized),
     OrderPicked(OrderPicked),
     StockReceived(StockReceived),
     StockAdjusted(StockAdjusted),
@@ -438,6 +475,7 @@ event_types! {
     ItemRegistered => "item.registered.v1",
     OrderPlaced => "order.placed.v1",
     OrderCancelled => "order.cancelled.v1",
+    OrderReprioritized => "order.reprioritized.v1",
     OrderPicked => "order.picked.v1",
     StockReceived => "stock.received.v1",
     StockAdjusted => "stock.adjusted.v1",
@@ -462,6 +500,7 @@ impl Event {
         match self {
             Event::OrderPlaced(e) => Some(&e.order),
             Event::OrderCancelled(e) => Some(&e.order),
+            Event::OrderReprioritized(e) => Some(&e.order),
             Event::OrderPicked(e) => Some(&e.order),
             Event::DropDelivered(e) => Some(&e.order),
             Event::DropFailed(e) => Some(&e.order),

@@ -62,6 +62,7 @@ pub fn subject_for(event: &Event) -> String {
         Event::ItemRegistered(e) => format!("lifeline.catalogue.{}", e.item),
         Event::OrderPlaced(e) => order_subject(&e.community, &e.order),
         Event::OrderCancelled(e) => order_subject(&e.community, &e.order),
+        Event::OrderReprioritized(e) => order_subject(&e.community, &e.order),
         Event::OrderPicked(e) => pick_subject(&e.community, &e.partner, &e.order),
         Event::StockReceived(e) => format!("lifeline.stock.{}.{}", e.partner, e.item),
         Event::StockAdjusted(e) => format!("lifeline.stock.{}.{}", e.partner, e.item),

@@ -30,6 +30,10 @@ pub use api::{AggregateLocks, Api};
 /// The courier's mobile page: stops by building, one button per drop, acknowledgements
 /// stored on the phone and retried until confirmed.
 const COURIER_PAGE: &str = include_str!("../static/courier.html");
+/// The courier page's service worker: keeps the page's shell for opening it offline.
+const COURIER_WORKER: &str = include_str!("../static/courier-sw.js");
+/// The courier page's web app manifest (adding it to a phone's home screen).
+const COURIER_MANIFEST: &str = include_str!("../static/courier.webmanifest");
 
 /// What the health endpoints look at, and the API when this process serves it.
 #[derive(Clone)]
@@ -64,11 +68,37 @@ pub fn router(state: GatewayState) -> Router {
                 )),
             )
             .route("/openapi.json", get(openapi))
-            .route("/courier", get(|| async { Html(COURIER_PAGE) }));
+            .route("/courier", get(|| async { Html(COURIER_PAGE) }))
+            .route("/courier-sw.js", get(courier_worker))
+            .route("/courier.webmanifest", get(courier_manifest));
     }
     router
         .route_layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(api::BODY_LIMIT))
+}
+
+/// The service worker, allowed to serve the whole origin's `/courier` page.
+async fn courier_worker() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/javascript"),
+            (
+                axum::http::HeaderName::from_static("service-worker-allowed"),
+                "/",
+            ),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        COURIER_WORKER,
+    )
+        .into_response()
+}
+
+async fn courier_manifest() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/manifest+json")],
+        COURIER_MANIFEST,
+    )
+        .into_response()
 }
 
 async fn openapi() -> Response {

@@ -3,10 +3,12 @@
 //! gateway reads this projection to validate commands.
 
 use lifeline_domain::registry::{
-    HOUSEHOLDS, ITEMS, SEALS, TRICYCLES, VOLUNTEERS, parse_seal_key, seal_key,
+    BUILDINGS, COMMUNITIES, HOUSEHOLDS, ITEMS, SEALS, TRICYCLES, UNITS, VOLUNTEERS, parse_seal_key,
+    seal_key,
 };
 use lifeline_events::{
-    HouseholdRegistered, ItemRegistered, SealScope, TricycleRegistered, VolunteerRegistered,
+    BuildingRegistered, CommunityRegistered, HouseholdRegistered, ItemRegistered, SealScope,
+    TricycleRegistered, UnitRegistered, VolunteerRegistered,
 };
 use lifeline_store::{ProjectionStore, StoreError, decode_row};
 
@@ -17,6 +19,24 @@ pub fn household(
     household: &str,
 ) -> Result<Option<HouseholdRegistered>, StoreError> {
     store.get_json(HOUSEHOLDS, household)
+}
+
+pub fn community(
+    store: &ProjectionStore,
+    community: &str,
+) -> Result<Option<CommunityRegistered>, StoreError> {
+    store.get_json(COMMUNITIES, community)
+}
+
+pub fn building(
+    store: &ProjectionStore,
+    building: &str,
+) -> Result<Option<BuildingRegistered>, StoreError> {
+    store.get_json(BUILDINGS, building)
+}
+
+pub fn unit(store: &ProjectionStore, unit: &str) -> Result<Option<UnitRegistered>, StoreError> {
+    store.get_json(UNITS, unit)
 }
 
 pub fn item(store: &ProjectionStore, item: &str) -> Result<Option<ItemRegistered>, StoreError> {

@@ -38,6 +38,8 @@ pub enum SeedError {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Checkpoint {
     pub name: String,
+    #[serde(default)]
+    pub name_zh: Option<String>,
     pub x_m: i32,
     pub y_m: i32,
 }
@@ -46,6 +48,8 @@ pub struct Checkpoint {
 pub struct Community {
     pub community: String,
     pub name: String,
+    #[serde(default)]
+    pub name_zh: Option<String>,
     pub households: u32,
     pub residents: u32,
     pub sealed_at: String,
@@ -57,9 +61,21 @@ pub struct Building {
     pub community: String,
     pub building: String,
     pub name: String,
+    #[serde(default)]
+    pub name_zh: Option<String>,
     pub x_m: i32,
     pub y_m: i32,
     pub units: Vec<String>,
+    /// Display names of `units`, in the same order (may be empty: the ids are shown).
+    #[serde(default)]
+    pub unit_names: Vec<UnitName>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UnitName {
+    pub name: String,
+    #[serde(default)]
+    pub name_zh: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,6 +94,8 @@ pub struct Household {
 pub struct CatalogueItem {
     pub item: String,
     pub name: String,
+    #[serde(default)]
+    pub name_zh: Option<String>,
     pub kind: ItemKind,
     pub weight_g: u32,
 }
@@ -86,6 +104,8 @@ pub struct CatalogueItem {
 pub struct Partner {
     pub partner: String,
     pub name: String,
+    #[serde(default)]
+    pub name_zh: Option<String>,
     pub communities: Vec<String>,
     pub stock: BTreeMap<String, u32>,
 }
@@ -228,6 +248,17 @@ impl Seeds {
                 return Err(bad("household", &household.household));
             }
         }
+        for building in &self.buildings {
+            if !building.unit_names.is_empty() && building.unit_names.len() != building.units.len()
+            {
+                return Err(SeedError::Inconsistent(format!(
+                    "building {} names {} units but has {}",
+                    building.building,
+                    building.unit_names.len(),
+                    building.units.len()
+                )));
+            }
+        }
         for partner in &self.partners {
             if !is_token(&partner.partner) {
                 return Err(bad("partner", &partner.partner));
@@ -246,16 +277,19 @@ impl Seeds {
         Ok(())
     }
 
-    /// Keeps only `community`, and at most `households` of its households.
-    pub fn restrict(&mut self, community: &str, households: Option<usize>) {
-        self.communities.retain(|c| c.community == community);
-        self.buildings.retain(|b| b.community == community);
-        self.households.retain(|h| h.community == community);
-        if let Some(limit) = households {
-            self.households.truncate(limit);
-        }
-        self.tricycles.retain(|t| t.community == community);
-        self.volunteers.retain(|v| v.community == community);
+    /// Keeps only `communities`, and at most `households` households of each.
+    pub fn restrict(&mut self, communities: &[String], households: Option<usize>) {
+        let kept = |community: &String| communities.contains(community);
+        self.communities.retain(|c| kept(&c.community));
+        self.buildings.retain(|b| kept(&b.community));
+        let mut taken: BTreeMap<String, usize> = BTreeMap::new();
+        self.households.retain(|h| {
+            let count = taken.entry(h.community.clone()).or_default();
+            *count += 1;
+            kept(&h.community) && households.is_none_or(|limit| *count <= limit)
+        });
+        self.tricycles.retain(|t| kept(&t.community));
+        self.volunteers.retain(|v| kept(&v.community));
     }
 
     /// The same estate `factor` times as crowded, for benchmarks: every household, tricycle
@@ -325,6 +359,7 @@ impl Seeds {
                 Event::ItemRegistered(ItemRegistered {
                     item: item.item.clone(),
                     name: item.name.clone(),
+                    name_zh: item.name_zh.clone(),
                     kind: item.kind,
                     weight_g: item.weight_g,
                 }),
@@ -336,7 +371,11 @@ impl Seeds {
                 Event::CommunityRegistered(CommunityRegistered {
                     community: community.community.clone(),
                     name: community.name.clone(),
+                    name_zh: community.name_zh.clone(),
                     checkpoint: community.checkpoint.name.clone(),
+                    checkpoint_zh: community.checkpoint.name_zh.clone(),
+                    checkpoint_x_m: Some(community.checkpoint.x_m),
+                    checkpoint_y_m: Some(community.checkpoint.y_m),
                 }),
                 &["community", &community.community],
             ));
@@ -347,17 +386,21 @@ impl Seeds {
                     community: building.community.clone(),
                     building: building.building.clone(),
                     name: building.name.clone(),
+                    name_zh: building.name_zh.clone(),
                     x_m: building.x_m,
                     y_m: building.y_m,
                 }),
                 &["building", &building.building],
             ));
-            for unit in &building.units {
+            for (index, unit) in building.units.iter().enumerate() {
+                let names = building.unit_names.get(index);
                 events.push(make(
                     Event::UnitRegistered(UnitRegistered {
                         community: building.community.clone(),
                         building: building.building.clone(),
                         unit: unit.clone(),
+                        name: names.map(|names| names.name.clone()),
+                        name_zh: names.and_then(|names| names.name_zh.clone()),
                     }),
                     &["unit", unit],
                 ));

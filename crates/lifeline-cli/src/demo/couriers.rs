@@ -2,12 +2,14 @@
 //! back. Each step is a command decided by the domain against the delivery projection,
 //! after the projection has seen the step before it, as a courier's phone would.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use lifeline_bus::async_nats::jetstream;
 use lifeline_bus::{EventReader, Publisher};
 use lifeline_domain::command::{self, DepartRun, RecordDrop, ReturnRun};
+use lifeline_domain::dispatch::route::{Point, leg_m, tour_m};
 use lifeline_events::{Actor, ActorKind, EVENT_STREAM, Envelope, Event, RunPlanned};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -21,6 +23,13 @@ pub struct Rides {
     pub runs: u64,
     pub delivered: u64,
     pub failed: u64,
+    /// Metres ridden: every run from its checkpoint along its stops, as planned, and back.
+    pub distance_m: u64,
+    /// The part of `distance_m` ridden between buildings (what a route can shorten; the
+    /// legs to and from the checkpoint are the same whichever way round a run goes).
+    pub between_m: u64,
+    /// Runs whose stops were not on the map (no distance counted for them).
+    pub unmapped_runs: u64,
     /// Why the couriers stopped before the day ended (a refused step is a bug in the
     /// simulation), if they did.
     pub gave_up: Option<String>,
@@ -30,11 +39,60 @@ pub struct Couriers {
     pub jetstream: jetstream::Context,
     pub projections: Arc<Projections>,
     pub clock: Arc<Clock>,
-    pub volunteers: Vec<String>,
+    /// The riding volunteers of each community.
+    pub volunteers: BTreeMap<String, Vec<String>>,
+    pub map: Map,
     pub seed: u64,
     pub deadline: Instant,
     /// Stops the whole demo when a courier cannot go on, instead of waiting for the deadline.
     pub stop: watch::Sender<bool>,
+}
+
+/// Where each community's checkpoint and buildings are (from the seeds), to measure the
+/// distance each run rides in the order its stops were planned.
+#[derive(Debug, Default)]
+pub struct Map {
+    gates: BTreeMap<String, Point>,
+    buildings: BTreeMap<String, Point>,
+}
+
+impl Map {
+    pub fn of(seeds: &lifeline_seeds::Seeds) -> Map {
+        let point = |x_m, y_m| Point { x_m, y_m };
+        Map {
+            gates: seeds
+                .communities
+                .iter()
+                .map(|c| {
+                    (
+                        c.community.clone(),
+                        point(c.checkpoint.x_m, c.checkpoint.y_m),
+                    )
+                })
+                .collect(),
+            buildings: seeds
+                .buildings
+                .iter()
+                .map(|b| (b.building.clone(), point(b.x_m, b.y_m)))
+                .collect(),
+        }
+    }
+
+    /// The run's length (checkpoint, each building in the order its stops come,
+    /// checkpoint) and the part of it between buildings.
+    fn ride_m(&self, planned: &RunPlanned) -> Option<(u64, u64)> {
+        let gate = *self.gates.get(&planned.community)?;
+        let mut visits: Vec<Point> = Vec::new();
+        let mut last: Option<&str> = None;
+        for stop in &planned.stops {
+            if last != Some(stop.building.as_str()) {
+                visits.push(*self.buildings.get(&stop.building)?);
+                last = Some(&stop.building);
+            }
+        }
+        let between = visits.windows(2).map(|pair| leg_m(pair[0], pair[1])).sum();
+        Some((tour_m(gate, visits), between))
+    }
 }
 
 /// Up to this many runs are on the road at once, as the estate's tricycles ride in
@@ -86,12 +144,22 @@ impl Couriers {
                 let Event::RunPlanned(planned) = &envelope.event else {
                     continue;
                 };
+                match couriers.map.ride_m(planned) {
+                    Some((metres, between)) => {
+                        rides.distance_m += metres;
+                        rides.between_m += between;
+                    }
+                    None => rides.unmapped_runs += 1,
+                }
+                let riders = couriers
+                    .volunteers
+                    .get(&planned.community)
+                    .map_or(&[][..], Vec::as_slice);
                 let plan = Plan {
-                    courier: couriers
-                        .volunteers
-                        .get(random.below(couriers.volunteers.len() as u64) as usize)
-                        .cloned()
-                        .unwrap_or_else(|| "vol-unknown".to_owned()),
+                    courier: match riders.len() as u64 {
+                        0 => "vol-unknown".to_owned(),
+                        n => riders[random.below(n) as usize].clone(),
+                    },
                     outcomes: planned
                         .orders()
                         .map(|_| simulation::drop_outcome(&mut random))

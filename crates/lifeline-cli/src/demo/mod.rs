@@ -1,4 +1,5 @@
-//! `lifeline demo`: one lockdown day in Tianlun Jincheng, on a simulated clock.
+//! `lifeline demo`: one lockdown day in Tianlun Jincheng, Huangtugang Village or both, on a
+//! simulated clock.
 //!
 //! Every household orders (staff order for those who cannot), partners pick from their
 //! reserved stock (short where stock ran out, now and then a substitution), vehicles bring
@@ -32,9 +33,7 @@ use tokio::task::JoinSet;
 use crate::Common;
 use crate::components::{Running, connect, running, start_consumers};
 use couriers::Couriers;
-use simulation::{
-    COMMUNITY, Clock, ORDER_SECS, PICK_SECS, Random, VEHICLE_LOAD, VEHICLE_SECS, orderer,
-};
+use simulation::{Clock, ORDER_SECS, PICK_SECS, Random, VEHICLE_LOAD, VEHICLE_SECS, orderer};
 
 /// The in-process projections the simulated people's commands are decided against.
 pub struct Projections {
@@ -173,14 +172,47 @@ impl Bars {
     }
 }
 
+/// The communities the seeds know, in the order `--community all` plays them.
+const COMMUNITIES: [&str; 2] = ["tianlun", "huangtugang"];
+
+/// The communities `--community` names: one of them, or `all`.
+pub fn communities(named: &str) -> anyhow::Result<Vec<String>> {
+    match named {
+        "all" => Ok(COMMUNITIES.iter().map(|c| (*c).to_owned()).collect()),
+        one if COMMUNITIES.contains(&one) => Ok(vec![one.to_owned()]),
+        other => anyhow::bail!(
+            "unknown community {other:?}: choose {} or all",
+            COMMUNITIES.join(", ")
+        ),
+    }
+}
+
+/// What day to play.
+#[derive(Debug, Clone)]
+pub struct Day {
+    pub communities: Vec<String>,
+    /// At most this many households of each community (all when `None`).
+    pub households: Option<usize>,
+    /// Dispatch routes runs over the map (off only to compare distances).
+    pub routes: bool,
+    pub scale: u32,
+    pub seed: u64,
+    pub timeout_secs: u64,
+}
+
 pub async fn run(
     mut common: Common,
-    households: usize,
-    scale: u32,
-    seed: u64,
-    timeout_secs: u64,
+    day: Day,
     source: crate::SeedSource,
 ) -> anyhow::Result<ExitCode> {
+    let Day {
+        communities,
+        households,
+        routes,
+        scale,
+        seed,
+        timeout_secs,
+    } = day;
     let mut seeds = source.load().context("cannot load seed data")?;
     // A fresh data directory unless one was given, so each demo plays a clean day.
     let _temporary;
@@ -192,17 +224,27 @@ pub async fn run(
         _temporary = Some(directory);
     }
     let deadline = Instant::now() + Duration::from_secs(timeout_secs);
-    seeds.restrict(COMMUNITY, Some(households));
+    seeds.restrict(&communities, households);
     seeds.scale(scale);
     let connection = connect(&common, "lifeline-demo").await?;
     let jetstream = connection.jetstream.clone();
     let (trigger, shutdown) = watch::channel(false);
     crate::components::stop_on_signal(trigger.clone());
     let mut tasks = JoinSet::new();
+    let mut consumers = lifeline_readmodel::consumers();
+    if !routes {
+        for consumer in &mut consumers {
+            if consumer.name() == lifeline_domain::dispatch::NAME {
+                *consumer = lifeline_readmodel::Consumer::new(
+                    lifeline_domain::dispatch::Dispatch::without_routes(),
+                );
+            }
+        }
+    }
     let running = start_consumers(
         &jetstream,
         &common.data_dir,
-        lifeline_readmodel::consumers(),
+        consumers,
         &shutdown,
         &mut tasks,
     )
@@ -244,8 +286,14 @@ pub async fn run(
             .volunteers
             .iter()
             .filter(|v| v.group == "rapid_delivery")
-            .map(|v| v.volunteer.clone())
-            .collect(),
+            .fold(BTreeMap::new(), |mut by_community, v| {
+                by_community
+                    .entry(v.community.clone())
+                    .or_insert_with(Vec::new)
+                    .push(v.volunteer.clone());
+                by_community
+            }),
+        map: couriers::Map::of(&seeds),
         seed: seed ^ 0x5eed,
         deadline,
         stop: trigger.clone(),
@@ -329,37 +377,47 @@ pub async fn run(
     }
     publisher.publish_all(&cancels).await?;
 
-    // 2b. Staff give every household a free melon: one campaign, and the campaigns process
-    // manager places one order per household.
-    let melon = start_melon(
-        &projections,
-        &publisher,
-        &jetstream,
-        &clock,
-        deadline,
-        &mut refusals,
-    )
-    .await?;
-    if let Some((campaign, melons)) = &melon {
-        tracing::info!(
-            campaign,
-            orders = melons.len(),
-            "the melon campaign placed its orders"
-        );
-        orders.extend(melons.iter().cloned());
+    // 2b. Staff give every household a free melon: one campaign per community, and the
+    // campaigns process manager places one order per household.
+    let mut melons = BTreeMap::new();
+    for community in &communities {
+        let melon = start_melon(
+            &projections,
+            &publisher,
+            &jetstream,
+            &clock,
+            deadline,
+            &mut refusals,
+            community,
+        )
+        .await?;
+        if let Some((campaign, placed)) = melon {
+            tracing::info!(
+                community,
+                campaign,
+                orders = placed.len(),
+                "the melon campaign placed its orders"
+            );
+            orders.extend(placed);
+            melons.insert(community.clone(), campaign);
+        }
     }
 
     // 3. Partners pick what the inventory reserved for each order.
     projections
         .caught_up(head(&jetstream).await?, deadline)
         .await?;
+    let community_of: BTreeMap<String, String> = orders
+        .iter()
+        .map(|order| (order.order.clone(), order.community.clone()))
+        .collect();
     let to_pick: Vec<(String, String)> = orders
         .iter()
         .filter(|order| !cancelled.contains(&order.order))
         .map(|order| (order.order.clone(), order.partner.clone()))
         .collect();
     let picking = bars.bar("picking", to_pick.len());
-    let mut picked_orders: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut picked_orders: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let (mut short_lines, mut substituted_lines) = (0u64, 0u64);
     for chunk in to_pick.chunks(500) {
         let chunk = chunk.to_vec();
@@ -391,8 +449,9 @@ pub async fn run(
             short_lines += tally.short;
             substituted_lines += tally.substituted;
             if tally.anything {
+                let community = community_of.get(&picked.order).cloned().unwrap_or_default();
                 picked_orders
-                    .entry(picked.partner.clone())
+                    .entry((community, picked.partner.clone()))
                     .or_default()
                     .push(picked.order.clone());
             }
@@ -409,17 +468,17 @@ pub async fn run(
     picking.finish_with_message("picked");
     phase("picking");
 
-    // 4. Vehicles bring picked orders to the railway checkpoint, a load at a time.
+    // 4. Vehicles bring picked orders to each community's checkpoint, a load at a time.
     projections
         .caught_up(head(&jetstream).await?, deadline)
         .await?;
     let arriving_total: usize = picked_orders.values().map(Vec::len).sum();
     let arriving = bars.bar("arriving", arriving_total);
-    for (partner, order_ids) in &picked_orders {
+    for ((community, partner), order_ids) in &picked_orders {
         for load in order_ids.chunks(VEHICLE_LOAD) {
             let command = command::Arrival {
                 arrival: new_event_id().to_string(),
-                community: COMMUNITY.to_owned(),
+                community: community.clone(),
                 partner: partner.clone(),
                 orders: load.to_vec(),
             };
@@ -429,7 +488,7 @@ pub async fn run(
             let Some(arrival) = refusals.keep(decided) else {
                 continue;
             };
-            let actor = Actor::new(ActorKind::Staff, "staff-tianlun-checkpoint");
+            let actor = Actor::new(ActorKind::Staff, format!("staff-{community}-checkpoint"));
             let envelope = Envelope::new(
                 Event::ArrivedAtCheckpoint(arrival),
                 meta(&clock, "lifeline-demo", actor),
@@ -489,7 +548,12 @@ pub async fn run(
     let rides = courier.await.unwrap_or_default();
 
     let day = report::Day {
-        melon: melon.map(|(campaign, _)| campaign),
+        communities: seeds
+            .communities
+            .iter()
+            .map(|c| (c.community.clone(), c.name.clone()))
+            .collect(),
+        melons,
         households: seeds.households.len(),
         start: Clock::START,
         end: clock.now(),
@@ -504,7 +568,7 @@ pub async fn run(
         .await
 }
 
-/// Staff start the melon campaign (shuocheng's watermelons, one per household); waits
+/// Staff start a community's melon campaign (shuocheng's watermelons, one per household); waits
 /// until its orders are placed and every consumer has seen them. Returns the campaign and
 /// its orders, or `None` when the domain refused the campaign (counted in `refusals`).
 async fn start_melon(
@@ -514,10 +578,11 @@ async fn start_melon(
     clock: &Clock,
     deadline: Instant,
     refusals: &mut Refusals,
+    community: &str,
 ) -> anyhow::Result<Option<(String, Vec<OrderPlaced>)>> {
     let command = command::StartCampaign {
         campaign: new_event_id().to_string(),
-        community: COMMUNITY.to_owned(),
+        community: community.to_owned(),
         name: "A free melon for every household".to_owned(),
         partner: "shuocheng".to_owned(),
         lines: vec![lifeline_events::OrderLine {
@@ -535,7 +600,7 @@ async fn start_melon(
         return Ok(None);
     };
     let campaign = started.campaign.clone();
-    let actor = Actor::new(ActorKind::Staff, "staff-tianlun-hotline");
+    let actor = Actor::new(ActorKind::Staff, format!("staff-{community}-hotline"));
     let envelope = Envelope::new(
         Event::CampaignStarted(started),
         meta(clock, "lifeline-demo", actor),

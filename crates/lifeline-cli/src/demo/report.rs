@@ -101,8 +101,10 @@ pub fn final_stages(store: &ProjectionStore, orders: &[String]) -> anyhow::Resul
 
 /// The day as played.
 pub struct Day {
-    /// The melon campaign, when it ran.
-    pub melon: Option<String>,
+    /// The communities that played (id, name).
+    pub communities: Vec<(String, String)>,
+    /// Each community's melon campaign, when it ran.
+    pub melons: BTreeMap<String, String>,
     pub households: usize,
     pub start: OffsetDateTime,
     pub end: OffsetDateTime,
@@ -125,19 +127,21 @@ impl Day {
     ) -> anyhow::Result<ExitCode> {
         let (delivery, inventory) = (Arc::clone(delivery), Arc::clone(inventory));
         let orders = self.orders.clone();
-        let melon = self.melon.clone();
+        let melons = self.melons.clone();
+        let communities: Vec<String> = self.communities.iter().map(|(id, _)| id.clone()).collect();
         let end_ms = u64::try_from(self.end.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
         let ledger_store = Arc::clone(&delivery);
-        let ledger = tokio::task::spawn_blocking(move || ledger(&ledger_store, end_ms)).await??;
+        let ledger_communities = communities.clone();
+        let ledger =
+            tokio::task::spawn_blocking(move || ledger(&ledger_store, &ledger_communities, end_ms))
+                .await??;
         let (stages, stock, melon_progress) = tokio::task::spawn_blocking(move || {
-            let progress = match &melon {
-                Some(campaign) => lifeline_readmodel::delivery::campaign_progress(
-                    &delivery,
-                    super::COMMUNITY,
-                    campaign,
-                )?,
-                None => BTreeMap::new(),
-            };
+            let mut progress = BTreeMap::new();
+            for (community, campaign) in &melons {
+                progress.extend(lifeline_readmodel::delivery::campaign_progress(
+                    &delivery, community, campaign,
+                )?);
+            }
             anyhow::Ok((
                 final_stages(&delivery, &orders)?,
                 lifeline_readmodel::inventory::stock(&inventory, None)?,
@@ -149,8 +153,14 @@ impl Day {
             .await
             .unwrap_or_default();
         println!();
+        let names: Vec<&str> = self
+            .communities
+            .iter()
+            .map(|(_, name)| name.as_str())
+            .collect();
         println!(
-            "lockdown day in Tianlun Jincheng: {} households, simulated from {} to {}",
+            "lockdown day in {}: {} households, simulated from {} to {}",
+            names.join(" and "),
             self.households,
             self.start.time(),
             self.end.time()
@@ -172,6 +182,18 @@ impl Day {
         }
         ledger.print();
         println!("{:<24} {:>8}", "tricycle runs", self.rides.runs);
+        let km = |metres: u64| metres as f64 / 1000.0;
+        println!(
+            "{:<24} {:>8.1} km (checkpoint, the stops in planned order, checkpoint)",
+            "distance ridden",
+            km(self.rides.distance_m)
+        );
+        println!(
+            "  {:<22} {:>8.1} km ({} runs off the map, not counted)",
+            "between buildings",
+            km(self.rides.between_m),
+            self.rides.unmapped_runs
+        );
         println!("{:<24} {:>8}", "drops delivered", self.rides.delivered);
         println!("{:<24} {:>8}", "drops failed", self.rides.failed);
         println!();
@@ -264,14 +286,32 @@ struct Ledger {
     unserved: Vec<(String, String)>,
 }
 
-fn ledger(delivery: &ProjectionStore, end_ms: u64) -> anyhow::Result<Ledger> {
+fn ledger(
+    delivery: &ProjectionStore,
+    communities: &[String],
+    end_ms: u64,
+) -> anyhow::Result<Ledger> {
     let mut escalations = BTreeMap::new();
-    for escalated in lifeline_readmodel::delivery::escalations(delivery, super::COMMUNITY, end_ms)?
-    {
-        *escalations.entry(escalated.reason.as_str()).or_default() += 1;
-    }
     let mut unserved = Vec::new();
-    for row in lifeline_readmodel::delivery::vulnerable_unserved(delivery, super::COMMUNITY)? {
+    for community in communities {
+        for escalated in lifeline_readmodel::delivery::escalations(delivery, community, end_ms)? {
+            *escalations.entry(escalated.reason.as_str()).or_default() += 1;
+        }
+        unserved.extend(unserved_in(delivery, community)?);
+    }
+    Ok(Ledger {
+        escalations,
+        unserved,
+    })
+}
+
+/// A community's vulnerable households with no delivery today, each with why.
+fn unserved_in(
+    delivery: &ProjectionStore,
+    community: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut unserved = Vec::new();
+    for row in lifeline_readmodel::delivery::vulnerable_unserved(delivery, community)? {
         let household = row["household"].as_str().unwrap_or_default().to_owned();
         let orders = lifeline_readmodel::delivery::orders_of_household(delivery, &household)?;
         let why = match orders.iter().max_by_key(|order| order.placed_at_ms) {
@@ -287,10 +327,7 @@ fn ledger(delivery: &ProjectionStore, end_ms: u64) -> anyhow::Result<Ledger> {
         };
         unserved.push((household, why));
     }
-    Ok(Ledger {
-        escalations,
-        unserved,
-    })
+    Ok(unserved)
 }
 
 impl Ledger {

@@ -17,7 +17,6 @@ use lifeline_seeds::{Household, Seeds};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-pub const COMMUNITY: &str = "tianlun";
 pub const VEHICLE_LOAD: usize = 120;
 const DROP_FAILURE_PERCENT: u64 = 8;
 const CANCEL_PERCENT: u64 = 1;
@@ -79,7 +78,10 @@ pub fn orderer(household: &Household) -> Actor {
         .iter()
         .any(|v| matches!(v, Vulnerability::ElderlyAlone | Vulnerability::Disabled));
     if on_behalf {
-        Actor::new(ActorKind::Staff, "staff-tianlun-hotline")
+        Actor::new(
+            ActorKind::Staff,
+            format!("staff-{}-hotline", household.community),
+        )
     } else {
         Actor::new(ActorKind::Resident, household.household.clone())
     }

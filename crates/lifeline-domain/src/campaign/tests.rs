@@ -32,6 +32,7 @@ fn registry() -> Vec<Event> {
             name: "1号楼".into(),
             x_m: 0,
             y_m: 0,
+            name_zh: None,
         }),
         Event::BuildingRegistered(BuildingRegistered {
             community: "tianlun".into(),
@@ -39,12 +40,14 @@ fn registry() -> Vec<Event> {
             name: "2号楼".into(),
             x_m: 40,
             y_m: 0,
+            name_zh: None,
         }),
         Event::ItemRegistered(ItemRegistered {
             item: "watermelon".into(),
             name: "Watermelon".into(),
             kind: ItemKind::Item,
             weight_g: 5_000,
+            name_zh: None,
         }),
         Event::StockReceived(StockReceived {
             partner: "shuocheng".into(),

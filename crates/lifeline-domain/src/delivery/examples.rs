@@ -73,6 +73,7 @@ fn planned(run: &str, order: &str) -> Event {
             orders: vec![order.into()],
         }],
         load_g: 8_000,
+        distance_m: None,
     })
 }
 
@@ -313,4 +314,45 @@ fn a_vulnerable_household_counts_as_unserved_from_registration_until_a_delivery(
     let at = served.last_served_ms.expect("served");
     assert!(!served.unserved_for(at + 23 * hour, day));
     assert!(served.unserved_for(at + 24 * hour, day));
+}
+
+fn raised(order: &str) -> Event {
+    Event::OrderReprioritized(lifeline_events::OrderReprioritized {
+        order: order.into(),
+        community: "tianlun".into(),
+        household: "tianlun-b07-u8-0301".into(),
+        priority: Priority::Priority,
+        reason: "household registered as dialysis".into(),
+    })
+}
+
+/// A raised order shows its new priority and moves to that priority's part of the
+/// open-orders index; a raise of a delivered order changes nothing.
+#[test]
+fn a_raised_order_moves_in_the_open_index_and_a_final_one_stays() {
+    let mut open_one = given(&[placed("o1")]);
+    assert_eq!(
+        open_one.when_event(super::NAME, raised("o1")),
+        Ok(Applied::Changed)
+    );
+    assert_eq!(order_of(&open_one, "o1").priority, Priority::Priority);
+    let open: Vec<String> = crate::StateTx::scan_prefix(&open_one.delivery, super::OPEN, "")
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert!(open[0].starts_with(&super::OpenKey::prefix(Priority::Priority)));
+    assert_eq!(
+        open_one.when_event(super::NAME, raised("o1")),
+        Ok(Applied::Ignored)
+    );
+
+    let mut events = out();
+    events.push(delivered("r1", "o1"));
+    let mut done = given(&events);
+    assert_eq!(
+        done.when_event(super::NAME, raised("o1")),
+        Ok(Applied::Ignored)
+    );
+    assert_eq!(order_of(&done, "o1").priority, Priority::Routine);
 }

@@ -186,6 +186,9 @@ pub struct RunRecord {
     pub courier: Option<String>,
     pub orders: Vec<String>,
     pub planned_at: String,
+    /// The route's length in metres, when dispatch routed the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance_m: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -390,6 +393,24 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
             intake::errand_collected(state, envelope, collected)?;
             Ok(Applied::Changed)
         }
+        Event::OrderReprioritized(raised) => {
+            let mut record = load_order(state, &raised.order)?;
+            if raised.priority <= record.priority || record.is_final {
+                return Ok(Applied::Ignored);
+            }
+            // The open-orders index is keyed by priority: the order moves to its new part.
+            let mut open = OpenKey {
+                priority: record.priority,
+                placed_at_ms: record.placed_at_ms,
+                order: record.order.clone(),
+            };
+            state.delete(OPEN, &open.key());
+            open.priority = raised.priority;
+            state.put(OPEN, &open.key(), Vec::new());
+            record.priority = raised.priority;
+            state.put_json(ORDERS, &raised.order, &record);
+            Ok(Applied::Changed)
+        }
         Event::OrderCancelled(cancelled) => {
             step_order(
                 state,
@@ -465,6 +486,7 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
                 courier: None,
                 orders,
                 planned_at: time_text(envelope),
+                distance_m: planned.distance_m,
             };
             state.put_json(RUNS, &planned.run, &run);
             let runs_open = Counter::RunsOpen {

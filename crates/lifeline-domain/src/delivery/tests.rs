@@ -91,6 +91,7 @@ fn any_event() -> impl Strategy<Value = Event> {
                     orders: orders.into_iter().map(order_id).collect(),
                 }],
                 load_g: 1,
+                distance_m: None,
             })
         }),
         (0..RUNS_N).prop_map(move |run| Event::RunDeparted(RunDeparted {
@@ -307,6 +308,7 @@ fn steer(input: Input, state: &MemoryState, now_ms: u64) -> Event {
                     },
                 }],
                 load_g: 1,
+                distance_m: None,
             })
         }
     }

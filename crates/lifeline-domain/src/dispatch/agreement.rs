@@ -258,7 +258,7 @@ fn dispatch_and_delivery_agree_on_every_order_holds(
         }),
         0,
     );
-    apply_atomically(&Dispatch, &mut dispatch, &fleet, &mut emitted).expect("fleet");
+    apply_atomically(&Dispatch::default(), &mut dispatch, &fleet, &mut emitted).expect("fleet");
     log.push(fleet);
     for (step, input) in inputs.iter().enumerate() {
         let Some(event) = to_event(input, &delivery, &runs) else {
@@ -267,7 +267,7 @@ fn dispatch_and_delivery_agree_on_every_order_holds(
         let mut queue = vec![envelope(event, step + 1)];
         while let Some(next) = queue.pop() {
             let mut emits = Vec::new();
-            let _ = apply_atomically(&Dispatch, &mut dispatch, &next, &mut emits);
+            let _ = apply_atomically(&Dispatch::default(), &mut dispatch, &next, &mut emits);
             let _ = apply_atomically(&DeliveryStatus, &mut delivery, &next, &mut Vec::new());
             log.push(next);
             for emit in emits {
@@ -297,7 +297,7 @@ fn dispatch_and_delivery_agree_on_every_order_holds(
     }
     let mut replayed = MemoryState::default();
     for envelope in &log {
-        let _ = replay_atomically(&Dispatch, &mut replayed, envelope);
+        let _ = replay_atomically(&Dispatch::default(), &mut replayed, envelope);
     }
     prop_assert!(
         replayed == dispatch,

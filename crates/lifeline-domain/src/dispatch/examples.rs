@@ -76,6 +76,7 @@ fn planned_fact(run: &str, order: &str, building: &str) -> Event {
             orders: vec![order.into()],
         }],
         load_g: 8_000,
+        distance_m: None,
     })
 }
 
@@ -105,7 +106,7 @@ fn live_on(state: &mut MemoryState, events: &[Event]) -> Vec<RunPlanned> {
     pending.reverse();
     while let Some(next) = pending.pop() {
         let mut emitted = Vec::new();
-        apply_atomically(&Dispatch, state, &next, &mut emitted)
+        apply_atomically(&Dispatch::default(), state, &next, &mut emitted)
             .unwrap_or_else(|rejection| panic!("{}: {rejection}", next.event_type()));
         for emit in emitted.into_iter().rev() {
             if let Event::RunPlanned(planned) = &emit.event {
@@ -138,7 +139,12 @@ fn live_planning_puts_both_orders_on_one_run_and_reading_it_back_changes_nothing
     }
     let mut again = state.clone();
     let read_back = envelope(Event::RunPlanned(run.clone()));
-    let applied = apply_atomically(&Dispatch, &mut again, &read_back, &mut Vec::new());
+    let applied = apply_atomically(
+        &Dispatch::default(),
+        &mut again,
+        &read_back,
+        &mut Vec::new(),
+    );
     assert_eq!(applied, Ok(Applied::Ignored));
     assert_eq!(again, state);
 }
@@ -150,7 +156,7 @@ fn a_replay_takes_runs_from_the_facts_not_from_the_planner() {
     events.push(planned_fact("run-old", "o2", "b2"));
     let mut state = MemoryState::default();
     for event in events {
-        replay_atomically(&Dispatch, &mut state, &envelope(event)).expect("applies");
+        replay_atomically(&Dispatch::default(), &mut state, &envelope(event)).expect("applies");
     }
     let o2 = order(&state, "o2");
     assert_eq!(o2.status.stage, Stage::OnRun);
@@ -173,10 +179,10 @@ fn a_replay_takes_runs_from_the_facts_not_from_the_planner() {
 fn a_run_fact_for_an_order_not_at_the_checkpoint_is_parked() {
     let mut state = MemoryState::default();
     for event in [tricycle(20_000), placed("o1", "b1"), picked("o1")] {
-        replay_atomically(&Dispatch, &mut state, &envelope(event)).expect("applies");
+        replay_atomically(&Dispatch::default(), &mut state, &envelope(event)).expect("applies");
     }
     let fact = envelope(planned_fact("run-x", "o1", "b1"));
-    let rejection = replay_atomically(&Dispatch, &mut state, &fact).expect_err("parked");
+    let rejection = replay_atomically(&Dispatch::default(), &mut state, &fact).expect_err("parked");
     assert_eq!(rejection.reason, Reason::ImpossibleTransition);
 }
 
@@ -326,4 +332,131 @@ fn a_queue_longer_than_a_window_drains_in_arrival_order_and_every_order_rides_on
         .expect("decodes")
         .expect("community");
     assert!(community.waiting.is_empty());
+}
+
+fn community_at(x_m: i32, y_m: i32) -> Event {
+    Event::CommunityRegistered(lifeline_events::CommunityRegistered {
+        community: "tianlun".into(),
+        name: "Tianlun Jincheng".into(),
+        name_zh: None,
+        checkpoint: "railway checkpoint".into(),
+        checkpoint_zh: None,
+        checkpoint_x_m: Some(x_m),
+        checkpoint_y_m: Some(y_m),
+    })
+}
+
+fn building_at(building: &str, x_m: i32) -> Event {
+    Event::BuildingRegistered(lifeline_events::BuildingRegistered {
+        community: "tianlun".into(),
+        building: building.into(),
+        name: building.into(),
+        name_zh: None,
+        x_m,
+        y_m: 0,
+    })
+}
+
+/// With the map known, a run starts at the building whose order waits longest and fills up
+/// next door rather than across the estate, and says how far it rides.
+#[test]
+fn a_run_fills_up_next_door_and_knows_its_distance() {
+    let events = vec![
+        community_at(0, 0),
+        building_at("b1", 100),
+        building_at("b2", 900),
+        building_at("b3", 150),
+        tricycle(16_000),
+        placed("o1", "b1"),
+        placed("o2", "b2"),
+        placed("o3", "b3"),
+        picked("o1"),
+        picked("o2"),
+        picked("o3"),
+        arrived(&["o1", "o2", "o3"]),
+    ];
+    let (_, runs) = live(&events);
+    let run = &runs[0];
+    let orders: Vec<&str> = run.orders().map(String::as_str).collect();
+    assert_eq!(
+        orders,
+        ["o1", "o3"],
+        "b3 is next door to b1, b2 across the estate"
+    );
+    assert_eq!(run.distance_m, Some(100 + 50 + 150));
+
+    // Without a map: rank order, and no distance.
+    let (_, runs) = live(&events[4..]);
+    let orders: Vec<&str> = runs[0].orders().map(String::as_str).collect();
+    assert_eq!((orders, runs[0].distance_m), (vec!["o1", "o2"], None));
+}
+
+fn household_flagged(order: &str, building: &str) -> Event {
+    Event::HouseholdRegistered(lifeline_events::HouseholdRegistered {
+        community: "tianlun".into(),
+        building: building.into(),
+        unit: format!("{building}-u1"),
+        household: format!("{building}-u1-{order}"),
+        door: "101".into(),
+        head_count: 1,
+        vulnerabilities: vec![lifeline_events::Vulnerability::Dialysis],
+    })
+}
+
+/// A household found vulnerable: its waiting order is raised once and moves ahead of the
+/// routine orders in the checkpoint queue.
+#[test]
+fn a_household_found_vulnerable_has_its_waiting_order_raised_ahead_of_routine_ones() {
+    let mut state = MemoryState::default();
+    live_on(
+        &mut state,
+        &[
+            placed("o1", "b1"),
+            placed("o2", "b1"),
+            picked("o1"),
+            picked("o2"),
+            arrived(&["o1", "o2"]),
+        ],
+    );
+    let flagged = envelope(household_flagged("o2", "b1"));
+    let mut emitted = Vec::new();
+    apply_atomically(&Dispatch::default(), &mut state, &flagged, &mut emitted).expect("applies");
+    let [raise] = emitted.as_slice() else {
+        panic!("one raise: {emitted:?}");
+    };
+    let Event::OrderReprioritized(raised) = &raise.event else {
+        panic!("{raise:?}");
+    };
+    assert_eq!(
+        (raised.order.as_str(), raised.priority),
+        ("o2", Priority::Priority)
+    );
+    // The same registration again emits the same id (a re-run after a crash dedups).
+    let mut again = Vec::new();
+    apply_atomically(
+        &Dispatch::default(),
+        &mut state.clone(),
+        &flagged,
+        &mut again,
+    )
+    .expect("applies");
+    assert_eq!(again[0].id, raise.id);
+
+    apply_atomically(&Dispatch::default(), &mut state, raise, &mut Vec::new()).expect("applies");
+    let o2 = order(&state, "o2");
+    assert_eq!(o2.priority, Priority::Priority);
+    let o1 = order(&state, "o1");
+    assert!(o2.queued.expect("waits") < o1.queued.expect("waits"));
+    // Raised once: a second raise, or the same flags again, changes nothing.
+    assert_eq!(
+        apply_atomically(&Dispatch::default(), &mut state, raise, &mut Vec::new()),
+        Ok(Applied::Ignored)
+    );
+    let mut none = Vec::new();
+    apply_atomically(&Dispatch::default(), &mut state, &flagged, &mut none).expect("applies");
+    assert!(none.is_empty(), "{none:?}");
+
+    // The first free tricycle takes the raised order first.
+    let runs = live_on(&mut state, &[tricycle(8_000)]);
+    assert_eq!(runs[0].orders().next().map(String::as_str), Some("o2"));
 }

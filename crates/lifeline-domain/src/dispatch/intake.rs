@@ -63,6 +63,7 @@ pub(super) fn parcel(
     envelope: &Envelope,
     parcel: &ParcelReceived,
     emit: Option<&mut Vec<Envelope>>,
+    routes: bool,
 ) -> Result<Applied, Rejection> {
     let mut order = new_order(
         state,
@@ -79,7 +80,7 @@ pub(super) fn parcel(
     )?;
     let mut community = Community::load(state, &parcel.community)?;
     community.enqueue(state, &parcel.order, &mut order)?;
-    plan_and_emit(state, envelope, community, emit)?;
+    plan_and_emit(state, envelope, community, emit, routes)?;
     Ok(Applied::Changed)
 }
 
@@ -120,6 +121,7 @@ pub(super) fn errand_collected(
     envelope: &Envelope,
     collected: &ErrandCollected,
     emit: Option<&mut Vec<Envelope>>,
+    routes: bool,
 ) -> Result<Applied, Rejection> {
     let mut order = load_errand(state, &collected.order)?;
     let to_door = collected.route == ErrandRoute::Door;
@@ -133,6 +135,6 @@ pub(super) fn errand_collected(
     }
     let mut community = Community::load(state, &collected.community)?;
     community.enqueue(state, &collected.order, &mut order)?;
-    plan_and_emit(state, envelope, community, emit)?;
+    plan_and_emit(state, envelope, community, emit, routes)?;
     Ok(Applied::Changed)
 }

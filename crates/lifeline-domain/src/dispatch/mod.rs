@@ -22,8 +22,12 @@
 //! building queue, and one per community with its fleet and the head of each building's
 //! queue.
 
+mod community;
 mod intake;
+mod map;
 mod plan;
+mod priority;
+pub mod route;
 
 use std::collections::BTreeMap;
 
@@ -35,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::delivery::{RunState, RunStep};
 use crate::order::{OrderStatus, Step};
 use crate::{Applied, Handler, Reason, Rejection, StateTx, StateTxExt};
+use community::Community;
 
 pub use plan::{
     Checkpoint, LOOK_PAST, LoadQueue, PlannedLoad, QueuedOrder, Rank, Seals, Start, Tricycle,
@@ -48,6 +53,11 @@ pub const COMMUNITIES: &str = "communities";
 /// a building's rows read in queue order.
 pub const QUEUES: &str = "queues";
 pub const RUNS: &str = "runs";
+/// Where each building is on its community's grid (`community/building`), for routes.
+pub const PLACES: &str = "places";
+/// `household/order`, one row per order placed: whose open orders to raise when a
+/// household becomes vulnerable.
+pub const HOUSEHOLD_ORDERS: &str = "household_orders";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DispatchOrder {
@@ -82,6 +92,9 @@ pub struct CommunityDispatch {
     pub next_seq: u64,
     #[serde(default)]
     pub seals: Seals,
+    /// Where the checkpoint is: every run starts and ends there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<route::Point>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,8 +106,25 @@ pub struct DispatchRun {
     pub state: RunState,
 }
 
-#[derive(Debug, Default)]
-pub struct Dispatch;
+#[derive(Debug)]
+pub struct Dispatch {
+    /// Whether runs are routed over the map ([`route`]); off only to measure what routes
+    /// save (`lifeline demo --no-routes`): the stops then keep the planner's order.
+    routes: bool,
+}
+
+impl Default for Dispatch {
+    fn default() -> Self {
+        Dispatch { routes: true }
+    }
+}
+
+impl Dispatch {
+    /// Dispatch that keeps the planner's order of buildings (for comparison only).
+    pub fn without_routes() -> Self {
+        Dispatch { routes: false }
+    }
+}
 
 /// The prefix of a building's queue rows: `community/building/`.
 fn queue_prefix(community: &str, building: &str) -> String {
@@ -162,113 +192,6 @@ fn step(order_id: &str, order: &mut DispatchOrder, step: Step) -> Result<(), Rej
         )
     })?;
     Ok(())
-}
-
-/// One community's checkpoint for the duration of an event: its row loaded, queue rows
-/// read a window at a time and written one per order as orders join and leave, the row
-/// written back by [`Community::save`] with the head of each building it touched.
-struct Community {
-    id: String,
-    next_seq: u64,
-    checkpoint: Checkpoint,
-    /// Buildings whose queue rows changed in this event, and a rank no later than the
-    /// first order of each (its head when the event began, or an order queued ahead of it).
-    touched: BTreeMap<String, Option<Rank>>,
-}
-
-impl Community {
-    fn load(state: &dyn StateTx, id: &str) -> Result<Self, Rejection> {
-        let row = state
-            .get_json::<CommunityDispatch>(COMMUNITIES, id)?
-            .unwrap_or_default();
-        Ok(Community {
-            id: id.to_owned(),
-            next_seq: row.next_seq,
-            checkpoint: Checkpoint {
-                tricycles: row.tricycles,
-                waiting: row.waiting,
-                seals: row.seals,
-                ..Default::default()
-            },
-            touched: BTreeMap::new(),
-        })
-    }
-
-    /// Queues an order at the checkpoint behind everything already there of its priority.
-    fn enqueue(
-        &mut self,
-        state: &mut dyn StateTx,
-        order_id: &str,
-        order: &mut DispatchOrder,
-    ) -> Result<(), Rejection> {
-        let rank = Rank {
-            priority: order.priority,
-            seq: self.next_seq,
-        };
-        self.next_seq += 1;
-        let queued = QueuedOrder {
-            order: order_id.to_owned(),
-            building: order.building.clone(),
-            unit: order.unit.clone(),
-            household: order.household.clone(),
-            weight_g: order.weight_g,
-            rank,
-        };
-        state.put_json(QUEUES, &queue_key(&self.id, &order.building, rank), &queued);
-        self.touch(&order.building);
-        self.checkpoint.enqueue(queued);
-        order.queued = Some(rank);
-        state.put_json(ORDERS, order_id, order);
-        Ok(())
-    }
-
-    /// Takes an order's row out of its building's queue.
-    fn dequeue(&mut self, state: &mut dyn StateTx, order_id: &str, building: &str, rank: Rank) {
-        self.touch(building);
-        state.delete(QUEUES, &queue_key(&self.id, building, rank));
-        self.checkpoint.dequeue(building, order_id);
-    }
-
-    /// Remembers that `building`'s rows change, with its head before they do.
-    fn touch(&mut self, building: &str) {
-        if !self.touched.contains_key(building) {
-            let head = self.checkpoint.waiting.get(building).copied();
-            self.touched.insert(building.to_owned(), head);
-        }
-    }
-
-    fn save(mut self, state: &mut dyn StateTx) -> Result<(), Rejection> {
-        for (building, before) in std::mem::take(&mut self.touched) {
-            // No order queued in this event sorts before the lower of the old head and the
-            // head now in memory (which counts what this event queued).
-            let floor = match (before, self.checkpoint.waiting.get(&building)) {
-                (Some(before), Some(now)) => Some(before.min(*now)),
-                (before, now) => before.or(now.copied()),
-            };
-            let first = match floor {
-                Some(floor) => read_queue(state, &self.id, &building, Start::At(floor), 1)?,
-                None => plan::Window::default(),
-            };
-            match first.orders.first() {
-                Some(head) => self.checkpoint.waiting.insert(building, head.rank),
-                None => self.checkpoint.waiting.remove(&building),
-            };
-        }
-        let Checkpoint {
-            tricycles,
-            waiting,
-            seals,
-            ..
-        } = self.checkpoint;
-        let row = CommunityDispatch {
-            tricycles,
-            waiting,
-            next_seq: self.next_seq,
-            seals,
-        };
-        state.put_json(COMMUNITIES, &self.id, &row);
-        Ok(())
-    }
 }
 
 /// Where a run's orders are when it is recorded: still in their queues (a fact read back),
@@ -339,10 +262,14 @@ fn plan_and_emit(
     cause: &Envelope,
     mut community: Community,
     emit: Option<&mut Vec<Envelope>>,
+    routes: bool,
 ) -> Result<(), Rejection> {
     let Some(emit) = emit else {
         return community.save(state);
     };
+    if routes {
+        map::load_places(state, &mut community)?;
+    }
     let loads = {
         let id = community.id.clone();
         let state: &dyn StateTx = state;
@@ -358,7 +285,11 @@ fn plan_and_emit(
             &[&cause.id.to_string(), &index.to_string()],
         );
         let run = format!("run-{}", id.simple());
-        let stops = stops_for(load);
+        let (stops, distance_m) = if routes {
+            map::routed_stops(state, &community, load)?
+        } else {
+            (stops_for(load), None)
+        };
         let orders = stops.iter().flat_map(|stop| stop.orders.clone()).collect();
         record_run(
             state,
@@ -374,6 +305,7 @@ fn plan_and_emit(
             tricycle: load.tricycle.clone(),
             stops,
             load_g: load.load_g,
+            distance_m,
         };
         let meta = cause.follow_up("lifeline-dispatch", Actor::system(NAME), cause.time);
         emit.push(Envelope::with_id(id, Event::RunPlanned(planned), meta));
@@ -400,9 +332,32 @@ impl Dispatch {
                         run: None,
                     })
                     .capacity_g = registered.capacity_g;
-                plan_and_emit(state, envelope, community, emit)?;
+                plan_and_emit(state, envelope, community, emit, self.routes)?;
                 Ok(Applied::Changed)
             }
+            Event::CommunityRegistered(registered) => {
+                let gate = match (registered.checkpoint_x_m, registered.checkpoint_y_m) {
+                    (Some(x_m), Some(y_m)) => Some(route::Point { x_m, y_m }),
+                    _ => None,
+                };
+                let mut community = Community::load(state, &registered.community)?;
+                community.gate = gate;
+                community.save(state)?;
+                Ok(Applied::Changed)
+            }
+            Event::BuildingRegistered(registered) => {
+                let place = route::Point {
+                    x_m: registered.x_m,
+                    y_m: registered.y_m,
+                };
+                let key = map::place_key(&registered.community, &registered.building);
+                state.put_json(PLACES, &key, &place);
+                Ok(Applied::Changed)
+            }
+            Event::HouseholdRegistered(household) => {
+                priority::raise_open_orders(state, envelope, household, emit)
+            }
+            Event::OrderReprioritized(raised) => priority::reprioritize(state, raised),
             Event::SealChanged(changed) => {
                 let mut community = Community::load(state, &changed.community)?;
                 let seals = &mut community.checkpoint.seals;
@@ -417,7 +372,7 @@ impl Dispatch {
                     set.remove(id);
                 }
                 // A lifted seal may let waiting orders share a run again.
-                plan_and_emit(state, envelope, community, emit)?;
+                plan_and_emit(state, envelope, community, emit, self.routes)?;
                 Ok(Applied::Changed)
             }
             Event::OrderPlaced(placed) => {
@@ -438,13 +393,17 @@ impl Dispatch {
                     errand: false,
                 };
                 state.put_json(ORDERS, &placed.order, &order);
+                let index = format!("{}/{}", placed.household, placed.order);
+                state.put_json(HOUSEHOLD_ORDERS, &index, &true);
                 Ok(Applied::Changed)
             }
-            Event::ParcelReceived(parcel) => intake::parcel(state, envelope, parcel, emit),
+            Event::ParcelReceived(parcel) => {
+                intake::parcel(state, envelope, parcel, emit, self.routes)
+            }
             Event::ErrandRequested(errand) => intake::errand_requested(state, errand),
             Event::ErrandAccepted(accepted) => intake::errand_accepted(state, accepted),
             Event::ErrandCollected(collected) => {
-                intake::errand_collected(state, envelope, collected, emit)
+                intake::errand_collected(state, envelope, collected, emit, self.routes)
             }
             Event::OrderCancelled(cancelled) => {
                 let mut order = load_order(state, &cancelled.order)?;
@@ -469,7 +428,7 @@ impl Dispatch {
                     step(order_id, &mut order, Step::ArriveAtCheckpoint)?;
                     community.enqueue(state, order_id, &mut order)?;
                 }
-                plan_and_emit(state, envelope, community, emit)?;
+                plan_and_emit(state, envelope, community, emit, self.routes)?;
                 Ok(Applied::Changed)
             }
             Event::RunPlanned(planned) => {
@@ -513,7 +472,7 @@ impl Dispatch {
                 {
                     let mut community = Community::load(state, &failed.community)?;
                     community.enqueue(state, &failed.order, &mut order)?;
-                    plan_and_emit(state, envelope, community, emit)?;
+                    plan_and_emit(state, envelope, community, emit, self.routes)?;
                 }
                 Ok(Applied::Changed)
             }
@@ -548,7 +507,7 @@ impl Dispatch {
                         community.enqueue(state, order_id, &mut order)?;
                     }
                 }
-                plan_and_emit(state, envelope, community, emit)?;
+                plan_and_emit(state, envelope, community, emit, self.routes)?;
                 Ok(Applied::Changed)
             }
             _ => Ok(Applied::Ignored),
@@ -596,7 +555,7 @@ impl Handler for Dispatch {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &[ORDERS, COMMUNITIES, QUEUES, RUNS]
+        &[ORDERS, COMMUNITIES, QUEUES, RUNS, PLACES, HOUSEHOLD_ORDERS]
     }
 
     fn apply(

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use lifeline_events::{Priority, Stop};
 use serde::{Deserialize, Serialize};
 
+use super::route::{Point, leg_m};
 use crate::Rejection;
 
 /// Queue order: urgent first, then earlier arrivals.
@@ -99,6 +100,9 @@ pub struct Checkpoint {
     /// either wholly behind seals or nowhere behind one, so the door-to-door group rides
     /// the sealed runs and every other courier can take the rest.
     pub seals: Seals,
+    /// Where the waiting buildings are, when the map is known: a run then fills up from
+    /// the buildings nearest the one it loaded last (see [`plan_loads`]). Empty: rank order.
+    pub places: BTreeMap<String, Point>,
 }
 
 /// Sealed buildings and units of one community (a community seal changes nothing here:
@@ -235,8 +239,13 @@ impl Checkpoint {
 }
 
 /// Fills free tricycles from the queues until either runs out: the largest free tricycle
-/// first, buildings in the order of their most urgent waiting order, each building's orders
-/// in rank order while they fit (an order heavier than the tricycle still goes, alone).
+/// first; it starts at the building whose first waiting order comes first (most urgent,
+/// then longest waiting) and fills up from the buildings whose first order is of the most
+/// urgent priority still waiting, nearest to the building it loaded last (by rank when the
+/// map is not known, or for a tie); each building's orders in rank order while they fit
+/// (an order heavier than the tricycle still goes, alone). So the order at the head of the
+/// checkpoint always rides next, and the rest of its tricycle comes from next door rather
+/// than from across the estate.
 /// The run's first order decides whether it goes behind seals; orders on the other side
 /// of that line wait for another run. A tricycle looks past at most [`LOOK_PAST`] orders of
 /// one building that it cannot take before it moves on.
@@ -267,7 +276,11 @@ pub fn plan_loads(
         buildings.sort();
         let mut orders: Vec<QueuedOrder> = Vec::new();
         let mut load_g: u32 = 0;
-        for (_, building) in buildings {
+        let mut last: Option<Point> = None;
+        while !buildings.is_empty() {
+            let next = next_building(&buildings, last, &checkpoint.places);
+            let (_, building) = buildings.remove(next);
+            last = checkpoint.places.get(&building).copied();
             checkpoint.read(&building, load)?;
             let (mut index, mut passed) = (0, 0);
             while load_g < capacity_g && passed < LOOK_PAST {
@@ -312,6 +325,32 @@ pub fn plan_loads(
             load_g,
         });
     }
+}
+
+/// Which of `buildings` (sorted by rank) a run loads next: the first when nothing is
+/// loaded yet or the map is not known; otherwise, of those whose first waiting order is of
+/// the most urgent priority among them, the nearest to `last` (ties, and buildings off the
+/// map, by rank).
+fn next_building(
+    buildings: &[(Rank, String)],
+    last: Option<Point>,
+    places: &BTreeMap<String, Point>,
+) -> usize {
+    let Some(last) = last else {
+        return 0;
+    };
+    let most_urgent = buildings[0].0.priority;
+    buildings
+        .iter()
+        .enumerate()
+        .take_while(|(_, (rank, _))| rank.priority == most_urgent)
+        .min_by_key(|(index, (_, building))| {
+            let metres = places
+                .get(building)
+                .map_or(u64::MAX, |place| leg_m(last, *place));
+            (metres, *index)
+        })
+        .map_or(0, |(index, _)| index)
 }
 
 /// Stops in driving order: buildings in the order the planner chose them, then by unit and

@@ -150,6 +150,19 @@ impl Handler for Inventory {
                 state.put(ERRANDS, &errand.order, Vec::new());
                 Ok(Applied::Changed)
             }
+            Event::OrderReprioritized(raised) => {
+                let Some(reservation) =
+                    state.get_json::<Reservation>(RESERVATIONS, &raised.order)?
+                else {
+                    // Parcels and errands reserve nothing.
+                    return Ok(Applied::Ignored);
+                };
+                if reservation.state != ReservationState::Held {
+                    return Ok(Applied::Ignored);
+                }
+                shortfall::raise(state, &raised.order, &reservation, raised.priority)?;
+                Ok(Applied::Changed)
+            }
             Event::OrderCancelled(cancelled) if state.get(ERRANDS, &cancelled.order).is_some() => {
                 Ok(Applied::Ignored)
             }

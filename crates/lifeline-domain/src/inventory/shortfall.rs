@@ -116,6 +116,36 @@ pub(super) fn leave(
     Ok(())
 }
 
+/// Moves an order's waiting rows to the part of each line its raised priority waits in
+/// (same placing time): it then fills before the lower priorities, as if placed so.
+pub(super) fn raise(
+    state: &mut dyn StateTx,
+    order: &str,
+    reservation: &Reservation,
+    priority: Priority,
+) -> Result<(), Rejection> {
+    for line in &reservation.lines {
+        let place = place_of(order, &line.item);
+        let Some(key) = state.get(SHORTFALL_PLACES, &place) else {
+            continue;
+        };
+        let key = String::from_utf8_lossy(&key).into_owned();
+        let Some(row) = state.get(SHORTFALLS, &key) else {
+            continue;
+        };
+        let mut waiting = decode(&key, &row)?;
+        if waiting.priority >= priority {
+            continue;
+        }
+        waiting.priority = priority;
+        let moved = place_key(&reservation.partner, &line.item, &waiting);
+        state.delete(SHORTFALLS, &key);
+        state.put(SHORTFALL_PLACES, &place, moved.clone().into_bytes());
+        state.put_json(SHORTFALLS, &moved, &waiting);
+    }
+    Ok(())
+}
+
 /// Gives what is available of `item` to the orders waiting for it, first in line first,
 /// reserving it for them.
 pub(super) fn fill(state: &mut dyn StateTx, partner: &str, item: &str) -> Result<(), Rejection> {

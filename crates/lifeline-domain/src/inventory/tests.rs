@@ -402,3 +402,41 @@ fn stock_never_goes_negative_and_replay_is_equal_holds(
     prop_assert!(emit.is_empty(), "inventory emits nothing");
     Ok(())
 }
+
+/// A routine order waiting for stock, raised to priority (its household found vulnerable),
+/// moves ahead of the routine orders placed before it, and the next unit is its.
+#[test]
+fn a_raised_order_moves_ahead_in_the_shortfall_line() {
+    let eggs = 1;
+    let mut state = MemoryState::default();
+    for event in [
+        urgent(1, eggs, 1, Priority::Routine),
+        urgent(2, eggs, 1, Priority::Routine),
+        Event::OrderReprioritized(lifeline_events::OrderReprioritized {
+            order: "o2".into(),
+            community: "c".into(),
+            household: "h2".into(),
+            priority: Priority::Priority,
+            reason: "household registered as disabled".into(),
+        }),
+    ] {
+        apply_atomically(&Inventory, &mut state, &envelope(event), &mut Vec::new())
+            .expect("applies");
+    }
+    let waiting = shortfall::waiting(&state, "p", ITEMS[eggs]).expect("reads");
+    let line: Vec<(&str, Priority)> = waiting
+        .iter()
+        .map(|w| (w.order.as_str(), w.priority))
+        .collect();
+    assert_eq!(
+        line,
+        [("o2", Priority::Priority), ("o1", Priority::Routine)]
+    );
+    let restock = Event::StockReceived(StockReceived {
+        partner: "p".into(),
+        item: ITEMS[eggs].into(),
+        quantity: 1,
+    });
+    apply_atomically(&Inventory, &mut state, &envelope(restock), &mut Vec::new()).expect("applies");
+    assert_eq!((reserved_of(&state, 2), reserved_of(&state, 1)), (1, 0));
+}

@@ -20,6 +20,9 @@ use crate::idempotency::key_from;
 pub struct ManifestItem {
     pub item: String,
     pub name: String,
+    /// The name in Chinese, when the catalogue has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_zh: Option<String>,
     pub quantity: u32,
 }
 
@@ -33,7 +36,17 @@ pub struct ManifestOrder {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ManifestStop {
     pub building: String,
+    /// The building's names in English and Chinese, when the registry has them (the page
+    /// shows the courier's language first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub building_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub building_name_zh: Option<String>,
     pub unit: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_name_zh: Option<String>,
     pub household: String,
     pub door: String,
     pub orders: Vec<ManifestOrder>,
@@ -46,6 +59,10 @@ pub struct Manifest {
     pub tricycle: String,
     pub state: String,
     pub courier: Option<String>,
+    /// The route's length in metres, from the checkpoint along the stops and back, when
+    /// the run was routed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_m: Option<u32>,
     /// In driving order.
     pub stops: Vec<ManifestStop>,
 }
@@ -81,12 +98,12 @@ pub(super) async fn run_manifest(
                 .unwrap_or_default();
             let mut items = Vec::new();
             for line in &order.items {
-                let name = lifeline_readmodel::registry::item(&registry, &line.item)?
-                    .map(|i| i.name)
-                    .unwrap_or_else(|| line.item.clone());
+                let (name, name_zh) = lifeline_readmodel::registry::item(&registry, &line.item)?
+                    .map_or((line.item.clone(), None), |i| (i.name, i.name_zh));
                 items.push(ManifestItem {
                     item: line.item.clone(),
                     name,
+                    name_zh,
                     quantity: line.quantity,
                 });
             }
@@ -106,6 +123,7 @@ pub(super) async fn run_manifest(
                 items.push(ManifestItem {
                     item: item.to_owned(),
                     name,
+                    name_zh: None,
                     quantity: 1,
                 });
             }
@@ -119,13 +137,22 @@ pub(super) async fn run_manifest(
                 .find(|stop| stop.household == order.household)
             {
                 Some(stop) => stop.orders.push(entry),
-                None => stops.push(ManifestStop {
-                    building: order.building,
-                    unit: order.unit,
-                    household: order.household,
-                    door,
-                    orders: vec![entry],
-                }),
+                None => {
+                    let building =
+                        lifeline_readmodel::registry::building(&registry, &order.building)?;
+                    let unit = lifeline_readmodel::registry::unit(&registry, &order.unit)?;
+                    stops.push(ManifestStop {
+                        building: order.building,
+                        building_name: building.as_ref().map(|b| b.name.clone()),
+                        building_name_zh: building.and_then(|b| b.name_zh),
+                        unit: order.unit,
+                        unit_name: unit.as_ref().and_then(|u| u.name.clone()),
+                        unit_name_zh: unit.and_then(|u| u.name_zh),
+                        household: order.household,
+                        door,
+                        orders: vec![entry],
+                    });
+                }
             }
         }
         Ok(stops)
@@ -137,6 +164,7 @@ pub(super) async fn run_manifest(
         tricycle: record.tricycle,
         state: record.state.as_str().to_owned(),
         courier: record.courier,
+        distance_m: record.distance_m,
         stops,
     })
     .into_response())

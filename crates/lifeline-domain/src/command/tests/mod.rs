@@ -37,6 +37,7 @@ pub(super) fn item(id: &str, kind: ItemKind, weight_g: u32) -> Event {
         name: id.into(),
         kind,
         weight_g,
+        name_zh: None,
     })
 }
 
@@ -157,6 +158,7 @@ pub(super) fn run_planned(run: &str, orders: &[&str]) -> Event {
             orders: orders.iter().map(|o| (*o).into()).collect(),
         }],
         load_g: 4_000,
+        distance_m: None,
     })
 }
 

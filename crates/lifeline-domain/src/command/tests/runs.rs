@@ -250,6 +250,7 @@ fn a_seal_names_a_building_of_its_community() {
             name: "7号楼".into(),
             x_m: 0,
             y_m: 0,
+            name_zh: None,
         },
     ));
     let given = given(&events);
