@@ -212,6 +212,7 @@ pub fn pick(order: &str, partner: &str, lines: Vec<PickLine>) -> Envelope {
             community: COMMUNITY.into(),
             partner: partner.into(),
             lines,
+            batch: None,
         }),
         meta(Actor::new(ActorKind::Partner, partner)),
     )
@@ -244,6 +245,9 @@ pub fn arrival(partner: &str, orders: &[&str]) -> Envelope {
         community: COMMUNITY.into(),
         partner: partner.into(),
         orders: orders.iter().map(|o| (*o).to_owned()).collect(),
+        vehicle: None,
+        driver: None,
+        batches: Vec::new(),
     }))
 }
 

@@ -61,6 +61,15 @@ impl ReadState for Own<'_> {
     fn any_with_prefix(&self, table: &'static str, prefix: &str) -> Result<bool, ReadError> {
         Ok(!self.0.scan_prefix(table, prefix).is_empty())
     }
+
+    fn scan(
+        &self,
+        table: &'static str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, ReadError> {
+        Ok(self.0.scan_prefix_from(table, prefix, prefix, limit))
+    }
 }
 
 #[derive(Debug, Default)]

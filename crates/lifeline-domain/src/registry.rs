@@ -1,4 +1,5 @@
-//! The registry projection: communities, buildings, units, households (with their vulnerabilities),
+//! The registry projection: communities, buildings, units, households (and their contact
+//! phones), vehicles (with their vulnerabilities),
 //! the catalogue, tricycles, volunteers and seals, as the latest registration of each says.
 //! The gateway validates commands against it.
 
@@ -15,6 +16,10 @@ pub const HOUSEHOLDS: &str = "households";
 pub const ITEMS: &str = "items";
 pub const TRICYCLES: &str = "tricycles";
 pub const VOLUNTEERS: &str = "volunteers";
+/// Vehicles that bring goods to a checkpoint, by id.
+pub const VEHICLES: &str = "vehicles";
+/// Household contact phones (personal data: only the registry keeps them), by household.
+pub const CONTACTS: &str = "contacts";
 /// `<community>`, `<community>/<building>` or `<community>/<building>/<unit>` -> sealed.
 pub const SEALS: &str = "seals";
 /// `<community>/<ledger source>` -> that keeper's latest list (`Vec<LedgerEntry>`).
@@ -70,6 +75,8 @@ impl Handler for Registry {
             ITEMS,
             TRICYCLES,
             VOLUNTEERS,
+            VEHICLES,
+            CONTACTS,
             SEALS,
             LEDGERS,
             CAMPAIGNS,
@@ -98,6 +105,11 @@ impl Handler for Registry {
             Event::ItemRegistered(e) => state.put_json(ITEMS, &e.item, e),
             Event::TricycleRegistered(e) => state.put_json(TRICYCLES, &e.tricycle, e),
             Event::VolunteerRegistered(e) => state.put_json(VOLUNTEERS, &e.volunteer, e),
+            Event::VehicleRegistered(e) => state.put_json(VEHICLES, &e.vehicle, e),
+            Event::ContactChanged(e) => match &e.phone {
+                Some(_) => state.put_json(CONTACTS, &e.household, e),
+                None => state.delete(CONTACTS, &e.household),
+            },
             Event::SealChanged(e) => {
                 state.put_json(SEALS, &seal_key(&e.community, &e.scope), &e.sealed)
             }

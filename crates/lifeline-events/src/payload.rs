@@ -217,6 +217,33 @@ pub struct SealChanged {
     pub sealed: bool,
 }
 
+/// A household's contact phone, kept apart from its registration: personal data that only
+/// the registry keeps and only staff and operators of the community read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactChanged {
+    pub community: Id,
+    pub household: Id,
+    /// `None` removes the number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+/// A vehicle that brings goods to a community's checkpoint: one of the cars lent to the
+/// community, or a partner's van.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VehicleRegistered {
+    pub community: Id,
+    pub vehicle: Id,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_zh: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plate: Option<String>,
+    /// The partner whose van it is; `None` for the community's own (lent) cars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<Id>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TricycleRegistered {
     pub community: Id,
@@ -293,6 +320,9 @@ pub struct OrderPicked {
     pub community: Id,
     pub partner: Id,
     pub lines: Vec<PickLine>,
+    /// The pick sheet it was picked from, so a vehicle can carry the sheet as one batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Id>,
 }
 
 // ---- stock ---------------------------------------------------------------------------
@@ -322,6 +352,15 @@ pub struct ArrivedAtCheckpoint {
     pub community: Id,
     pub partner: Id,
     pub orders: Vec<Id>,
+    /// The registered vehicle that brought them (`vehicle.registered.v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vehicle: Option<Id>,
+    /// Who drove it, as staff wrote it down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// The pick sheets whose picked orders it carried (`orders` lists them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<Id>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -391,6 +430,8 @@ pub enum Event {
     BuildingRegistered(BuildingRegistered),
     UnitRegistered(UnitRegistered),
     HouseholdRegistered(HouseholdRegistered),
+    ContactChanged(ContactChanged),
+    VehicleRegistered(VehicleRegistered),
     SealChanged(SealChanged),
     TricycleRegistered(TricycleRegistered),
     VolunteerRegistered(VolunteerRegistered),
@@ -469,6 +510,8 @@ event_types! {
     BuildingRegistered => "building.registered.v1",
     UnitRegistered => "unit.registered.v1",
     HouseholdRegistered => "household.registered.v1",
+    ContactChanged => "contact.changed.v1",
+    VehicleRegistered => "vehicle.registered.v1",
     SealChanged => "seal.changed.v1",
     TricycleRegistered => "tricycle.registered.v1",
     VolunteerRegistered => "volunteer.registered.v1",

@@ -54,6 +54,10 @@ pub fn subject_for(event: &Event) -> String {
         Event::HouseholdRegistered(e) => {
             format!("lifeline.registry.{}.{}", e.community, e.household)
         }
+        Event::ContactChanged(e) => {
+            format!("lifeline.registry.{}.{}", e.community, e.household)
+        }
+        Event::VehicleRegistered(e) => format!("lifeline.registry.{}.{}", e.community, e.vehicle),
         Event::SealChanged(e) => format!("lifeline.registry.{}.seal", e.community),
         Event::TricycleRegistered(e) => format!("lifeline.registry.{}.{}", e.community, e.tricycle),
         Event::VolunteerRegistered(e) => {

@@ -165,6 +165,20 @@ impl lifeline_domain::command::ReadState for StoreState<'_> {
                 source: Box::new(error),
             })
     }
+
+    fn scan(
+        &self,
+        table: &'static str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, lifeline_domain::command::ReadError> {
+        self.0
+            .scan_prefix_from(table, prefix, prefix, limit)
+            .map_err(|error| lifeline_domain::command::ReadError {
+                table,
+                source: Box::new(error),
+            })
+    }
 }
 
 /// Adapts a store batch to the handler's state interface. A read error is remembered and

@@ -481,6 +481,9 @@ pub async fn run(
                 community: community.clone(),
                 partner: partner.clone(),
                 orders: load.to_vec(),
+                vehicle: None,
+                driver: None,
+                batches: Vec::new(),
             };
             let decided = projections
                 .decide(move |views| command::arrive(views, command))

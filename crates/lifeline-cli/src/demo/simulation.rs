@@ -192,6 +192,7 @@ pub fn pick_for(
         order: order.to_owned(),
         partner: partner.to_owned(),
         lines,
+        batch: None,
     }
 }
 

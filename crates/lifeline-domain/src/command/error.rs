@@ -68,6 +68,13 @@ pub enum ErrorCode {
     NotAGroupBuy,
     SignupClosed,
     NotInScope,
+    UnknownVehicle,
+    UnknownUnit,
+    UnknownGroup,
+    UnknownCommunity,
+    InvalidPhone,
+    OutOfRange,
+    RegisteredElsewhere,
     NotYetVisible,
     Unreadable,
 }
@@ -188,6 +195,32 @@ pub enum CommandError {
     SignupClosed { campaign: String },
     #[error("household {household} is outside campaign {campaign}'s scope")]
     NotInScope { household: String, campaign: String },
+    #[error("no vehicle {vehicle:?} registered in {community} for {partner}")]
+    UnknownVehicle {
+        vehicle: String,
+        community: String,
+        partner: String,
+    },
+    #[error("no unit {unit:?} in building {building}")]
+    UnknownUnit { unit: String, building: String },
+    #[error("unknown work group {group:?}: one of {known}")]
+    UnknownGroup { group: String, known: String },
+    #[error("no community {community:?}")]
+    UnknownCommunity { community: String },
+    #[error("a phone number is 5 to 20 digits, with an optional leading +")]
+    InvalidPhone,
+    #[error("{field} must be {min} to {max}")]
+    OutOfRange {
+        field: &'static str,
+        min: i64,
+        max: i64,
+    },
+    #[error("{what} {id} is registered in community {community}")]
+    RegisteredElsewhere {
+        what: &'static str,
+        id: String,
+        community: String,
+    },
     /// The projections trail the stream: what the command needs is not visible yet.
     #[error("{what} is not visible yet, retry in a moment")]
     NotYetVisible { what: String },
@@ -241,6 +274,13 @@ impl CommandError {
             CommandError::NotAGroupBuy { .. } => ErrorCode::NotAGroupBuy,
             CommandError::SignupClosed { .. } => ErrorCode::SignupClosed,
             CommandError::NotInScope { .. } => ErrorCode::NotInScope,
+            CommandError::UnknownVehicle { .. } => ErrorCode::UnknownVehicle,
+            CommandError::UnknownUnit { .. } => ErrorCode::UnknownUnit,
+            CommandError::UnknownGroup { .. } => ErrorCode::UnknownGroup,
+            CommandError::UnknownCommunity { .. } => ErrorCode::UnknownCommunity,
+            CommandError::InvalidPhone => ErrorCode::InvalidPhone,
+            CommandError::OutOfRange { .. } => ErrorCode::OutOfRange,
+            CommandError::RegisteredElsewhere { .. } => ErrorCode::RegisteredElsewhere,
             CommandError::NotYetVisible { .. } => ErrorCode::NotYetVisible,
             CommandError::Unreadable(_) => ErrorCode::Unreadable,
         }
@@ -274,7 +314,13 @@ impl CommandError {
             | ErrorCode::WeightOutOfRange
             | ErrorCode::NotAnErrand
             | ErrorCode::InvalidLedger
-            | ErrorCode::NotInScope => Refusal::Invalid,
+            | ErrorCode::NotInScope
+            | ErrorCode::UnknownVehicle
+            | ErrorCode::UnknownUnit
+            | ErrorCode::UnknownGroup
+            | ErrorCode::UnknownCommunity
+            | ErrorCode::InvalidPhone
+            | ErrorCode::OutOfRange => Refusal::Invalid,
             ErrorCode::UnknownRun | ErrorCode::UnknownCampaign => Refusal::NotFound,
             ErrorCode::NotCancellable
             | ErrorCode::NotWaitingForPick
@@ -286,6 +332,7 @@ impl CommandError {
             | ErrorCode::NotEscalated
             | ErrorCode::ErrandNotOpen
             | ErrorCode::NoChange
+            | ErrorCode::RegisteredElsewhere
             | ErrorCode::NotAGroupBuy
             | ErrorCode::SignupClosed => Refusal::Conflict,
             ErrorCode::WrongPartner | ErrorCode::NotYourErrand => Refusal::Forbidden,

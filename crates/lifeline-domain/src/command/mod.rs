@@ -15,6 +15,7 @@ mod escalation;
 mod ledger;
 mod order;
 mod pick;
+mod registry;
 mod run;
 mod seal;
 #[cfg(test)]
@@ -36,9 +37,15 @@ pub use order::{
     deadline_seconds, place_order, priority_floor, weigh_lines,
 };
 pub use pick::{MAX_RESTOCK, PostPick, Restock, check_pick_lines, pick_order, restock};
+pub use registry::{
+    MAX_HEAD_COUNT, RegisterBuilding, RegisterHousehold, RegisterTricycle, RegisterUnit,
+    RegisterVehicle, RegisterVolunteer, SetContact, WORK_GROUPS, normalize_phone,
+    register_building, register_household, register_tricycle, register_unit, register_vehicle,
+    register_volunteer, set_contact,
+};
 pub use run::{
-    Arrival, DOOR_TO_DOOR_GROUP, DepartRun, DropOutcome, MAX_ARRIVAL_ORDERS, RecordDrop, ReturnRun,
-    arrive, depart_run, record_drop, return_run,
+    Arrival, DOOR_TO_DOOR_GROUP, DepartRun, DropOutcome, MAX_ARRIVAL_BATCHES, MAX_ARRIVAL_ORDERS,
+    MAX_DRIVER_CHARS, RecordDrop, ReturnRun, arrive, depart_run, record_drop, return_run,
 };
 pub use seal::{ChangeSeal, change_seal};
 pub use views::{ReadError, ReadState, Views};

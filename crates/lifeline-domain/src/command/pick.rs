@@ -61,6 +61,8 @@ pub struct PostPick {
     pub order: String,
     pub partner: String,
     pub lines: Vec<PickLine>,
+    /// The pick sheet it was picked from, if any.
+    pub batch: Option<String>,
 }
 
 /// The pick, if the order is the partner's, waiting to be picked, the lines answer each
@@ -101,6 +103,7 @@ pub fn pick_order(views: &Views<'_>, command: PostPick) -> Result<OrderPicked, C
         community: record.community,
         partner: command.partner,
         lines: command.lines,
+        batch: command.batch,
     })
 }
 

@@ -22,7 +22,13 @@ pub struct Arrival {
     pub arrival: String,
     pub community: String,
     pub partner: String,
+    /// Orders named one by one (may be empty when `batches` names pick sheets).
     pub orders: Vec<String>,
+    /// The registered vehicle that brought them, and who drove it.
+    pub vehicle: Option<String>,
+    pub driver: Option<String>,
+    /// Pick sheets carried whole: every order picked from them and not yet brought.
+    pub batches: Vec<String>,
 }
 
 /// The size limits of an arrival, checked before anything is read.
@@ -41,7 +47,64 @@ fn check_arrival_shape(orders: &[String]) -> Result<(), CommandError> {
     Ok(())
 }
 
-pub fn arrive(views: &Views<'_>, command: Arrival) -> Result<ArrivedAtCheckpoint, CommandError> {
+/// How many pick sheets one arrival may carry.
+pub const MAX_ARRIVAL_BATCHES: usize = 20;
+
+/// Who drove a vehicle, as staff write it down.
+pub const MAX_DRIVER_CHARS: usize = 64;
+
+pub fn arrive(
+    views: &Views<'_>,
+    mut command: Arrival,
+) -> Result<ArrivedAtCheckpoint, CommandError> {
+    if !command.orders.is_empty() {
+        check_arrival_shape(&command.orders)?;
+    }
+    if command.batches.len() > MAX_ARRIVAL_BATCHES {
+        return Err(CommandError::OutOfRange {
+            field: "batches",
+            min: 0,
+            max: MAX_ARRIVAL_BATCHES as i64,
+        });
+    }
+    if let Some(driver) = &command.driver
+        && (driver.trim().is_empty() || driver.chars().count() > MAX_DRIVER_CHARS)
+    {
+        return Err(CommandError::InvalidText {
+            field: "driver",
+            max: MAX_DRIVER_CHARS,
+        });
+    }
+    if let Some(vehicle) = &command.vehicle {
+        let known = views.vehicle(vehicle)?.is_some_and(|registered| {
+            registered.community == command.community
+                && registered
+                    .partner
+                    .as_ref()
+                    .is_none_or(|owner| *owner == command.partner)
+        });
+        if !known {
+            return Err(CommandError::UnknownVehicle {
+                vehicle: vehicle.clone(),
+                community: command.community,
+                partner: command.partner,
+            });
+        }
+    }
+    // A sheet carried whole: its orders picked and still waiting for a vehicle.
+    for batch in &command.batches {
+        for order in views.batch_orders(&command.partner, batch, MAX_ARRIVAL_ORDERS + 1)? {
+            if command.orders.contains(&order) {
+                continue;
+            }
+            if views
+                .order(&order)?
+                .is_some_and(|record| record.status.stage == Stage::Picked)
+            {
+                command.orders.push(order);
+            }
+        }
+    }
     check_arrival_shape(&command.orders)?;
     for order in &command.orders {
         let record = views
@@ -68,6 +131,9 @@ pub fn arrive(views: &Views<'_>, command: Arrival) -> Result<ArrivedAtCheckpoint
         community: command.community,
         partner: command.partner,
         orders: command.orders,
+        vehicle: command.vehicle,
+        driver: command.driver,
+        batches: command.batches,
     })
 }
 

@@ -4,7 +4,8 @@
 //! goes through the same keys the handlers write.
 
 use lifeline_events::{
-    BuildingRegistered, HouseholdRegistered, ItemRegistered, VolunteerRegistered,
+    BuildingRegistered, CommunityRegistered, HouseholdRegistered, ItemRegistered, UnitRegistered,
+    VehicleRegistered, VolunteerRegistered,
 };
 use serde::de::DeserializeOwned;
 
@@ -29,6 +30,13 @@ pub trait ReadState {
     fn read(&self, table: &'static str, key: &str) -> Result<Option<Vec<u8>>, ReadError>;
     /// True when some key of `table` starts with `prefix`.
     fn any_with_prefix(&self, table: &'static str, prefix: &str) -> Result<bool, ReadError>;
+    /// At most `limit` rows of `table` whose key starts with `prefix`, in key order.
+    fn scan(
+        &self,
+        table: &'static str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, ReadError>;
 }
 
 impl ReadState for MemoryState {
@@ -42,6 +50,17 @@ impl ReadState for MemoryState {
             .range((table.to_owned(), prefix.to_owned())..)
             .next()
             .is_some_and(|((t, key), _)| t == table && key.starts_with(prefix)))
+    }
+
+    fn scan(
+        &self,
+        table: &'static str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, ReadError> {
+        let mut rows = crate::StateTx::scan_prefix(self, table, prefix);
+        rows.truncate(limit);
+        Ok(rows)
     }
 }
 
@@ -113,6 +132,49 @@ impl Views<'_> {
 
     pub fn building(&self, id: &str) -> Result<Option<BuildingRegistered>, CommandError> {
         json(self.registry, registry::BUILDINGS, id)
+    }
+
+    pub fn community(&self, id: &str) -> Result<Option<CommunityRegistered>, CommandError> {
+        json(self.registry, registry::COMMUNITIES, id)
+    }
+
+    pub fn unit(&self, id: &str) -> Result<Option<UnitRegistered>, CommandError> {
+        json(self.registry, registry::UNITS, id)
+    }
+
+    pub fn tricycle(
+        &self,
+        id: &str,
+    ) -> Result<Option<lifeline_events::TricycleRegistered>, CommandError> {
+        json(self.registry, registry::TRICYCLES, id)
+    }
+
+    /// A household's contact phone (personal data), as the registry keeps it.
+    pub fn contact(&self, household: &str) -> Result<Option<String>, CommandError> {
+        let row: Option<lifeline_events::ContactChanged> =
+            json(self.registry, registry::CONTACTS, household)?;
+        Ok(row.and_then(|row| row.phone))
+    }
+
+    pub fn vehicle(&self, id: &str) -> Result<Option<VehicleRegistered>, CommandError> {
+        json(self.registry, registry::VEHICLES, id)
+    }
+
+    /// The orders picked from a partner's pick sheet, at most `limit`.
+    pub fn batch_orders(
+        &self,
+        partner: &str,
+        batch: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, CommandError> {
+        let prefix = delivery::sheets::batch_prefix(partner, batch);
+        let rows = self
+            .delivery
+            .scan(delivery::sheets::BY_BATCH, &prefix, limit)?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, _)| key[prefix.len()..].to_owned())
+            .collect())
     }
 
     pub fn item(&self, id: &str) -> Result<Option<ItemRegistered>, CommandError> {

@@ -49,6 +49,7 @@ fn picked(order: &str, picked: u32) -> Event {
             picked,
             substitute: None,
         }],
+        batch: None,
     })
 }
 
@@ -58,6 +59,9 @@ fn arrived(order: &str) -> Event {
         community: "tianlun".into(),
         partner: "yonghui".into(),
         orders: vec![order.into()],
+        vehicle: None,
+        driver: None,
+        batches: Vec::new(),
     })
 }
 

@@ -83,6 +83,7 @@ impl NewOrder<'_> {
             kind: self.kind,
             parcel: None,
             errand: None,
+            vehicle: None,
             history: vec![Transition {
                 stage: self.status.stage,
                 at: time_text(envelope),
@@ -128,6 +129,9 @@ fn open_order(
         order: record.order.clone(),
     };
     state.put(OPEN, &open.key(), Vec::new());
+    if record.status.stage == crate::order::Stage::Placed {
+        super::sheets::wait(state, record);
+    }
     state.put(
         BY_HOUSEHOLD,
         &keys::index_key(&record.household, &record.order),

@@ -12,6 +12,7 @@ pub mod coverage;
 pub mod escalation;
 mod intake;
 pub mod keys;
+pub mod sheets;
 
 pub use escalation::{Closure, Disposition, Escalation, EscalationKey, EscalationReason};
 pub use intake::{ErrandInfo, OrderKind, ParcelInfo};
@@ -141,6 +142,9 @@ pub struct OrderRecord {
     /// Place, medicine and volunteer of an errand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errand: Option<ErrandInfo>,
+    /// The registered vehicle that brought it to the checkpoint, when the arrival said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vehicle: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,6 +284,9 @@ fn step_order(
             bump(state, &counter.key(), delta)?;
         }
     }
+    if record.status.stage == Stage::Placed && status.stage != Stage::Placed {
+        sheets::leave(state, &record);
+    }
     if status.is_final() && !record.is_final {
         let open = OpenKey {
             priority: record.priority,
@@ -354,6 +361,8 @@ impl Handler for DeliveryStatus {
             ESCALATIONS,
             BY_CAMPAIGN,
             COVERAGE,
+            sheets::PICKING,
+            sheets::BY_BATCH,
         ]
     }
 
@@ -455,11 +464,19 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
             let mut record = load_order(state, &picked.order)?;
             record.items = picked_items(picked);
             state.put_json(ORDERS, &picked.order, &record);
+            if anything {
+                sheets::picked_from(state, picked);
+            }
             Ok(Applied::Changed)
         }
         Event::ArrivedAtCheckpoint(arrival) => {
             for order in &arrival.orders {
                 step_order(state, envelope, order, Step::ArriveAtCheckpoint, None, None)?;
+                if arrival.vehicle.is_some() {
+                    let mut record = load_order(state, order)?;
+                    record.vehicle.clone_from(&arrival.vehicle);
+                    state.put_json(ORDERS, order, &record);
+                }
             }
             Ok(Applied::Changed)
         }

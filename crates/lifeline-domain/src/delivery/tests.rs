@@ -70,6 +70,7 @@ fn any_event() -> impl Strategy<Value = Event> {
                 picked,
                 substitute: None
             }],
+            batch: None,
         })),
         prop::collection::vec(0..ORDERS_N, 1..3).prop_map(move |orders| {
             Event::ArrivedAtCheckpoint(ArrivedAtCheckpoint {
@@ -77,6 +78,9 @@ fn any_event() -> impl Strategy<Value = Event> {
                 community: community(),
                 partner: "p".into(),
                 orders: orders.into_iter().map(order_id).collect(),
+                vehicle: None,
+                driver: None,
+                batches: Vec::new(),
             })
         }),
         (0..RUNS_N, prop::collection::vec(0..ORDERS_N, 1..3)).prop_map(move |(run, orders)| {
@@ -244,6 +248,7 @@ fn steer(input: Input, state: &MemoryState, now_ms: u64) -> Event {
                     picked: 1,
                     substitute: None,
                 }],
+                batch: None,
             })
         }
         Input::ArrivePicked => {
@@ -261,6 +266,9 @@ fn steer(input: Input, state: &MemoryState, now_ms: u64) -> Event {
                 } else {
                     picked
                 },
+                vehicle: None,
+                driver: None,
+                batches: Vec::new(),
             })
         }
         Input::DepartPlanned | Input::ReturnDeparted => {

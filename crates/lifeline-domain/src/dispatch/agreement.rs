@@ -163,6 +163,7 @@ fn to_event(input: &Input, delivery: &MemoryState, runs: &[String]) -> Option<Ev
                 picked: u32::from(*any),
                 substitute: None,
             }],
+            batch: None,
         }),
         Input::Arrive(orders) => {
             let mut orders: Vec<String> = orders.iter().map(|n| id(*n)).collect();
@@ -172,6 +173,9 @@ fn to_event(input: &Input, delivery: &MemoryState, runs: &[String]) -> Option<Ev
                 community: c(),
                 partner: "p".into(),
                 orders,
+                vehicle: None,
+                driver: None,
+                batches: Vec::new(),
             })
         }
         Input::Depart(k) => {

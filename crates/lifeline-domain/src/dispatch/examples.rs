@@ -51,6 +51,7 @@ fn picked(order: &str) -> Event {
             picked: 1,
             substitute: None,
         }],
+        batch: None,
     })
 }
 
@@ -60,6 +61,9 @@ fn arrived(orders: &[&str]) -> Event {
         community: "tianlun".into(),
         partner: "yonghui".into(),
         orders: orders.iter().map(|order| (*order).to_owned()).collect(),
+        vehicle: None,
+        driver: None,
+        batches: Vec::new(),
     })
 }
 

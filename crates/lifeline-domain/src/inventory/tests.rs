@@ -103,6 +103,7 @@ fn any_event() -> impl Strategy<Value = Event> {
                         },
                         substitute,
                     }],
+                    batch: None,
                 })
             }),
     ]

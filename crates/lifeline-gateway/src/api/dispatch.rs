@@ -100,6 +100,9 @@ pub(super) async fn post_arrival(
             community: community.clone(),
             partner: request.partner.clone(),
             orders: Vec::new(),
+            vehicle: None,
+            driver: None,
+            batches: Vec::new(),
         },
     ));
     api.execute(
@@ -116,6 +119,9 @@ pub(super) async fn post_arrival(
                 community,
                 partner: request.partner,
                 orders: request.orders,
+                vehicle: None,
+                driver: None,
+                batches: Vec::new(),
             };
             command::arrive(views, command).map(Event::ArrivedAtCheckpoint)
         },

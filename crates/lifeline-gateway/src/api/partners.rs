@@ -125,6 +125,7 @@ pub(super) async fn post_pick(
                 order: request.order,
                 partner,
                 lines: request.lines,
+                batch: None,
             };
             command::pick_order(views, command).map(Event::OrderPicked)
         },

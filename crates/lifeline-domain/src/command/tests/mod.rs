@@ -6,6 +6,7 @@ mod errands;
 mod escalations;
 mod group_buys;
 mod orders;
+mod registry;
 mod runs;
 
 use lifeline_events::{
@@ -125,6 +126,7 @@ pub(super) fn pick(order: &str, lines: Vec<PickLine>) -> PostPick {
         order: order.into(),
         partner: "yonghui".into(),
         lines,
+        batch: None,
     }
 }
 
@@ -134,6 +136,7 @@ pub(super) fn picked_event(order: &str, lines: Vec<PickLine>) -> Event {
         community: "tianlun".into(),
         partner: "yonghui".into(),
         lines,
+        batch: None,
     })
 }
 
@@ -143,6 +146,9 @@ pub(super) fn arrived(orders: &[&str]) -> Event {
         community: "tianlun".into(),
         partner: "yonghui".into(),
         orders: orders.iter().map(|o| (*o).into()).collect(),
+        vehicle: None,
+        driver: None,
+        batches: Vec::new(),
     })
 }
 

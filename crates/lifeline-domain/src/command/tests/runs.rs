@@ -14,6 +14,9 @@ fn arrival(orders: &[&str]) -> Arrival {
         community: "tianlun".into(),
         partner: "yonghui".into(),
         orders: orders.iter().map(|o| (*o).into()).collect(),
+        vehicle: None,
+        driver: None,
+        batches: Vec::new(),
     }
 }
 
