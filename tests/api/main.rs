@@ -16,6 +16,7 @@ mod operators;
 mod orders;
 mod overload;
 mod partners;
+mod registry;
 mod seals;
 mod shortages;
 

@@ -30,6 +30,9 @@ pub use api::{AggregateLocks, Api};
 /// The courier's mobile page: stops by building, one button per drop, acknowledgements
 /// stored on the phone and retried until confirmed.
 const COURIER_PAGE: &str = include_str!("../static/courier.html");
+/// The staff console: a community's summary, escalations, buildings and households
+/// (registry editing), campaigns and seals.
+const STAFF_PAGE: &str = include_str!("../static/staff.html");
 /// The courier page's service worker: keeps the page's shell for opening it offline.
 const COURIER_WORKER: &str = include_str!("../static/courier-sw.js");
 /// The courier page's web app manifest (adding it to a phone's home screen).
@@ -69,6 +72,7 @@ pub fn router(state: GatewayState) -> Router {
             )
             .route("/openapi.json", get(openapi))
             .route("/courier", get(|| async { Html(COURIER_PAGE) }))
+            .route("/staff", get(|| async { Html(STAFF_PAGE) }))
             .route("/courier-sw.js", get(courier_worker))
             .route("/courier.webmanifest", get(courier_manifest));
     }

@@ -3,12 +3,12 @@
 //! gateway reads this projection to validate commands.
 
 use lifeline_domain::registry::{
-    BUILDINGS, COMMUNITIES, HOUSEHOLDS, ITEMS, SEALS, TRICYCLES, UNITS, VOLUNTEERS, parse_seal_key,
-    seal_key,
+    BUILDINGS, COMMUNITIES, CONTACTS, HOUSEHOLDS, ITEMS, SEALS, TRICYCLES, UNITS, VEHICLES,
+    VOLUNTEERS, parse_seal_key, seal_key,
 };
 use lifeline_events::{
-    BuildingRegistered, CommunityRegistered, HouseholdRegistered, ItemRegistered, SealScope,
-    TricycleRegistered, UnitRegistered, VolunteerRegistered,
+    BuildingRegistered, CommunityRegistered, ContactChanged, HouseholdRegistered, ItemRegistered,
+    SealScope, TricycleRegistered, UnitRegistered, VehicleRegistered, VolunteerRegistered,
 };
 use lifeline_store::{ProjectionStore, StoreError, decode_row};
 
@@ -55,6 +55,51 @@ pub fn volunteer(
     volunteer: &str,
 ) -> Result<Option<VolunteerRegistered>, StoreError> {
     store.get_json(VOLUNTEERS, volunteer)
+}
+
+/// A community's buildings (by id) with their units, as registered.
+pub fn buildings_of(
+    store: &ProjectionStore,
+    community: &str,
+) -> Result<Vec<(BuildingRegistered, Vec<UnitRegistered>)>, StoreError> {
+    let mut buildings: Vec<(BuildingRegistered, Vec<UnitRegistered>)> = Vec::new();
+    for (key, bytes) in store.scan_prefix(BUILDINGS, "")? {
+        let building: BuildingRegistered = decode_row(BUILDINGS, &key, &bytes)?;
+        if building.community == community {
+            buildings.push((building, Vec::new()));
+        }
+    }
+    for (key, bytes) in store.scan_prefix(UNITS, "")? {
+        let unit: UnitRegistered = decode_row(UNITS, &key, &bytes)?;
+        if let Some((_, units)) = buildings
+            .iter_mut()
+            .find(|(building, _)| building.building == unit.building)
+        {
+            units.push(unit);
+        }
+    }
+    Ok(buildings)
+}
+
+/// A household's contact phone. Personal data: the caller checks who may see it.
+pub fn contact(store: &ProjectionStore, household: &str) -> Result<Option<String>, StoreError> {
+    let row: Option<ContactChanged> = store.get_json(CONTACTS, household)?;
+    Ok(row.and_then(|row| row.phone))
+}
+
+/// A community's registered vehicles.
+pub fn vehicles_of(
+    store: &ProjectionStore,
+    community: &str,
+) -> Result<Vec<VehicleRegistered>, StoreError> {
+    let mut vehicles = Vec::new();
+    for (key, bytes) in store.scan_prefix(VEHICLES, "")? {
+        let vehicle: VehicleRegistered = decode_row(VEHICLES, &key, &bytes)?;
+        if vehicle.community == community {
+            vehicles.push(vehicle);
+        }
+    }
+    Ok(vehicles)
 }
 
 /// Every household of a community (the operators' "not one missed" list reads this).

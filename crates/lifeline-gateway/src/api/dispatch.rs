@@ -74,8 +74,20 @@ pub(super) async fn ready_orders(
 #[serde(deny_unknown_fields)]
 pub struct PostArrival {
     pub partner: String,
-    /// Picked orders the vehicle brought (1 to 1000, each once).
+    /// Picked orders the vehicle brought, named one by one (each once; with the batches'
+    /// orders, 1 to 1000 in all).
+    #[serde(default)]
     pub orders: Vec<String>,
+    /// The registered vehicle (`PUT /v1/communities/{community}/vehicles/{vehicle}`).
+    #[serde(default)]
+    pub vehicle: Option<String>,
+    /// Who drove it (1 to 64 characters).
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// Pick sheets carried whole (their `batch` ids, up to 20): every order picked from
+    /// them and not yet at the checkpoint comes with the vehicle.
+    #[serde(default)]
+    pub batches: Vec<String>,
 }
 
 /// Record a partner vehicle's arrival at the checkpoint with picked orders.
@@ -83,7 +95,7 @@ pub struct PostArrival {
     params(("community" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 202, body = Accepted), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, description = "`not_picked`: an order is not picked", body = ErrorBody),
-        (status = 422, description = "`arrival_size`, `duplicate_order`, `unknown_order`, `order_elsewhere`", body = ErrorBody)),
+        (status = 422, description = "`arrival_size`, `duplicate_order`, `unknown_order`, `order_elsewhere`, `unknown_vehicle`, `invalid_text`, `out_of_range`", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn post_arrival(
     State(api): State<Arc<Api>>,
@@ -94,6 +106,9 @@ pub(super) async fn post_arrival(
 ) -> Result<Response, ApiError> {
     check_dispatcher_acts(&caller, &community)?;
     let key = key_from(&headers)?;
+    for id in request.batches.iter().chain(&request.vehicle) {
+        super::token_or_404(id, "batch or vehicle")?;
+    }
     let subject = lifeline_events::subject_for(&Event::ArrivedAtCheckpoint(
         lifeline_events::ArrivedAtCheckpoint {
             arrival: String::new(),
@@ -119,9 +134,9 @@ pub(super) async fn post_arrival(
                 community,
                 partner: request.partner,
                 orders: request.orders,
-                vehicle: None,
-                driver: None,
-                batches: Vec::new(),
+                vehicle: request.vehicle,
+                driver: request.driver,
+                batches: request.batches,
             };
             command::arrive(views, command).map(Event::ArrivedAtCheckpoint)
         },

@@ -16,14 +16,16 @@ mod escalations;
 mod ledgers;
 mod operators;
 mod partners;
+mod registry;
 mod residents;
 mod seals;
+mod sheets;
 
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, Query, Request};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use lifeline_bus::Publisher;
 use lifeline_bus::async_nats::jetstream;
@@ -121,6 +123,10 @@ pub fn router(api: Arc<Api>) -> Router {
         )
         .route("/v1/partners/{partner}/picks", post(partners::post_pick))
         .route(
+            "/v1/partners/{partner}/pick-sheet",
+            get(sheets::pick_sheet_of),
+        )
+        .route(
             "/v1/partners/{partner}/stock",
             get(partners::partner_stock).post(partners::restock),
         )
@@ -175,6 +181,46 @@ pub fn router(api: Arc<Api>) -> Router {
             post(operators::redrive_dead_letter),
         )
         .route("/v1/stock", get(operators::all_stock))
+        .route(
+            "/v1/communities/{community}/buildings",
+            get(registry::buildings),
+        )
+        .route(
+            "/v1/communities/{community}/households",
+            get(registry::households),
+        )
+        .route(
+            "/v1/communities/{community}/orders",
+            get(registry::building_orders),
+        )
+        .route(
+            "/v1/communities/{community}/households/{household}",
+            put(registry::put_household),
+        )
+        .route(
+            "/v1/communities/{community}/households/{household}/contact",
+            put(registry::put_contact),
+        )
+        .route(
+            "/v1/communities/{community}/buildings/{building}",
+            put(registry::put_building),
+        )
+        .route(
+            "/v1/communities/{community}/units/{unit}",
+            put(registry::put_unit),
+        )
+        .route(
+            "/v1/communities/{community}/volunteers/{volunteer}",
+            put(registry::put_volunteer),
+        )
+        .route(
+            "/v1/communities/{community}/tricycles/{tricycle}",
+            put(registry::put_tricycle),
+        )
+        .route(
+            "/v1/communities/{community}/vehicles/{vehicle}",
+            put(registry::put_vehicle),
+        )
         .with_state(api)
 }
 

@@ -80,6 +80,10 @@ pub struct PostPick {
     /// (picked < ordered) or `substituted` (with `substitute`).
     #[schema(value_type = Vec<Object>)]
     pub lines: Vec<PickLine>,
+    /// The pick sheet it was picked from (the sheet's `batch`), so a vehicle can carry the
+    /// sheet's orders as one batch.
+    #[serde(default)]
+    pub batch: Option<String>,
 }
 
 /// Post the pick of one of the partner's orders.
@@ -99,6 +103,9 @@ pub(super) async fn post_pick(
 ) -> Result<Response, ApiError> {
     check_partner_acts(&caller, &partner)?;
     let key = key_from(&headers)?;
+    if let Some(batch) = &request.batch {
+        super::token_or_404(batch, "batch")?;
+    }
     // The pick's subject needs the order's community.
     let record = api
         .order(&request.order)
@@ -125,7 +132,7 @@ pub(super) async fn post_pick(
                 order: request.order,
                 partner,
                 lines: request.lines,
-                batch: None,
+                batch: request.batch,
             };
             command::pick_order(views, command).map(Event::OrderPicked)
         },

@@ -275,6 +275,26 @@ pub fn ops_snapshot(store: &ProjectionStore) -> Result<OpsSnapshot, StoreError> 
     Ok(snapshot)
 }
 
+/// A partner's orders waiting for their pick in a community (or one building of it), in
+/// walking order (building, unit, household), at most `limit`: what a pick sheet lists.
+pub fn waiting_for_pick(
+    store: &ProjectionStore,
+    partner: &str,
+    community: &str,
+    building: Option<&str>,
+    limit: usize,
+) -> Result<Vec<OrderRecord>, StoreError> {
+    use lifeline_domain::delivery::sheets;
+    let prefix = sheets::picking_prefix(partner, community, building);
+    let mut orders = Vec::new();
+    for (key, _) in store.scan_prefix_from(sheets::PICKING, &prefix, &prefix, limit)? {
+        if let Some(record) = order(store, sheets::order_of_picking_key(&key))? {
+            orders.push(record);
+        }
+    }
+    Ok(orders)
+}
+
 pub fn orders_of_partner(
     store: &ProjectionStore,
     partner: &str,
