@@ -322,6 +322,19 @@ VOLUNTEER_GROUPS = {  # per community, 60 each
 }
 
 
+def vehicles() -> list[dict]:
+    """Vehicles that bring goods to a checkpoint: the four cars a volunteer lent to
+    Tianlun Jincheng (the story), and each partner's van for each community."""
+    out = [{"vehicle": f"tianlun-car-{n}", "community": "tianlun", "name": f"Lent car {n}",
+            "name_zh": f"爱心车{n}号"} for n in range(1, 5)]
+    for community in ("tianlun", "huangtugang"):
+        for partner, zh in (("yonghui", "永辉"), ("shuocheng", "硕诚")):
+            out.append({"vehicle": f"{partner}-van-{community}", "community": community,
+                        "name": f"{partner.capitalize()} van", "name_zh": f"{zh}货车",
+                        "partner": partner})
+    return out
+
+
 def tricycles() -> list[dict]:
     rng = rng_for("tricycles")
     out = []
@@ -380,6 +393,7 @@ def main() -> None:
     for rows, key in [(COMMUNITIES, "community"), (buildings, "building"),
                       (households, "household"), (catalogue, "item"),
                       (PARTNERS, "partner"), (tricycles(), "tricycle"),
+                      (vehicles(), "vehicle"),
                       (volunteers(), "volunteer")]:
         check_ids(rows, key)
         assert len({r[key] for r in rows}) == len(rows), key
@@ -390,6 +404,7 @@ def main() -> None:
     dump("catalogue.json", catalogue)
     dump("partners.json", PARTNERS)
     dump("tricycles.json", tricycles())
+    dump("vehicles.json", vehicles())
     dump("volunteers.json", volunteers())
 
     for c in COMMUNITIES:

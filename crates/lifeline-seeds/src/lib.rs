@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use lifeline_events::{
     Actor, BuildingRegistered, CommunityRegistered, Envelope, Event, EventMeta,
     HouseholdRegistered, ItemKind, ItemRegistered, StockReceived, TricycleRegistered,
-    UnitRegistered, VolunteerRegistered, Vulnerability, deterministic_event_id, is_token,
+    UnitRegistered, VehicleRegistered, VolunteerRegistered, Vulnerability, deterministic_event_id,
+    is_token,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -117,6 +118,19 @@ pub struct Tricycle {
     pub capacity_g: u32,
 }
 
+/// A vehicle that brings goods to a checkpoint: a car lent to the community, or (with
+/// `partner`) a partner's van.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Vehicle {
+    pub vehicle: String,
+    pub community: String,
+    pub name: String,
+    #[serde(default)]
+    pub name_zh: Option<String>,
+    #[serde(default)]
+    pub partner: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Volunteer {
     pub volunteer: String,
@@ -135,10 +149,11 @@ pub struct Seeds {
     pub partners: Vec<Partner>,
     pub tricycles: Vec<Tricycle>,
     pub volunteers: Vec<Volunteer>,
+    pub vehicles: Vec<Vehicle>,
 }
 
 /// The seed files, in the order they are read.
-const FILES: [&str; 7] = [
+const FILES: [&str; 8] = [
     "communities.json",
     "buildings.json",
     "households.json",
@@ -146,10 +161,11 @@ const FILES: [&str; 7] = [
     "partners.json",
     "tricycles.json",
     "volunteers.json",
+    "vehicles.json",
 ];
 
 /// The workspace's `seeds/`, compiled in.
-const EMBEDDED: [&str; 7] = [
+const EMBEDDED: [&str; 8] = [
     include_str!("../../../seeds/communities.json"),
     include_str!("../../../seeds/buildings.json"),
     include_str!("../../../seeds/households.json"),
@@ -157,6 +173,7 @@ const EMBEDDED: [&str; 7] = [
     include_str!("../../../seeds/partners.json"),
     include_str!("../../../seeds/tricycles.json"),
     include_str!("../../../seeds/volunteers.json"),
+    include_str!("../../../seeds/vehicles.json"),
 ];
 
 fn parse<T: serde::de::DeserializeOwned>(path: PathBuf, bytes: &[u8]) -> Result<T, SeedError> {
@@ -215,6 +232,12 @@ impl Seeds {
         let tricycles = parse(path, &bytes)?;
         let (path, bytes) = file(6)?;
         let volunteers = parse(path, &bytes)?;
+        // Older seed directories have no vehicles: arrivals then name none.
+        let vehicles = match file(7) {
+            Ok((path, bytes)) => parse(path, &bytes)?,
+            Err(SeedError::Read { .. }) => Vec::new(),
+            Err(error) => return Err(error),
+        };
         let seeds = Seeds {
             communities,
             buildings,
@@ -223,6 +246,7 @@ impl Seeds {
             partners,
             tricycles,
             volunteers,
+            vehicles,
         };
         seeds.check()?;
         Ok(seeds)
@@ -290,6 +314,7 @@ impl Seeds {
         });
         self.tricycles.retain(|t| kept(&t.community));
         self.volunteers.retain(|v| kept(&v.community));
+        self.vehicles.retain(|v| kept(&v.community));
     }
 
     /// The same estate `factor` times as crowded, for benchmarks: every household, tricycle
@@ -441,6 +466,19 @@ impl Seeds {
                 &["volunteer", &volunteer.volunteer],
             ));
         }
+        for vehicle in &self.vehicles {
+            events.push(make(
+                Event::VehicleRegistered(VehicleRegistered {
+                    community: vehicle.community.clone(),
+                    vehicle: vehicle.vehicle.clone(),
+                    name: vehicle.name.clone(),
+                    name_zh: vehicle.name_zh.clone(),
+                    plate: None,
+                    partner: vehicle.partner.clone(),
+                }),
+                &["vehicle", &vehicle.vehicle],
+            ));
+        }
         for partner in &self.partners {
             for (item, quantity) in &partner.stock {
                 events.push(make(
@@ -471,7 +509,30 @@ mod tests {
             .collect();
         assert_eq!(tianlun.len(), 3314);
         assert_eq!(tianlun.iter().map(|h| h.head_count).sum::<u32>(), 9779);
-        assert_eq!(seeds.tricycles.len(), 20);
+        // "20+ electric tricycles" in Huangtugang; the four cars lent to Tianlun.
+        let tricycles_in = |community: &str| {
+            seeds
+                .tricycles
+                .iter()
+                .filter(|t| t.community == community)
+                .count()
+        };
+        assert_eq!(
+            (tricycles_in("huangtugang"), tricycles_in("tianlun")),
+            (22, 8)
+        );
+        let lent = seeds
+            .vehicles
+            .iter()
+            .filter(|v| v.community == "tianlun" && v.partner.is_none())
+            .count();
+        assert_eq!(lent, 4);
+        let chinese = seeds
+            .buildings
+            .iter()
+            .find(|b| b.building == "huangtugang-y2-b03")
+            .and_then(|b| b.name_zh.as_deref());
+        assert_eq!(chinese, Some("宜兰园二区3号楼"));
         assert!(
             seeds
                 .buildings

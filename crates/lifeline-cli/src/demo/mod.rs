@@ -10,6 +10,7 @@
 
 mod couriers;
 mod report;
+mod sheets;
 mod simulation;
 
 use std::collections::BTreeMap;
@@ -33,7 +34,7 @@ use tokio::task::JoinSet;
 use crate::Common;
 use crate::components::{Running, connect, running, start_consumers};
 use couriers::Couriers;
-use simulation::{Clock, ORDER_SECS, PICK_SECS, Random, VEHICLE_LOAD, VEHICLE_SECS, orderer};
+use simulation::{Clock, ORDER_SECS, Random, orderer};
 
 /// The in-process projections the simulated people's commands are decided against.
 pub struct Projections {
@@ -403,105 +404,27 @@ pub async fn run(
         }
     }
 
-    // 3. Partners pick what the inventory reserved for each order.
-    projections
-        .caught_up(head(&jetstream).await?, deadline)
-        .await?;
-    let community_of: BTreeMap<String, String> = orders
-        .iter()
-        .map(|order| (order.order.clone(), order.community.clone()))
-        .collect();
-    let to_pick: Vec<(String, String)> = orders
-        .iter()
-        .filter(|order| !cancelled.contains(&order.order))
-        .map(|order| (order.order.clone(), order.partner.clone()))
-        .collect();
-    let picking = bars.bar("picking", to_pick.len());
-    let mut picked_orders: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    let (mut short_lines, mut substituted_lines) = (0u64, 0u64);
-    for chunk in to_pick.chunks(500) {
-        let chunk = chunk.to_vec();
-        let mut chunk_random = Random(random.next());
-        let decided = projections
-            .decide(move |views| {
-                chunk
-                    .into_iter()
-                    .map(|(order, partner)| {
-                        let reservation = views.reservation(&order)?.ok_or_else(|| {
-                            CommandError::NotYetVisible {
-                                what: format!("the reservation of order {order}"),
-                            }
-                        })?;
-                        let pick =
-                            simulation::pick_for(&order, &partner, &reservation, &mut chunk_random);
-                        command::pick_order(views, pick)
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .await?;
-        let mut batch = Vec::with_capacity(decided.len());
-        for picked in decided {
-            let Some(picked) = refusals.keep(picked) else {
-                continue;
-            };
-            clock.advance(PICK_SECS);
-            let tally = report::tally_pick(&picked);
-            short_lines += tally.short;
-            substituted_lines += tally.substituted;
-            if tally.anything {
-                let community = community_of.get(&picked.order).cloned().unwrap_or_default();
-                picked_orders
-                    .entry((community, picked.partner.clone()))
-                    .or_default()
-                    .push(picked.order.clone());
-            }
-            let actor = Actor::new(ActorKind::Partner, picked.partner.clone());
-            let source = format!("partner-{}", picked.partner);
-            batch.push(Envelope::new(
-                Event::OrderPicked(picked),
-                meta(&clock, &source, actor),
-            ));
-        }
-        publisher.publish_all(&batch).await?;
-        picking.inc(batch.len() as u64);
-    }
-    picking.finish_with_message("picked");
+    // 3. Partners print pick sheets and pick what the inventory reserved for each order;
+    // 4. vehicles carry each sheet to its community's checkpoint in one arrival.
+    let floor = sheets::Floor {
+        projections: &projections,
+        publisher: &publisher,
+        jetstream: &jetstream,
+        clock: &clock,
+        deadline,
+    };
+    let picking = sheets::pick(
+        &floor,
+        &seeds,
+        &orders,
+        &cancelled,
+        &mut random,
+        &mut refusals,
+        &bars,
+    )
+    .await?;
     phase("picking");
-
-    // 4. Vehicles bring picked orders to each community's checkpoint, a load at a time.
-    projections
-        .caught_up(head(&jetstream).await?, deadline)
-        .await?;
-    let arriving_total: usize = picked_orders.values().map(Vec::len).sum();
-    let arriving = bars.bar("arriving", arriving_total);
-    for ((community, partner), order_ids) in &picked_orders {
-        for load in order_ids.chunks(VEHICLE_LOAD) {
-            let command = command::Arrival {
-                arrival: new_event_id().to_string(),
-                community: community.clone(),
-                partner: partner.clone(),
-                orders: load.to_vec(),
-                vehicle: None,
-                driver: None,
-                batches: Vec::new(),
-            };
-            let decided = projections
-                .decide(move |views| command::arrive(views, command))
-                .await?;
-            let Some(arrival) = refusals.keep(decided) else {
-                continue;
-            };
-            let actor = Actor::new(ActorKind::Staff, format!("staff-{community}-checkpoint"));
-            let envelope = Envelope::new(
-                Event::ArrivedAtCheckpoint(arrival),
-                meta(&clock, "lifeline-demo", actor),
-            );
-            clock.advance(VEHICLE_SECS);
-            publisher.publish(&envelope, None).await?;
-            arriving.inc(load.len() as u64);
-        }
-    }
-    arriving.finish_with_message("at the checkpoint");
+    sheets::bring(&floor, &seeds, &picking, &mut refusals, &bars).await?;
     phase("arriving");
 
     // 5. Watch the delivery-status projection until every order is final.
@@ -561,8 +484,10 @@ pub async fn run(
         start: Clock::START,
         end: clock.now(),
         orders: order_ids,
-        short_lines,
-        substituted_lines,
+        short_lines: picking.short_lines,
+        substituted_lines: picking.substituted_lines,
+        sheets: picking.sheets(),
+        sheet_checks: picking.checks.clone(),
         rides,
         refusals,
         finished,

@@ -111,6 +111,10 @@ pub struct Day {
     pub orders: Vec<String>,
     pub short_lines: u64,
     pub substituted_lines: u64,
+    /// Pick sheets picked and carried to a checkpoint.
+    pub sheets: usize,
+    /// The whole day's sheet of a partner per community, against the orders.
+    pub sheet_checks: Vec<super::sheets::SheetCheck>,
     pub rides: Rides,
     pub refusals: Refusals,
     pub finished: bool,
@@ -172,6 +176,20 @@ impl Day {
         }
         println!("  {:<22} {:>8}", "total", self.orders.len());
         println!();
+        for check in &self.sheet_checks {
+            println!(
+                "pick sheet {}/{}: {} orders in {} buildings, totals equal the orders' lines: {}",
+                check.partner,
+                check.community,
+                check.orders,
+                check.buildings,
+                if check.totals_match { "yes" } else { "NO" }
+            );
+        }
+        println!(
+            "{:<24} {:>8} (each picked and carried in one arrival)",
+            "pick sheets", self.sheets
+        );
         println!("{:<24} {:>8}", "pick lines short", self.short_lines);
         println!(
             "{:<24} {:>8}",
@@ -225,6 +243,11 @@ impl Day {
         println!("{:<24} {:>8}", "commands refused", refused);
         for (code, count) in &self.refusals.0 {
             println!("  {code:<22} {count:>8}");
+        }
+        let sheets_match = self.sheet_checks.iter().all(|check| check.totals_match);
+        if !sheets_match {
+            println!("\na pick sheet's totals differ from the orders' lines");
+            return Ok(ExitCode::FAILURE);
         }
         if self.finished && refused == 0 && self.rides.gave_up.is_none() {
             println!("\nevery order reached a final stage");

@@ -75,6 +75,7 @@ pub enum ErrorCode {
     InvalidPhone,
     OutOfRange,
     RegisteredElsewhere,
+    NotARider,
     NotYetVisible,
     Unreadable,
 }
@@ -221,6 +222,8 @@ pub enum CommandError {
         id: String,
         community: String,
     },
+    #[error("volunteer {courier} is in the {group} group, which does not ride tricycle runs")]
+    NotARider { courier: String, group: String },
     /// The projections trail the stream: what the command needs is not visible yet.
     #[error("{what} is not visible yet, retry in a moment")]
     NotYetVisible { what: String },
@@ -281,6 +284,7 @@ impl CommandError {
             CommandError::InvalidPhone => ErrorCode::InvalidPhone,
             CommandError::OutOfRange { .. } => ErrorCode::OutOfRange,
             CommandError::RegisteredElsewhere { .. } => ErrorCode::RegisteredElsewhere,
+            CommandError::NotARider { .. } => ErrorCode::NotARider,
             CommandError::NotYetVisible { .. } => ErrorCode::NotYetVisible,
             CommandError::Unreadable(_) => ErrorCode::Unreadable,
         }
@@ -320,7 +324,8 @@ impl CommandError {
             | ErrorCode::UnknownGroup
             | ErrorCode::UnknownCommunity
             | ErrorCode::InvalidPhone
-            | ErrorCode::OutOfRange => Refusal::Invalid,
+            | ErrorCode::OutOfRange
+            | ErrorCode::NotARider => Refusal::Invalid,
             ErrorCode::UnknownRun | ErrorCode::UnknownCampaign => Refusal::NotFound,
             ErrorCode::NotCancellable
             | ErrorCode::NotWaitingForPick

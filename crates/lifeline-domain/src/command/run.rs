@@ -146,6 +146,10 @@ fn known_run(views: &Views<'_>, run: &str) -> Result<RunRecord, CommandError> {
 /// The work group whose volunteers carry to the door of a sealed building or unit.
 pub const DOOR_TO_DOOR_GROUP: &str = "rapid_delivery";
 
+/// The work groups whose volunteers ride tricycle runs. Security, disinfection, liaison and
+/// the hotlines have their own work; a run does not leave with one of them.
+pub const RIDING_GROUPS: [&str; 3] = ["rapid_delivery", "supplies", "medicine_runs"];
+
 /// A planned run leaves with its courier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DepartRun {
@@ -173,10 +177,13 @@ pub fn depart_run(views: &Views<'_>, command: DepartRun) -> Result<RunDeparted, 
             state: record.state.as_str(),
         });
     }
-    // Only the door-to-door group enters a sealed building or unit.
     let group = volunteer
         .map(|volunteer| volunteer.group)
         .unwrap_or_default();
+    if !RIDING_GROUPS.contains(&group.as_str()) {
+        return Err(CommandError::NotARider { courier, group });
+    }
+    // Only the door-to-door group enters a sealed building or unit.
     if group != DOOR_TO_DOOR_GROUP {
         for order in &record.orders {
             if let Some(order) = views.order(order)?

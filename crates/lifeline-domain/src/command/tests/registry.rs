@@ -274,3 +274,28 @@ fn an_arrival_by_vehicle_carries_a_pick_sheet_whole() {
         .when(|views| arrive(views, arrival("car-1", vec!["sheet-none".into()])))
         .then_refused(ErrorCode::ArrivalSize);
 }
+
+/// Only the riding groups take a run out: a volunteer of the security group may not.
+#[test]
+fn only_the_riding_groups_take_a_run_out() {
+    let mut events = on_run();
+    events.push(Event::VolunteerRegistered(
+        lifeline_events::VolunteerRegistered {
+            community: "tianlun".into(),
+            volunteer: "vol-guard".into(),
+            name: "Guard".into(),
+            group: "security".into(),
+        },
+    ));
+    let given = given(&events);
+    let depart = |courier: &str| DepartRun {
+        run: "r1".into(),
+        courier: Some(courier.into()),
+    };
+    given
+        .when(|views| depart_run(views, depart("vol-guard")))
+        .then_refused(ErrorCode::NotARider);
+    given
+        .when(|views| depart_run(views, depart("vol-007")))
+        .then_ok();
+}
