@@ -57,7 +57,8 @@ pub struct PickSheetView {
 /// The partner's pick sheet for a community.
 #[utoipa::path(get, path = "/v1/partners/{partner}/pick-sheet", tag = "partners",
     params(("partner" = String, Path), SheetFilter),
-    responses((status = 200, body = PickSheetView, description = "JSON, or `text/csv`, or `text/html` with `format`"),
+    responses((status = 200, description = "the sheet: JSON by default, CSV (one row per order line) or a printable page with `format`",
+            content((PickSheetView = "application/json"), (String = "text/csv"), (String = "text/html"))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn pick_sheet_of(
