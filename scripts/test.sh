@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib/cargo.sh
 bash scripts/tests/setup_checks.sh
 bash scripts/setup.sh
+bash scripts/validate-deploy.sh
 cargo fmt --all -- --check
 announce_first_build
 cargo clippy --release --workspace --all-targets --locked -- -D warnings

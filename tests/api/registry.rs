@@ -334,3 +334,36 @@ async fn a_pick_sheet_is_picked_and_carried_to_the_checkpoint_as_one_batch() {
         (422, &json!("unknown_vehicle"))
     );
 }
+
+/// Operators register a new partner; from then on households may order from it (what it
+/// cannot supply waits in its shortfall line until it restocks). Staff may not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_register_a_partner_that_households_can_then_order_from() {
+    let world = World::start().await;
+    let c = &world.client;
+    let wumart = json!({"name": "Wumart", "name_zh": "物美", "communities": ["tianlun"]});
+    let (status, body) = c.put("/v1/partners/wumart", STAFF, wumart.clone()).await;
+    assert_eq!((status, &body["error"]["code"]), (403, &json!("forbidden")));
+    let order = json!({"household": HOUSEHOLD, "partner": "wumart", "lines": [{"item": "veg-pack", "quantity": 1}]});
+    let (status, body) = c.post("/v1/orders", STAFF, order.clone()).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (422, &json!("unknown_partner"))
+    );
+    let (status, body) = c.put("/v1/partners/wumart", OPERATOR, wumart).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["id"], "wumart");
+    let (status, body) = c
+        .put(
+            "/v1/partners/wumart",
+            OPERATOR,
+            json!({"name": "Wumart", "communities": ["atlantis"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (422, &json!("unknown_community"))
+    );
+    let (status, placed) = c.post("/v1/orders", STAFF, order).await;
+    assert_eq!(status, 202, "{placed}");
+}

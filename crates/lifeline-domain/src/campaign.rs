@@ -164,6 +164,7 @@ impl Handler for Campaigns {
         &[
             registry::HOUSEHOLDS,
             registry::ITEMS,
+            registry::PARTNERS,
             inventory::STOCK,
             BY_COMMUNITY,
             CAMPAIGNS,
@@ -188,6 +189,10 @@ impl Handler for Campaigns {
             }
             Event::ItemRegistered(item) => {
                 state.put_json(registry::ITEMS, &item.item, item);
+                Ok(Applied::Changed)
+            }
+            Event::PartnerRegistered(partner) => {
+                state.put_json(registry::PARTNERS, &partner.partner, partner);
                 Ok(Applied::Changed)
             }
             // Only which partners exist matters here (the command's "unknown partner").

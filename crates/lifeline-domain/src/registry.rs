@@ -14,6 +14,8 @@ pub const BUILDINGS: &str = "buildings";
 pub const UNITS: &str = "units";
 pub const HOUSEHOLDS: &str = "households";
 pub const ITEMS: &str = "items";
+/// Partners as operators registered them, by id.
+pub const PARTNERS: &str = "partners";
 pub const TRICYCLES: &str = "tricycles";
 pub const VOLUNTEERS: &str = "volunteers";
 /// Vehicles that bring goods to a checkpoint, by id.
@@ -73,6 +75,7 @@ impl Handler for Registry {
             UNITS,
             HOUSEHOLDS,
             ITEMS,
+            PARTNERS,
             TRICYCLES,
             VOLUNTEERS,
             VEHICLES,
@@ -103,6 +106,7 @@ impl Handler for Registry {
                 state.put_json(HOUSEHOLDS, &e.household, e)
             }
             Event::ItemRegistered(e) => state.put_json(ITEMS, &e.item, e),
+            Event::PartnerRegistered(e) => state.put_json(PARTNERS, &e.partner, e),
             Event::TricycleRegistered(e) => state.put_json(TRICYCLES, &e.tricycle, e),
             Event::VolunteerRegistered(e) => state.put_json(VOLUNTEERS, &e.volunteer, e),
             Event::VehicleRegistered(e) => state.put_json(VEHICLES, &e.vehicle, e),

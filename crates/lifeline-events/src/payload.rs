@@ -259,6 +259,19 @@ pub struct VolunteerRegistered {
     pub group: String,
 }
 
+/// A supermarket partner joins lifeline (or its names and communities change). Registered
+/// by operators; a partner is also known once it holds stock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartnerRegistered {
+    pub partner: Id,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_zh: Option<String>,
+    /// The communities it supplies.
+    #[serde(default)]
+    pub communities: Vec<Id>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItemRegistered {
     pub item: Id,
@@ -436,6 +449,7 @@ pub enum Event {
     TricycleRegistered(TricycleRegistered),
     VolunteerRegistered(VolunteerRegistered),
     ItemRegistered(ItemRegistered),
+    PartnerRegistered(PartnerRegistered),
     OrderPlaced(OrderPlaced),
     OrderCancelled(OrderCancelled),
     OrderReprioritized(OrderReprioritized),
@@ -516,6 +530,7 @@ event_types! {
     TricycleRegistered => "tricycle.registered.v1",
     VolunteerRegistered => "volunteer.registered.v1",
     ItemRegistered => "item.registered.v1",
+    PartnerRegistered => "partner.registered.v1",
     OrderPlaced => "order.placed.v1",
     OrderCancelled => "order.cancelled.v1",
     OrderReprioritized => "order.reprioritized.v1",

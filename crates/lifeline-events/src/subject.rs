@@ -64,6 +64,7 @@ pub fn subject_for(event: &Event) -> String {
             format!("lifeline.registry.{}.{}", e.community, e.volunteer)
         }
         Event::ItemRegistered(e) => format!("lifeline.catalogue.{}", e.item),
+        Event::PartnerRegistered(e) => format!("lifeline.catalogue.partner.{}", e.partner),
         Event::OrderPlaced(e) => order_subject(&e.community, &e.order),
         Event::OrderCancelled(e) => order_subject(&e.community, &e.order),
         Event::OrderReprioritized(e) => order_subject(&e.community, &e.order),

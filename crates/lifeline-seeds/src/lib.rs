@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use lifeline_events::{
     Actor, BuildingRegistered, CommunityRegistered, Envelope, Event, EventMeta,
-    HouseholdRegistered, ItemKind, ItemRegistered, StockReceived, TricycleRegistered,
-    UnitRegistered, VehicleRegistered, VolunteerRegistered, Vulnerability, deterministic_event_id,
-    is_token,
+    HouseholdRegistered, ItemKind, ItemRegistered, PartnerRegistered, StockReceived,
+    TricycleRegistered, UnitRegistered, VehicleRegistered, VolunteerRegistered, Vulnerability,
+    deterministic_event_id, is_token,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -480,6 +480,15 @@ impl Seeds {
             ));
         }
         for partner in &self.partners {
+            events.push(make(
+                Event::PartnerRegistered(PartnerRegistered {
+                    partner: partner.partner.clone(),
+                    name: partner.name.clone(),
+                    name_zh: partner.name_zh.clone(),
+                    communities: partner.communities.clone(),
+                }),
+                &["partner", &partner.partner],
+            ));
             for (item, quantity) in &partner.stock {
                 events.push(make(
                     Event::StockReceived(StockReceived {

@@ -38,10 +38,10 @@ pub use order::{
 };
 pub use pick::{MAX_RESTOCK, PostPick, Restock, check_pick_lines, pick_order, restock};
 pub use registry::{
-    MAX_HEAD_COUNT, RegisterBuilding, RegisterHousehold, RegisterTricycle, RegisterUnit,
-    RegisterVehicle, RegisterVolunteer, SetContact, WORK_GROUPS, normalize_phone,
-    register_building, register_household, register_tricycle, register_unit, register_vehicle,
-    register_volunteer, set_contact,
+    MAX_HEAD_COUNT, RegisterBuilding, RegisterHousehold, RegisterPartner, RegisterTricycle,
+    RegisterUnit, RegisterVehicle, RegisterVolunteer, SetContact, WORK_GROUPS, normalize_phone,
+    register_building, register_household, register_partner, register_tricycle, register_unit,
+    register_vehicle, register_volunteer, set_contact,
 };
 pub use run::{
     Arrival, DOOR_TO_DOOR_GROUP, DepartRun, DropOutcome, MAX_ARRIVAL_BATCHES, MAX_ARRIVAL_ORDERS,

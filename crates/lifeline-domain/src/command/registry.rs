@@ -5,8 +5,8 @@
 //! community is refused rather than moved.
 
 use lifeline_events::{
-    BuildingRegistered, ContactChanged, HouseholdRegistered, TricycleRegistered, UnitRegistered,
-    VehicleRegistered, VolunteerRegistered, Vulnerability,
+    BuildingRegistered, ContactChanged, HouseholdRegistered, PartnerRegistered, TricycleRegistered,
+    UnitRegistered, VehicleRegistered, VolunteerRegistered, Vulnerability,
 };
 
 use super::{CommandError, Views};
@@ -362,5 +362,35 @@ pub fn register_vehicle(
         name_zh: command.name_zh,
         plate: command.plate,
         partner: command.partner,
+    })
+}
+
+/// Register a supermarket partner, or change its names and the communities it supplies
+/// (operators do this; a partner's own scope is its orders and stock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterPartner {
+    pub partner: String,
+    pub name: String,
+    pub name_zh: Option<String>,
+    pub communities: Vec<String>,
+}
+
+pub fn register_partner(
+    views: &Views<'_>,
+    command: RegisterPartner,
+) -> Result<PartnerRegistered, CommandError> {
+    text("name", &command.name, MAX_NAME_CHARS)?;
+    optional_text("name_zh", command.name_zh.as_deref(), MAX_NAME_CHARS)?;
+    let mut communities = command.communities;
+    communities.sort();
+    communities.dedup();
+    for community in &communities {
+        known_community(views, community)?;
+    }
+    Ok(PartnerRegistered {
+        partner: command.partner,
+        name: command.name,
+        name_zh: command.name_zh,
+        communities,
     })
 }

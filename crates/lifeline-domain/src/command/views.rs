@@ -193,11 +193,15 @@ impl Views<'_> {
         json(self.registry, registry::VOLUNTEERS, id)
     }
 
-    /// A partner is known once it holds stock of anything.
+    /// A partner is known once operators registered it or it holds stock of anything.
     pub fn partner_known(&self, partner: &str) -> Result<bool, CommandError> {
-        Ok(self
+        if self
             .inventory
-            .any_with_prefix(inventory::STOCK, &inventory::stock_prefix(partner))?)
+            .any_with_prefix(inventory::STOCK, &inventory::stock_prefix(partner))?
+        {
+            return Ok(true);
+        }
+        Ok(self.registry.read(registry::PARTNERS, partner)?.is_some())
     }
 
     pub fn stock(&self, partner: &str, item: &str) -> Result<StockLevel, CommandError> {

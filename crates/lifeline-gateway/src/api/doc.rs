@@ -17,7 +17,7 @@ use super::*;
         errands::receive_parcel, errands::request_errand, errands::accept_errand, errands::collect_errand, errands::errand_drop,
         ledgers::import_ledger, ledgers::reconciliation, ledgers::settle_flags, campaigns::join_campaign,
         registry::buildings, registry::households, registry::building_orders, registry::put_household, registry::put_contact,
-        registry::put_building, registry::put_unit, registry::put_volunteer, registry::put_tricycle, registry::put_vehicle, sheets::pick_sheet_of),
+        registry::put_building, registry::put_unit, registry::put_volunteer, registry::put_tricycle, registry::put_vehicle, registry::put_partner, sheets::pick_sheet_of),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, PlaceOrder, LineRequest, OrderAccepted, CancelOrder, PostPick, Restock,
         PostArrival, DepartRun, Manifest, ManifestStop, ManifestOrder, ManifestItem, PostDrop, Outcome, Accepted,
         escalations::CloseEscalation, escalations::EscalationList, escalations::EscalatedOrder,
@@ -28,7 +28,7 @@ use super::*;
         campaigns::JoinCampaign, campaigns::Joined,
         registry::BuildingList, registry::BuildingInfo, registry::UnitInfo, registry::HouseholdList, registry::HouseholdInfo,
         registry::BuildingOrders, registry::Registered, registry::PutHousehold, registry::PutContact, registry::PutBuilding,
-        registry::PutUnit, registry::PutVolunteer, registry::PutTricycle, registry::PutVehicle, sheets::PickSheetView, sheets::Names)),
+        registry::PutUnit, registry::PutVolunteer, registry::PutTricycle, registry::PutVehicle, registry::PutPartner, sheets::PickSheetView, sheets::Names)),
     modifiers(&BearerAuth),
     tags((name = "residents"), (name = "partners"), (name = "dispatch"), (name = "couriers"), (name = "operators"), (name = "staff")),
 )]

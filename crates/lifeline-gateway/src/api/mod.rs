@@ -122,6 +122,7 @@ pub fn router(api: Arc<Api>) -> Router {
             get(partners::partner_orders),
         )
         .route("/v1/partners/{partner}/picks", post(partners::post_pick))
+        .route("/v1/partners/{partner}", put(registry::put_partner))
         .route(
             "/v1/partners/{partner}/pick-sheet",
             get(sheets::pick_sheet_of),

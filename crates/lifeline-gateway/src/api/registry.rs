@@ -505,3 +505,63 @@ pub(super) async fn put_vehicle(
     })
     .await
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutPartner {
+    pub name: String,
+    pub name_zh: Option<String>,
+    /// The communities it supplies.
+    #[serde(default)]
+    pub communities: Vec<String>,
+}
+
+/// Register a supermarket partner, or change its names and communities:
+/// `partner.registered.v1`. Operators only: the one registration that is not a
+/// community's own.
+#[utoipa::path(put, path = "/v1/partners/{partner}", tag = "operators", request_body = PutPartner,
+    params(("partner" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, body = Registered), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, description = "`unknown_community`, `invalid_text`", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn put_partner(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(partner): Path<String>,
+    Body(request): Body<PutPartner>,
+) -> Result<Response, ApiError> {
+    token_or_404(&partner, "partner")?;
+    for community in &request.communities {
+        token_or_404(community, "community")?;
+    }
+    let key = key_from(&headers)?;
+    if !caller.is(Role::Operator) {
+        return Err(caller.forbidden("register partners"));
+    }
+    let subject = format!("lifeline.catalogue.partner.{partner}");
+    let command = command::RegisterPartner {
+        partner,
+        name: request.name,
+        name_zh: request.name_zh,
+        communities: request.communities,
+    };
+    api.execute(
+        &caller,
+        key,
+        correlation_id(&headers),
+        |_| subject,
+        Concurrency::Settled,
+        move |views, _| command::register_partner(views, command).map(Event::PartnerRegistered),
+        |event, appended| Registered {
+            id: subject_for(event)
+                .rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            event_id: appended.event_id.to_string(),
+            stream_sequence: appended.stream_sequence,
+        },
+    )
+    .await
+}
