@@ -76,6 +76,7 @@ pub enum ErrorCode {
     OutOfRange,
     RegisteredElsewhere,
     NotARider,
+    OpenOrders,
     NotYetVisible,
     Unreadable,
 }
@@ -224,6 +225,10 @@ pub enum CommandError {
     },
     #[error("volunteer {courier} is in the {group} group, which does not ride tricycle runs")]
     NotARider { courier: String, group: String },
+    #[error(
+        "household {household} has orders on their way: its unit cannot change until they are delivered or cancelled"
+    )]
+    OpenOrders { household: String },
     /// The projections trail the stream: what the command needs is not visible yet.
     #[error("{what} is not visible yet, retry in a moment")]
     NotYetVisible { what: String },
@@ -285,6 +290,7 @@ impl CommandError {
             CommandError::OutOfRange { .. } => ErrorCode::OutOfRange,
             CommandError::RegisteredElsewhere { .. } => ErrorCode::RegisteredElsewhere,
             CommandError::NotARider { .. } => ErrorCode::NotARider,
+            CommandError::OpenOrders { .. } => ErrorCode::OpenOrders,
             CommandError::NotYetVisible { .. } => ErrorCode::NotYetVisible,
             CommandError::Unreadable(_) => ErrorCode::Unreadable,
         }
@@ -338,6 +344,7 @@ impl CommandError {
             | ErrorCode::ErrandNotOpen
             | ErrorCode::NoChange
             | ErrorCode::RegisteredElsewhere
+            | ErrorCode::OpenOrders
             | ErrorCode::NotAGroupBuy
             | ErrorCode::SignupClosed => Refusal::Conflict,
             ErrorCode::WrongPartner | ErrorCode::NotYourErrand => Refusal::Forbidden,

@@ -45,8 +45,8 @@ pub use registry::{
 };
 pub use run::{
     Arrival, DOOR_TO_DOOR_GROUP, DepartRun, DropOutcome, MAX_ARRIVAL_BATCHES, MAX_ARRIVAL_ORDERS,
-    MAX_DRIVER_CHARS, RIDING_GROUPS, RecordDrop, ReturnRun, arrive, depart_run, record_drop,
-    return_run,
+    MAX_BATCH_ORDERS, MAX_DRIVER_CHARS, RIDING_GROUPS, RecordDrop, ReturnRun, arrive, depart_run,
+    record_drop, return_run,
 };
 pub use seal::{ChangeSeal, change_seal};
 pub use views::{ReadError, ReadState, Views};

@@ -73,7 +73,8 @@ pub struct RegisterHousehold {
     pub unit: String,
     pub door: String,
     pub head_count: u32,
-    pub vulnerabilities: Vec<Vulnerability>,
+    /// `None` keeps the household's flags as registered (none for a new household).
+    pub vulnerabilities: Option<Vec<Vulnerability>>,
 }
 
 pub fn register_household(
@@ -106,9 +107,24 @@ pub fn register_household(
         1,
         i64::from(MAX_HEAD_COUNT),
     )?;
-    let mut vulnerabilities = command.vulnerabilities;
+    let known = views.household(&command.household)?;
+    let mut vulnerabilities = match (command.vulnerabilities, &known) {
+        (Some(flags), _) => flags,
+        (None, Some(known)) => known.vulnerabilities.clone(),
+        (None, None) => Vec::new(),
+    };
     vulnerabilities.sort();
     vulnerabilities.dedup();
+    // A household with orders on their way keeps its address: they would be carried to
+    // the old one.
+    if let Some(known) = &known
+        && (known.building != command.building || known.unit != command.unit)
+        && views.has_open_orders(&command.household)?
+    {
+        return Err(CommandError::OpenOrders {
+            household: command.household,
+        });
+    }
     let registered = HouseholdRegistered {
         community: command.community,
         building: command.building,
@@ -118,7 +134,7 @@ pub fn register_household(
         head_count: command.head_count,
         vulnerabilities,
     };
-    match views.household(&registered.household)? {
+    match known {
         Some(known) if known.community != registered.community => Err(elsewhere(
             "household",
             &registered.household,

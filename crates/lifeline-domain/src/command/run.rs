@@ -47,6 +47,9 @@ fn check_arrival_shape(orders: &[String]) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// The most orders a pick sheet (a batch) lists.
+pub const MAX_BATCH_ORDERS: usize = 10_000;
+
 /// How many pick sheets one arrival may carry.
 pub const MAX_ARRIVAL_BATCHES: usize = 20;
 
@@ -93,7 +96,13 @@ pub fn arrive(
     }
     // A sheet carried whole: its orders picked and still waiting for a vehicle.
     for batch in &command.batches {
-        for order in views.batch_orders(&command.partner, batch, MAX_ARRIVAL_ORDERS + 1)? {
+        let rows = views.batch_orders(&command.partner, batch, MAX_BATCH_ORDERS + 1)?;
+        if rows.len() > MAX_BATCH_ORDERS {
+            return Err(CommandError::ArrivalSize {
+                max: MAX_ARRIVAL_ORDERS,
+            });
+        }
+        for order in rows {
             if command.orders.contains(&order) {
                 continue;
             }

@@ -160,6 +160,23 @@ impl Views<'_> {
         json(self.registry, registry::VEHICLES, id)
     }
 
+    /// Whether any of the household's orders is neither delivered nor otherwise final.
+    pub fn has_open_orders(&self, household: &str) -> Result<bool, CommandError> {
+        let prefix = format!("{household}/");
+        for (key, _) in self
+            .delivery
+            .scan(delivery::BY_HOUSEHOLD, &prefix, usize::MAX)?
+        {
+            if self
+                .order(&key[prefix.len()..])?
+                .is_some_and(|order| !order.is_final)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The orders picked from a partner's pick sheet, at most `limit`.
     pub fn batch_orders(
         &self,

@@ -221,6 +221,10 @@ pub(super) fn close(
                 order: closed.order.clone(),
             };
             state.delete(OPEN, &open.key());
+            // Closed while waiting for its pick (re-ordered elsewhere, say): off the sheets.
+            if record.status.stage == crate::order::Stage::Placed {
+                super::sheets::leave(state, &record);
+            }
             record.escalation = Some(Escalation {
                 reason: EscalationReason::Overdue,
                 at_ms: overdue_at_ms(record.priority, record.placed_at_ms),

@@ -404,7 +404,10 @@ fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, 
         }
         Event::OrderReprioritized(raised) => {
             let mut record = load_order(state, &raised.order)?;
-            if raised.priority <= record.priority || record.is_final {
+            // Final, or escalated (an overdue order staff closed is in no open list): the
+            // raise changes nothing.
+            if raised.priority <= record.priority || record.is_final || record.escalation.is_some()
+            {
                 return Ok(Applied::Ignored);
             }
             // The open-orders index is keyed by priority: the order moves to its new part.

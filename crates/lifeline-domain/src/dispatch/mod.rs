@@ -341,7 +341,8 @@ impl Dispatch {
                     _ => None,
                 };
                 let mut community = Community::load(state, &registered.community)?;
-                community.gate = gate;
+                // A registration without the checkpoint's place keeps the one known.
+                community.gate = gate.or(community.gate);
                 community.save(state)?;
                 Ok(Applied::Changed)
             }

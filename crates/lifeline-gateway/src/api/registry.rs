@@ -255,9 +255,10 @@ pub struct PutHousehold {
     pub unit: String,
     pub door: String,
     pub head_count: u32,
+    /// The flags; absent keeps the household's flags as they are (none for a new one).
     #[serde(default)]
-    #[schema(value_type = Vec<String>)]
-    pub vulnerabilities: Vec<Vulnerability>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub vulnerabilities: Option<Vec<Vulnerability>>,
 }
 
 /// Register a household, or correct one: `household.registered.v1`. A household found
@@ -265,7 +266,7 @@ pub struct PutHousehold {
 #[utoipa::path(put, path = "/v1/communities/{community}/households/{household}", tag = "staff", request_body = PutHousehold,
     params(("community" = String, Path), ("household" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 202, body = Registered), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "`no_change`, `registered_elsewhere`", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 409, description = "`no_change`, `registered_elsewhere`, `open_orders` (a move while orders are on their way)", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, description = "`unknown_building`, `unknown_unit`, `invalid_text`, `out_of_range`", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn put_household(

@@ -20,8 +20,9 @@ use super::{Api, Params, blocking, token_or_404};
 use crate::access::{Caller, Role};
 use crate::error::{ApiError, ErrorBody};
 
-/// The most orders one sheet lists.
-pub const MAX_SHEET_ORDERS: usize = 10_000;
+/// The most orders one sheet lists (a vehicle carries at most
+/// `command::MAX_ARRIVAL_ORDERS` of them in one arrival).
+pub const MAX_SHEET_ORDERS: usize = lifeline_domain::command::MAX_BATCH_ORDERS;
 /// What a sheet lists unless asked: what one vehicle may carry.
 pub const DEFAULT_SHEET_ORDERS: usize = lifeline_domain::command::MAX_ARRIVAL_ORDERS;
 
@@ -167,10 +168,16 @@ fn name_of<'a>(view: &'a PickSheetView, id: &str) -> (&'a str, &'a str) {
 }
 
 fn csv_field(value: &str) -> String {
+    // A name typed by staff that starts like a formula is kept as text in a spreadsheet.
+    let value = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
-        value.to_owned()
+        value
     }
 }
 
@@ -264,6 +271,11 @@ fn html(view: &PickSheetView) -> String {
         );
         for unit in &building.units {
             let (unit_name, unit_zh) = name_of(view, &unit.unit);
+            let unit_name = if unit_name.is_empty() && unit_zh.is_empty() {
+                unit.unit.as_str()
+            } else {
+                unit_name
+            };
             for order in &unit.orders {
                 let items: Vec<String> = order
                     .lines

@@ -50,7 +50,7 @@ fn household_cmd(door: &str, head_count: u32, unit: &str) -> RegisterHousehold {
         unit: unit.into(),
         door: door.into(),
         head_count,
-        vulnerabilities: vec![Vulnerability::Pregnant, Vulnerability::Pregnant],
+        vulnerabilities: Some(vec![Vulnerability::Pregnant, Vulnerability::Pregnant]),
     }
 }
 
@@ -101,7 +101,7 @@ fn household_registrations_are_refused_by_rule() {
                 household: HOUSEHOLD.into(),
                 door: "301".into(),
                 head_count: 3,
-                vulnerabilities: vec![],
+                vulnerabilities: None,
                 ..household_cmd("", 0, "tianlun-b07-u8")
             },
             ErrorCode::NoChange,
@@ -298,4 +298,43 @@ fn only_the_riding_groups_take_a_run_out() {
     given
         .when(|views| depart_run(views, depart("vol-007")))
         .then_ok();
+}
+
+/// A correction that does not name flags keeps them; a move while orders are on their way
+/// is refused.
+#[test]
+fn a_correction_keeps_the_flags_and_an_address_with_orders_on_the_way() {
+    let mut events = estate();
+    events[3] = household(HOUSEHOLD, vec![Vulnerability::Dialysis]);
+    let flagged = given(&events);
+    let correction = RegisterHousehold {
+        household: HOUSEHOLD.into(),
+        door: "301".into(),
+        head_count: 4,
+        vulnerabilities: None,
+        ..household_cmd("", 0, "tianlun-b07-u8")
+    };
+    let corrected = flagged
+        .when(|views| register_household(views, correction))
+        .then_ok();
+    assert_eq!(corrected.vulnerabilities, vec![Vulnerability::Dialysis]);
+
+    events.push(Event::UnitRegistered(UnitRegistered {
+        community: "tianlun".into(),
+        building: "tianlun-b07".into(),
+        unit: "tianlun-b07-u1".into(),
+        name: None,
+        name_zh: None,
+    }));
+    events.push(placed("o1", &[("veg-pack", 1)]));
+    let moving = RegisterHousehold {
+        household: HOUSEHOLD.into(),
+        door: "101".into(),
+        head_count: 3,
+        vulnerabilities: None,
+        ..household_cmd("", 0, "tianlun-b07-u1")
+    };
+    given(&events)
+        .when(|views| register_household(views, moving))
+        .then_refused(ErrorCode::OpenOrders);
 }
