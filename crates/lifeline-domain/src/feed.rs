@@ -1,5 +1,6 @@
 //! The partner feed: every `order.placed.v1` for a supermarket partner, and the cancellation
-//! of such an order, copied to that partner's own subject
+//! or raised priority (`order.reprioritized.v1`) of such an order, copied to that partner's
+//! own subject
 //! (`lifeline.feed.<partner>.orders.<community>.<order>`, stream `LIFELINE_PARTNER_FEED`),
 //! so a partner's NATS permissions can allow its own orders and nothing else.
 //!
@@ -81,15 +82,16 @@ impl Handler for PartnerFeed {
     ) -> Result<Applied, Rejection> {
         match &envelope.event {
             Event::OrderPlaced(order) => placed(state, envelope, order, emit),
-            Event::OrderCancelled(cancelled) => {
-                // An order this feed never carried (a parcel, an errand) has nothing to
-                // withdraw.
-                let Some(routed) = state.get_json::<Routed>(FEED_ORDERS, &cancelled.order)? else {
+            // A cancellation withdraws the order; a raise tells the partner to pick it
+            // sooner. An order this feed never carried (a parcel, an errand) has neither.
+            Event::OrderCancelled(lifeline_events::OrderCancelled { order, .. })
+            | Event::OrderReprioritized(lifeline_events::OrderReprioritized { order, .. }) => {
+                let Some(routed) = state.get_json::<Routed>(FEED_ORDERS, order)? else {
                     return Ok(Applied::Ignored);
                 };
                 emit.push(copy(
                     envelope,
-                    partner_feed_subject(&routed.partner, &routed.community, &cancelled.order),
+                    partner_feed_subject(&routed.partner, &routed.community, order),
                 ));
                 Ok(Applied::Changed)
             }
@@ -144,6 +146,18 @@ mod tests {
         }))
     }
 
+    fn raise(id: &str) -> Envelope {
+        envelope(Event::OrderReprioritized(
+            lifeline_events::OrderReprioritized {
+                order: id.into(),
+                community: "tianlun".into(),
+                household: "tianlun-b07-u8-0301".into(),
+                priority: Priority::Priority,
+                reason: "household registered as dialysis".into(),
+            },
+        ))
+    }
+
     fn run(events: &[Envelope]) -> Vec<Envelope> {
         let mut state = MemoryState::default();
         let mut emitted = Vec::new();
@@ -173,6 +187,14 @@ mod tests {
                     "lifeline.feed.yonghui.orders.tianlun.o1",
                     "lifeline.feed.shuocheng.orders.tianlun.o2",
                     "lifeline.feed.shuocheng.orders.tianlun.o2",
+                ],
+            ),
+            // A raise follows its order to the partner.
+            (
+                vec![order("o1", "yonghui"), raise("o1")],
+                vec![
+                    "lifeline.feed.yonghui.orders.tianlun.o1",
+                    "lifeline.feed.yonghui.orders.tianlun.o1",
                 ],
             ),
             // A parcel (no partner) and a cancel of an order never carried: nothing.

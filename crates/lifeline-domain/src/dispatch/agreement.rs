@@ -1,6 +1,8 @@
-//! Dispatch and delivery fed the same random events (with dispatch's runs fed back) agree
-//! on every order after every event, and dispatch replayed from that log (runs taken from
-//! the `run.planned` facts, nothing planned) ends in exactly the state the live run left.
+//! Dispatch and delivery fed the same random events (with dispatch's runs and raises fed
+//! back) agree on every order after every event, and dispatch replayed from that log (runs
+//! and raises taken from the facts, nothing planned) ends in exactly the state the live run
+//! left. The community's map is known, so runs are routed; households are found vulnerable
+//! at random, so orders are raised.
 
 use super::*;
 use crate::delivery::{DeliveryStatus, OrderRecord};
@@ -28,6 +30,8 @@ enum Input {
     Arrive(Vec<usize>),
     Depart(usize),
     Return(usize),
+    /// The household of order n is registered as vulnerable.
+    Flag(usize),
     /// Drop for an order on the run it is on (`true`), or on some other known run.
     Drop {
         order: usize,
@@ -49,6 +53,7 @@ fn any_input() -> impl Strategy<Value = Input> {
         prop::collection::vec(0..ORDERS_N, 1..4).prop_map(Input::Arrive),
         (0usize..8).prop_map(Input::Depart),
         (0usize..8).prop_map(Input::Return),
+        (0..ORDERS_N).prop_map(Input::Flag),
         (
             0..ORDERS_N,
             prop::bool::weighted(0.8),
@@ -143,6 +148,15 @@ fn to_event(input: &Input, delivery: &MemoryState, runs: &[String]) -> Option<Ev
             },
             weight_g: 300,
         }),
+        Input::Flag(n) => Event::HouseholdRegistered(lifeline_events::HouseholdRegistered {
+            community: c(),
+            building: format!("b{}", n % 2),
+            unit: "u".into(),
+            household: format!("h{n}"),
+            door: "1".into(),
+            head_count: 1,
+            vulnerabilities: vec![lifeline_events::Vulnerability::Disabled],
+        }),
         Input::Cancel(n) => Event::OrderCancelled(OrderCancelled {
             order: id(*n),
             community: c(),
@@ -232,6 +246,7 @@ fn to_event(input: &Input, delivery: &MemoryState, runs: &[String]) -> Option<Ev
 /// on a run is on the same run in both.
 fn agrees(record: &OrderRecord, order: &DispatchOrder) -> bool {
     record.status == order.status
+        && record.priority == order.priority
         && (record.status.stage != Stage::OnRun || order.run == record.run)
         && (order.queued.is_none() || order.status.waits_for_run())
 }
@@ -262,6 +277,39 @@ fn dispatch_and_delivery_agree_on_every_order_holds(
         }),
         0,
     );
+    // The map: the checkpoint and the two buildings, far apart.
+    let map = [
+        Event::CommunityRegistered(lifeline_events::CommunityRegistered {
+            community: "c".into(),
+            name: "c".into(),
+            name_zh: None,
+            checkpoint: "gate".into(),
+            checkpoint_zh: None,
+            checkpoint_x_m: Some(0),
+            checkpoint_y_m: Some(0),
+        }),
+        Event::BuildingRegistered(lifeline_events::BuildingRegistered {
+            community: "c".into(),
+            building: "b0".into(),
+            name: "b0".into(),
+            name_zh: None,
+            x_m: 300,
+            y_m: 0,
+        }),
+        Event::BuildingRegistered(lifeline_events::BuildingRegistered {
+            community: "c".into(),
+            building: "b1".into(),
+            name: "b1".into(),
+            name_zh: None,
+            x_m: 0,
+            y_m: 400,
+        }),
+    ];
+    for event in map {
+        let event = envelope(event, 0);
+        apply_atomically(&Dispatch::default(), &mut dispatch, &event, &mut emitted).expect("map");
+        log.push(event);
+    }
     apply_atomically(&Dispatch::default(), &mut dispatch, &fleet, &mut emitted).expect("fleet");
     log.push(fleet);
     for (step, input) in inputs.iter().enumerate() {
