@@ -464,28 +464,3 @@ fn a_household_found_vulnerable_has_its_waiting_order_raised_ahead_of_routine_on
     let runs = live_on(&mut state, &[tricycle(8_000)]);
     assert_eq!(runs[0].orders().next().map(String::as_str), Some("o2"));
 }
-
-/// An order decided before its household was found vulnerable, and appended after: dispatch
-/// raises it when it arrives, as it raised the household's other orders.
-#[test]
-fn an_order_that_lands_after_the_household_was_flagged_is_raised_too() {
-    let mut state = MemoryState::default();
-    let flagged = envelope(household_flagged("o1", "b1"));
-    apply_atomically(&Dispatch::default(), &mut state, &flagged, &mut Vec::new()).expect("applies");
-    let mut emitted = Vec::new();
-    apply_atomically(
-        &Dispatch::default(),
-        &mut state,
-        &envelope(placed("o1", "b1")),
-        &mut emitted,
-    )
-    .expect("applies");
-    let raises: Vec<(&str, Priority)> = emitted
-        .iter()
-        .filter_map(|e| match &e.event {
-            Event::OrderReprioritized(r) => Some((r.order.as_str(), r.priority)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(raises, [("o1", Priority::Priority)]);
-}

@@ -56,8 +56,7 @@ pub const RUNS: &str = "runs";
 /// Where each building is on its community's grid (`community/building`), for routes.
 pub const PLACES: &str = "places";
 /// `household/order`, one row per order placed: whose open orders to raise when a
-/// household becomes vulnerable; and `household`, the priority floor its latest
-/// registration gives.
+/// household becomes vulnerable.
 pub const HOUSEHOLD_ORDERS: &str = "household_orders";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -397,7 +396,6 @@ impl Dispatch {
                 state.put_json(ORDERS, &placed.order, &order);
                 let index = format!("{}/{}", placed.household, placed.order);
                 state.put_json(HOUSEHOLD_ORDERS, &index, &true);
-                priority::raise_if_below_floor(state, envelope, placed, emit)?;
                 Ok(Applied::Changed)
             }
             Event::ParcelReceived(parcel) => {

@@ -18,20 +18,17 @@ use crate::{Applied, Rejection, StateTx, StateTxExt};
 /// lowered: a flag taken off leaves what is already waiting where it is. In a replay
 /// (`emit` is `None`) nothing is emitted: the raises are facts in the stream.
 pub(super) fn raise_open_orders(
-    state: &mut dyn StateTx,
+    state: &dyn StateTx,
     cause: &Envelope,
     household: &HouseholdRegistered,
     emit: Option<&mut Vec<Envelope>>,
 ) -> Result<Applied, Rejection> {
-    let floor = crate::command::priority_floor(false, household);
-    // The household's floor, for orders decided before this registration that land after
-    // it ([`raise_if_below_floor`]). Kept in a replay too: state, not a decision.
-    state.put_json(HOUSEHOLD_ORDERS, &household.household, &floor);
     let Some(emit) = emit else {
-        return Ok(Applied::Changed);
+        return Ok(Applied::Ignored);
     };
+    let floor = crate::command::priority_floor(false, household);
     if floor == Priority::Routine {
-        return Ok(Applied::Changed);
+        return Ok(Applied::Ignored);
     }
     let prefix = format!("{}/", household.household);
     for (key, _) in state.scan_prefix(HOUSEHOLD_ORDERS, &prefix) {
@@ -107,43 +104,4 @@ pub(super) fn reprioritize(
     }
     state.put_json(ORDERS, &raised.order, &order);
     Ok(Applied::Changed)
-}
-
-/// An order placed below its household's floor (decided before the registration that
-/// raised the floor, appended after it) is raised at once, like the household's other
-/// orders were. Live only: in a replay the raise is a fact in the stream.
-pub(super) fn raise_if_below_floor(
-    state: &dyn StateTx,
-    cause: &Envelope,
-    placed: &lifeline_events::OrderPlaced,
-    emit: Option<&mut Vec<Envelope>>,
-) -> Result<(), Rejection> {
-    let Some(emit) = emit else {
-        return Ok(());
-    };
-    let Some(floor) = state.get_json::<Priority>(HOUSEHOLD_ORDERS, &placed.household)? else {
-        return Ok(());
-    };
-    if placed.priority >= floor {
-        return Ok(());
-    }
-    let id = deterministic_event_id(
-        cause.unix_millis(),
-        NAME,
-        &[&cause.id.to_string(), "reprioritized", &placed.order],
-    );
-    let raised = OrderReprioritized {
-        order: placed.order.clone(),
-        community: placed.community.clone(),
-        household: placed.household.clone(),
-        priority: floor,
-        reason: "placed after its household was registered as vulnerable".to_owned(),
-    };
-    let meta = cause.follow_up("lifeline-dispatch", Actor::system(NAME), cause.time);
-    emit.push(Envelope::with_id(
-        id,
-        Event::OrderReprioritized(raised),
-        meta,
-    ));
-    Ok(())
 }
