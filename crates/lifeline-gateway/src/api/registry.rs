@@ -84,6 +84,22 @@ pub struct Registered {
     pub stream_sequence: u64,
 }
 
+impl Registered {
+    /// The answer to a registration: the id is the last token of the event's subject
+    /// (`lifeline.registry.<community>.<id>`, `lifeline.catalogue.partner.<partner>`).
+    fn of(event: &Event, appended: super::command::Appended) -> Registered {
+        Registered {
+            id: subject_for(event)
+                .rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            event_id: appended.event_id.to_string(),
+            stream_sequence: appended.stream_sequence,
+        }
+    }
+}
+
 fn staff_of(caller: &Caller, community: &str, what: &str) -> Result<(), ApiError> {
     token_or_404(community, "community")?;
     if caller.reads_community(community) {
@@ -235,15 +251,7 @@ where
         |_| subject,
         Concurrency::Settled,
         move |views, _| decide(views),
-        |event, appended| Registered {
-            id: subject_for(event)
-                .rsplit('.')
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
-            event_id: appended.event_id.to_string(),
-            stream_sequence: appended.stream_sequence,
-        },
+        Registered::of,
     )
     .await
 }
@@ -554,15 +562,7 @@ pub(super) async fn put_partner(
         |_| subject,
         Concurrency::Settled,
         move |views, _| command::register_partner(views, command).map(Event::PartnerRegistered),
-        |event, appended| Registered {
-            id: subject_for(event)
-                .rsplit('.')
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
-            event_id: appended.event_id.to_string(),
-            stream_sequence: appended.stream_sequence,
-        },
+        Registered::of,
     )
     .await
 }
