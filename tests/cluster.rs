@@ -142,11 +142,15 @@ async fn losing_the_stream_leader_costs_seconds_and_no_order() {
         new_leader.is_some() && new_leader.as_deref() != Some(leader.as_str()),
         "a new leader: {new_leader:?}"
     );
-    up.kill();
     let client = lifeline_bus::connect(&urls, "test", &Default::default())
         .await
         .expect("connect");
-    assert_placed_once(&jetstream::new(client), &accepted).await;
+    let jetstream = jetstream::new(client);
+    // Orders answered 202 are applied by delivery; the other consumers (and what dispatch
+    // publishes after them) may still be on their way. The audit waits for all of them.
+    up.wait_caught_up(&jetstream).await;
+    up.kill();
+    assert_placed_once(&jetstream, &accepted).await;
     assert_projections_equal_replay(&urls, data.path());
 
     let replay = |extra: &[&str]| {

@@ -449,6 +449,35 @@ impl Up {
         );
     }
 
+    /// Waits until every consumer's position is the stream's head, and the head has not
+    /// moved for one more poll (a process manager may still be publishing what it decided).
+    /// An audit against a replay is only fair after this: a replay reads to the head.
+    pub async fn wait_caught_up(&self, jetstream: &jetstream::Context) {
+        let deadline = Instant::now() + WAIT;
+        let mut settled_at = None;
+        loop {
+            let head = lifeline_bus::stream_head(jetstream, EVENT_STREAM)
+                .await
+                .ok();
+            let body = self.get("/readyz").await.map(|(_, body)| body);
+            let body: serde_json::Value =
+                serde_json::from_str(body.as_deref().unwrap_or("")).unwrap_or_default();
+            let all_at_head = head.is_some()
+                && lifeline_readmodel::consumers()
+                    .iter()
+                    .all(|c| body["consumers"][c.name()]["position"].as_u64() == head);
+            if all_at_head && settled_at == head {
+                return;
+            }
+            settled_at = if all_at_head { head } else { None };
+            assert!(
+                Instant::now() < deadline,
+                "every consumer reached the stream's head: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
         let response = reqwest::get(format!("{}{path}", self.http)).await.ok()?;
         let status = response.status().as_u16();
