@@ -332,12 +332,14 @@ async fn redeliver_shuffled(
     }
 }
 
-/// Dispatch and campaigns publish their follow-ups, then lose everything they committed
-/// (as if they had crashed between publishing and committing, at the very start) and come
-/// back only after the stream's duplicate window (1 s here) has passed: the stream cannot
-/// recognise the re-published ids any more, yet no run and no campaign order is stored
-/// twice, because a follow-up that opens an aggregate is published only onto an empty
-/// subject.
+/// Dispatch, campaigns and the partner feed publish their follow-ups, then lose everything
+/// they committed (as if they had crashed between publishing and committing, at the very
+/// start, or as a new replica reading the history) and come back only after the stream's
+/// duplicate window (1 s here) has passed: the stream cannot recognise the re-published
+/// ids any more, yet nothing is stored twice. A follow-up that opens an aggregate (a run, a
+/// campaign order, a feed's first copy) is published only onto an empty subject; one that
+/// does not (the feed's copy of a cancellation) is looked up by id first, because its cause
+/// is older than `look_up_follow_ups_after` (1 s here; 5 minutes in production).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_managers_restarted_past_the_duplicate_window_add_nothing_twice() {
     let harness = Harness::start_with(&lifeline_bus::StreamSettings {
@@ -387,8 +389,14 @@ async fn process_managers_restarted_past_the_duplicate_window_add_nothing_twice(
     for attempt in ["first", "after losing its progress"] {
         let dir = harness.store_dir("pm");
         let _ = std::fs::remove_dir_all(&dir);
-        let consumers =
-            [DISPATCH, CAMPAIGNS].map(|kind| start_consumer(&harness, kind, &dir.join(kind)));
+        let config = DriverConfig {
+            look_up_follow_ups_after: std::time::Duration::from_secs(1),
+            ..DriverConfig::default()
+        };
+        let consumers = [DISPATCH, CAMPAIGNS, FEED].map(|kind| {
+            let store = open_store(kind, &dir.join(kind));
+            start_consumer_with(&harness, kind, store, config.clone())
+        });
         let head = harness.head().await;
         for consumer in &consumers {
             consumer.wait_for(head).await;
@@ -406,14 +414,17 @@ async fn process_managers_restarted_past_the_duplicate_window_add_nothing_twice(
         for consumer in consumers {
             consumer.stop().await;
         }
-        let counted = count(&envelopes(&harness).await);
+        let (runs, campaign_orders) = count(&envelopes(&harness).await);
+        let feed = feed_copies(&harness).await;
+        let counted = (runs, campaign_orders, feed, harness.head().await);
         eprintln!(
-            "{attempt}: {} runs planned, {} campaign orders",
-            counted.0, counted.1
+            "{attempt}: {runs} runs planned, {campaign_orders} campaign orders, {} feed copies \
+             ({} of them cancellations), event stream head {}",
+            feed.0, feed.1, counted.3
         );
         match first {
             None => {
-                assert!(counted.0 > 0 && counted.1 > 0, "{counted:?}");
+                assert!(runs > 0 && campaign_orders > 0 && feed.1 > 0, "{counted:?}");
                 first = Some(counted);
                 // Past the duplicate window before the second life.
                 tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
@@ -421,4 +432,31 @@ async fn process_managers_restarted_past_the_duplicate_window_add_nothing_twice(
             Some(first) => assert_eq!(counted, first, "nothing stored twice"),
         }
     }
+}
+
+/// The partner feed's copies: (all, cancellations).
+async fn feed_copies(harness: &Harness) -> (usize, usize) {
+    let stream = harness
+        .jetstream
+        .get_stream(lifeline_events::PARTNER_FEED_STREAM)
+        .await
+        .expect("feed stream");
+    let mut all = 0;
+    let mut cancellations = 0;
+    let mut from = 1;
+    while let Ok(message) = stream
+        .direct_get_next_for_subject(
+            format!("{}.>", lifeline_events::PARTNER_FEED_SUBJECT_PREFIX),
+            Some(from),
+        )
+        .await
+    {
+        all += 1;
+        let envelope = Envelope::decode(&message.payload).expect("a feed copy decodes");
+        if matches!(envelope.event, lifeline_events::Event::OrderCancelled(_)) {
+            cancellations += 1;
+        }
+        from = message.sequence + 1;
+    }
+    (all, cancellations)
 }

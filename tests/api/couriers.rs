@@ -390,18 +390,21 @@ async fn a_retry_after_a_lost_acknowledgement_returns_the_stored_drop() {
     let up = std::mem::replace(&mut world.up, Up::placeholder());
     assert_eq!(up.terminate(), 0);
     {
-        let store = lifeline_store::ProjectionStore::open(
-            &world._data.path().join("gateway"),
-            &[lifeline_gateway::idempotency::TABLE],
-        )
-        .expect("open");
-        let mut batch = store.batch();
-        batch.put(
-            lifeline_gateway::idempotency::TABLE,
-            "vol-tianlun-007/lost-ack",
-            serde_json::to_vec(&json!({"state": "pending", "event_id": event_id})).expect("json"),
-        );
-        batch.commit(0).expect("commit");
+        let bucket = world
+            .harness
+            .jetstream
+            .get_key_value(lifeline_bus::IDEMPOTENCY_BUCKET)
+            .await
+            .expect("the idempotency bucket");
+        bucket
+            .put(
+                lifeline_gateway::idempotency::bucket_key("vol-tianlun-007", "lost-ack"),
+                serde_json::to_vec(&json!({"state": "pending", "event_id": event_id}))
+                    .expect("json")
+                    .into(),
+            )
+            .await
+            .expect("put");
     }
     world.up = Up::start_with_args(
         &world.harness,

@@ -78,6 +78,7 @@ pub const INVENTORY: Kind = "inventory";
 pub const DELIVERY: Kind = "delivery";
 pub const DISPATCH: Kind = "dispatch";
 pub const CAMPAIGNS: Kind = "campaigns";
+pub const FEED: Kind = "feed";
 
 pub fn consumer_of(kind: Kind) -> lifeline_readmodel::Consumer {
     lifeline_readmodel::consumer(kind).expect("a consumer of that name")

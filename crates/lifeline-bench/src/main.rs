@@ -11,9 +11,12 @@
 //! - on each day's stream: every consumer's replay, the four core consumers at once, and
 //!   `lifeline up` catching up from nothing (time, peak memory, lag gauges after);
 //! - `POST /v1/orders` p50/p99 at fixed open-loop rates;
-//! - the Postgres peer (`--peer DIR`) for the same order counts, sync commit on and off.
+//! - the Postgres peer (`--peer DIR`) for the same order counts, sync commit on and off;
+//! - a three-node JetStream cluster on loopback, streams R3: raw publish, the 1x day end
+//!   to end and `lifeline up` catching up, next to the same rows on one node.
 
 mod api;
+mod cluster;
 mod consumers;
 mod process;
 mod report;
@@ -61,6 +64,9 @@ struct Args {
     /// Skip the API load.
     #[arg(long)]
     no_api: bool,
+    /// Skip the three-node cluster rows.
+    #[arg(long)]
+    no_cluster: bool,
     /// Seconds per API rate.
     #[arg(long, default_value_t = 4.0)]
     api_seconds: f64,
@@ -135,10 +141,21 @@ async fn raw_publish(
     payload: &bytes::Bytes,
     name: &str,
 ) -> anyhow::Result<Figure> {
+    raw_publish_replicated(js, events, payload, name, 1).await
+}
+
+async fn raw_publish_replicated(
+    js: &jetstream::Context,
+    events: usize,
+    payload: &bytes::Bytes,
+    name: &str,
+    replicas: usize,
+) -> anyhow::Result<Figure> {
     js.create_or_update_stream(stream::Config {
         name: "BENCH_RAW".into(),
         subjects: vec!["bench.raw.>".into()],
         storage: stream::StorageType::File,
+        num_replicas: replicas,
         ..Default::default()
     })
     .await?;
@@ -411,6 +428,11 @@ async fn main() -> anyhow::Result<()> {
         report.durable_days.push(day);
     }
 
+    // The same rows on a three-node cluster, streams R3.
+    if !args.no_cluster {
+        cluster::rows(&binary, &args, &payload, &mut report).await?;
+    }
+
     // The API under open-loop load.
     if !args.no_api && !args.api_rates.is_empty() {
         let server = lifeline_testkit::NatsServer::start();
@@ -495,6 +517,30 @@ fn ratios(report: &mut Report) {
             ratios.push(Ratio {
                 name: format!("day {}x time: sync_interval always / default", day.scale),
                 value: durable.seconds / day.seconds,
+            });
+        }
+    }
+    // The cluster against one node, each as a rate (events per second).
+    for (cluster, single) in [
+        (
+            "cluster: raw jetstream publish (3 nodes, R3), default sync",
+            "raw jetstream publish (pipelined, msg ids), default sync",
+        ),
+        (
+            "cluster: day 1x end to end (3 nodes, R3)",
+            "day 1x end to end (lifeline demo --scale 1)",
+        ),
+        (
+            "cluster: day 1x: lifeline up from nothing to ready",
+            "day 1x: lifeline up from nothing to ready",
+        ),
+    ] {
+        if let (Some(cluster_rate), Some(single_rate)) =
+            (find(figures, cluster), find(figures, single))
+        {
+            ratios.push(Ratio {
+                name: format!("{cluster} / one node"),
+                value: cluster_rate / single_rate,
             });
         }
     }

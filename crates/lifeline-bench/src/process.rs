@@ -97,6 +97,17 @@ pub fn play_day(
     scale: u32,
     households: Option<usize>,
 ) -> anyhow::Result<DayRun> {
+    play_day_on(binary, nats_url, scale, households, &[])
+}
+
+/// [`play_day`] with extra environment (`LIFELINE_REPLICAS=3` on a cluster).
+pub fn play_day_on(
+    binary: &Path,
+    nats_url: &str,
+    scale: u32,
+    households: Option<usize>,
+    envs: &[(&str, &str)],
+) -> anyhow::Result<DayRun> {
     let data = tempfile::tempdir()?;
     let log = data.path().join("demo.log");
     let out = std::fs::File::create(&log)?;
@@ -114,6 +125,7 @@ pub fn play_day(
             .args(["--nats-url", nats_url, "--data-dir"])
             .arg(data.path().join("data"))
             .env("RUST_LOG", "info,async_nats=warn")
+            .envs(envs.iter().copied())
             .env_remove("LIFELINE_DATA_DIR")
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)

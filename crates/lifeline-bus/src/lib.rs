@@ -16,7 +16,7 @@ pub use connect::{ConnectError, NatsOptions, connect_options, redact, server_add
 pub use dead_letter::{DeadLetter, DeadLetterRecord, read_dead_letters};
 pub use head::HeadWatch;
 pub use lookup::{LookupError, find_event_on_subject, last_subject_sequence};
-pub use provision::{ProvisionError, StreamSettings, provision, replicas_for};
+pub use provision::{IDEMPOTENCY_BUCKET, ProvisionError, StreamSettings, provision, replicas_for};
 pub use publisher::{Expected, PublishError, Published, Publisher};
 pub use reader::{EventReader, ReadError, StreamMessage, stream_head};
 pub use redrive::{REDRIVE_FOR, REDRIVE_OF, Redrive, RedriveError, redrive, redriven_for_another};

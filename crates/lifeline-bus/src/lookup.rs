@@ -14,8 +14,15 @@ pub struct LookupError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 async fn event_stream(
     jetstream: &jetstream::Context,
 ) -> Result<jetstream::stream::Stream, LookupError> {
+    stream_named(jetstream, EVENT_STREAM).await
+}
+
+async fn stream_named(
+    jetstream: &jetstream::Context,
+    name: &str,
+) -> Result<jetstream::stream::Stream, LookupError> {
     jetstream
-        .get_stream(EVENT_STREAM)
+        .get_stream(name)
         .await
         .map_err(|error| LookupError(Box::new(error)))
 }
@@ -44,7 +51,18 @@ pub async fn find_event_on_subject(
     subject: &str,
     event_id: Uuid,
 ) -> Result<Option<(u64, Envelope)>, LookupError> {
-    let stream = event_stream(jetstream).await?;
+    find_event_in(jetstream, EVENT_STREAM, subject, event_id).await
+}
+
+/// [`find_event_on_subject`] in stream `stream` (the partner feed's copies, say). Reads
+/// every message on `subject`: meant for an aggregate's subject, which holds a few.
+pub async fn find_event_in(
+    jetstream: &jetstream::Context,
+    stream: &str,
+    subject: &str,
+    event_id: Uuid,
+) -> Result<Option<(u64, Envelope)>, LookupError> {
+    let stream = stream_named(jetstream, stream).await?;
     let mut from = 1;
     loop {
         match stream

@@ -18,7 +18,15 @@ pub struct StreamSettings {
     /// How long JetStream remembers message ids for de-duplication. A process manager that
     /// crashes re-publishes within seconds; the default leaves ample room.
     pub duplicate_window: Duration,
+    /// How long the API remembers an `Idempotency-Key` and its first answer (the TTL of
+    /// the [`IDEMPOTENCY_BUCKET`] entries).
+    pub idempotency_ttl: Duration,
 }
+
+/// The JetStream key-value bucket shared by every `lifeline up` replica: an
+/// `Idempotency-Key`'s chosen event id and first answer, so a retry through any replica
+/// gets the first answer.
+pub const IDEMPOTENCY_BUCKET: &str = "LIFELINE_IDEMPOTENCY";
 
 impl Default for StreamSettings {
     fn default() -> Self {
@@ -26,6 +34,7 @@ impl Default for StreamSettings {
             replicas: None,
             allow_fewer_replicas: false,
             duplicate_window: Duration::from_secs(10 * 60),
+            idempotency_ttl: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -59,9 +68,9 @@ pub enum ProvisionError {
     Nats(#[from] async_nats::Error),
 }
 
-/// Creates the event, dead-letter and partner-feed streams, or updates them to these settings, never
-/// weakening an existing stream: file storage always, replicas never lowered unless
-/// allowed. Safe to call from every process at every start.
+/// Creates the event, dead-letter and partner-feed streams and the idempotency bucket, or
+/// updates them to these settings, never weakening an existing one: file storage always,
+/// replicas never lowered unless allowed. Safe to call from every process at every start.
 pub async fn provision(
     jetstream: &jetstream::Context,
     settings: &StreamSettings,
@@ -83,27 +92,7 @@ pub async fn provision(
             vec![format!("{PARTNER_FEED_SUBJECT_PREFIX}.>")],
         ),
     ] {
-        let existing = match jetstream.get_stream(name).await {
-            Ok(mut stream) => Some(
-                stream
-                    .info()
-                    .await
-                    .map_err(|error| ProvisionError::Nats(Box::new(error)))?
-                    .config
-                    .num_replicas,
-            ),
-            Err(error) => match error.kind() {
-                // Only a stream that is not there is created; any other failure to read
-                // it must not be taken for "new" (and so for 1 replica).
-                jetstream::context::GetStreamErrorKind::JetStream(inner)
-                    if inner.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
-                {
-                    None
-                }
-                _ => return Err(ProvisionError::Nats(Box::new(error))),
-            },
-        };
-        let replicas = replicas_for(existing, settings.replicas, settings.allow_fewer_replicas)?;
+        let replicas = replicas_of(jetstream, name, settings).await?;
         let config = stream::Config {
             name: name.to_owned(),
             subjects,
@@ -118,7 +107,49 @@ pub async fn provision(
             .await
             .map_err(|error| ProvisionError::Nats(Box::new(error)))?;
     }
+    let replicas = replicas_of(jetstream, &format!("KV_{IDEMPOTENCY_BUCKET}"), settings).await?;
+    jetstream
+        .create_or_update_key_value(jetstream::kv::Config {
+            bucket: IDEMPOTENCY_BUCKET.to_owned(),
+            description: "Idempotency-Key -> event id and first answer (lifeline API)".into(),
+            history: 1,
+            max_age: settings.idempotency_ttl,
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|error| ProvisionError::Nats(Box::new(error)))?;
     Ok(())
+}
+
+/// The replicas stream `name` gets (see [`replicas_for`]).
+async fn replicas_of(
+    jetstream: &jetstream::Context,
+    name: &str,
+    settings: &StreamSettings,
+) -> Result<usize, ProvisionError> {
+    let existing = match jetstream.get_stream(name).await {
+        Ok(mut stream) => Some(
+            stream
+                .info()
+                .await
+                .map_err(|error| ProvisionError::Nats(Box::new(error)))?
+                .config
+                .num_replicas,
+        ),
+        Err(error) => match error.kind() {
+            // Only a stream that is not there is created; any other failure to read
+            // it must not be taken for "new" (and so for 1 replica).
+            jetstream::context::GetStreamErrorKind::JetStream(inner)
+                if inner.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
+            {
+                None
+            }
+            _ => return Err(ProvisionError::Nats(Box::new(error))),
+        },
+    };
+    replicas_for(existing, settings.replicas, settings.allow_fewer_replicas)
 }
 
 #[cfg(test)]

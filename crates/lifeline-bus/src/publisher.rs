@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_nats::header::HeaderMap;
 use async_nats::jetstream::{self, context::PublishErrorKind};
-use lifeline_events::Envelope;
+use lifeline_events::{EVENT_STREAM, Envelope, PARTNER_FEED_STREAM, PARTNER_FEED_SUBJECT_PREFIX};
 
 use crate::metrics;
 
@@ -234,6 +234,62 @@ impl Publisher {
         envelopes: &[Envelope],
     ) -> Result<Vec<Published>, PublishError> {
         self.publish_pipelined(envelopes, true).await
+    }
+
+    /// [`Publisher::publish_follow_ups`] for follow-ups of events older than JetStream's
+    /// duplicate window (a consumer catching up after a long outage, a new replica reading
+    /// the whole history): the window no longer drops a second copy, so each follow-up
+    /// that does not open an aggregate is first looked for on its subject, by id, and
+    /// published only if it is not there. Openings keep their empty-subject guard. A copy
+    /// stored meanwhile by another replica is still inside the window, so a race between
+    /// the look-up and the publish is a duplicate JetStream drops.
+    pub async fn publish_follow_ups_looked_up(
+        &self,
+        envelopes: &[Envelope],
+    ) -> Result<Vec<Published>, PublishError> {
+        let mut missing = Vec::with_capacity(envelopes.len());
+        let mut found = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            let stored = if envelope.event.opens_aggregate() {
+                None
+            } else {
+                let stream = if envelope
+                    .subject
+                    .starts_with(&format!("{PARTNER_FEED_SUBJECT_PREFIX}."))
+                {
+                    PARTNER_FEED_STREAM
+                } else {
+                    EVENT_STREAM
+                };
+                crate::lookup::find_event_in(
+                    &self.jetstream,
+                    stream,
+                    &envelope.subject,
+                    envelope.id,
+                )
+                .await
+                .map_err(|error| PublishError::Unavailable {
+                    attempts: 1,
+                    message: error.to_string(),
+                })?
+                .map(|(sequence, _)| sequence)
+            };
+            match stored {
+                Some(sequence) => found.push(Some(sequence)),
+                None => {
+                    found.push(None);
+                    missing.push(envelope.clone());
+                }
+            }
+        }
+        let mut published = self.publish_pipelined(&missing, true).await?.into_iter();
+        Ok(found
+            .into_iter()
+            .map(|stored| match stored {
+                Some(sequence) => self.record(sequence, true),
+                None => published.next().expect("one result per missing follow-up"),
+            })
+            .collect())
     }
 
     async fn publish_pipelined(

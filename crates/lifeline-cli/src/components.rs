@@ -165,7 +165,7 @@ pub async fn up(
         &mut tasks,
     )
     .await?;
-    let api = api_if_served(&connection, &common, &running, access.as_deref()).await?;
+    let api = api_if_served(&connection, &running, access.as_deref()).await?;
     let state = lifeline_gateway::GatewayState {
         nats: connection.client.clone(),
         consumers: running
@@ -175,7 +175,6 @@ pub async fn up(
         stores: running
             .iter()
             .map(|r| (r.consumer.name(), Arc::clone(&r.store)))
-            .chain(api.iter().map(|api| ("gateway", api.idempotency.store())))
             .collect(),
         api,
         ready_max_lag: common.ready_max_lag,
@@ -246,7 +245,6 @@ pub async fn up(
 /// inventory: `lifeline up`).
 async fn api_if_served(
     connection: &Connection,
-    common: &Common,
     all: &[Running],
     access: Option<&Path>,
 ) -> anyhow::Result<Option<Arc<lifeline_gateway::Api>>> {
@@ -274,12 +272,11 @@ async fn api_if_served(
             lifeline_gateway::Access::default()
         }
     };
-    let directory = common.data_dir.join("gateway");
-    let idempotency = tokio::task::spawn_blocking(move || {
-        ProjectionStore::open(&directory, &[lifeline_gateway::idempotency::TABLE])
-    })
-    .await?
-    .context("cannot open the gateway's idempotency store")?;
+    let idempotency = connection
+        .jetstream
+        .get_key_value(lifeline_bus::IDEMPOTENCY_BUCKET)
+        .await
+        .context("cannot open the idempotency bucket")?;
     Ok(Some(Arc::new(lifeline_gateway::Api {
         publisher: lifeline_bus::Publisher::new(connection.jetstream.clone(), "gateway"),
         jetstream: connection.jetstream.clone(),
@@ -289,7 +286,7 @@ async fn api_if_served(
         delivery_status,
         inventory_status,
         inventory,
-        idempotency: lifeline_gateway::idempotency::Idempotency::new(Arc::new(idempotency)),
+        idempotency: lifeline_gateway::idempotency::Idempotency::new(idempotency),
         access,
         aggregates: lifeline_gateway::AggregateLocks::default(),
         head: lifeline_bus::HeadWatch::new(

@@ -1,24 +1,26 @@
 //! Client retries: a command sent with an `Idempotency-Key` is carried out once. The first
-//! answer is stored (RocksDB, under the caller's id and the key) and returned to every
-//! retry; the event id is chosen once and stored before publishing, so a retry after a
-//! crash or a timeout publishes the same id and JetStream drops the duplicate.
-
-use std::sync::Arc;
+//! answer is stored under the caller's id and the key in the JetStream key-value bucket
+//! every `lifeline up` replica shares ([`lifeline_bus::IDEMPOTENCY_BUCKET`], entries kept
+//! for a day), and returned to every retry, through whichever replica it comes. The event
+//! id is chosen once and stored before publishing, so a retry after a crash or a timeout
+//! publishes the same id and JetStream drops the duplicate. Every write is a
+//! compare-and-set on the entry's revision: of two replicas answering the same key at
+//! once, the first answer stored is the one both return.
 
 use axum::http::{HeaderMap, StatusCode};
+use lifeline_bus::async_nats::jetstream::kv;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use lifeline_store::ProjectionStore;
 
-pub const TABLE: &str = "idempotency";
 const STRIPES: usize = 64;
 
+/// One entry of the bucket.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-enum Record {
+pub enum Record {
     /// The id chosen for the event; the publish may or may not have happened.
     Pending { event_id: Uuid },
     Completed {
@@ -28,10 +30,24 @@ enum Record {
     },
 }
 
-/// The idempotency table and a lock per stripe of keys, so two concurrent requests with
-/// the same key never both pick an id.
+/// What a request finds under its key.
+enum Claim {
+    /// Run the command with this event id; `maybe_published` when an earlier attempt got
+    /// as far as publishing; `revision` is the entry's, for the compare-and-set.
+    Run {
+        event_id: Uuid,
+        maybe_published: bool,
+        revision: u64,
+    },
+    /// The first attempt's answer.
+    Answered(StatusCode, serde_json::Value),
+}
+
+/// The shared idempotency bucket and a lock per stripe of keys, so two concurrent requests
+/// with the same key in one replica queue rather than race (across replicas the bucket's
+/// compare-and-set decides).
 pub struct Idempotency {
-    store: Arc<ProjectionStore>,
+    bucket: kv::Store,
     locks: Vec<Mutex<()>>,
 }
 
@@ -57,56 +73,112 @@ pub fn key_from(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
+/// The bucket key for a caller's `Idempotency-Key`: `<caller>.<key>`, each byte outside
+/// `[A-Za-z0-9_-]` written `=XX` (a KV key allows only `[-/_=.A-Za-z0-9]`, and a dot
+/// separates tokens). Distinct (caller, key) pairs never share an entry.
+pub fn bucket_key(caller: &str, key: &str) -> String {
+    let mut out = String::with_capacity(caller.len() + key.len() + 8);
+    for (n, part) in [caller, key].into_iter().enumerate() {
+        if n > 0 {
+            out.push('.');
+        }
+        for byte in part.bytes() {
+            if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-' {
+                out.push(char::from(byte));
+            } else {
+                out.push_str(&format!("={byte:02X}"));
+            }
+        }
+    }
+    out
+}
+
 fn stripe(key: &str) -> usize {
     key.bytes().fold(0usize, |hash, byte| {
         hash.wrapping_mul(31).wrapping_add(usize::from(byte))
     }) % STRIPES
 }
 
-impl Idempotency {
-    /// The RocksDB store behind it (readiness watches whether it can write).
-    pub fn store(&self) -> Arc<ProjectionStore> {
-        Arc::clone(&self.store)
-    }
+/// NATS could not be asked: the caller retries later (503).
+fn unavailable(error: impl std::fmt::Display) -> ApiError {
+    tracing::warn!(%error, "idempotency bucket unavailable");
+    ApiError::Unavailable
+}
 
-    pub fn new(store: Arc<ProjectionStore>) -> Self {
+fn encode(record: &Record) -> bytes::Bytes {
+    bytes::Bytes::from(serde_json::to_vec(record).expect("records serialize"))
+}
+
+fn answer(status: u16, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+    (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body)
+}
+
+impl Idempotency {
+    pub fn new(bucket: kv::Store) -> Self {
         Idempotency {
-            store,
+            bucket,
             locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
         }
     }
 
-    async fn read(&self, key: &str) -> Result<Option<Record>, ApiError> {
-        let store = Arc::clone(&self.store);
-        let key = key.to_owned();
-        Ok(
-            tokio::task::spawn_blocking(move || store.get_json::<Record>(TABLE, &key))
-                .await
-                .map_err(|error| ApiError::Internal(error.to_string()))??,
-        )
+    /// The record under bucket key `key` and its revision; `None` for none (deleted,
+    /// expired, or unreadable by this version: treated as absent, never a crash).
+    pub async fn read(&self, key: &str) -> Result<Option<(Record, u64)>, ApiError> {
+        let entry = self.bucket.entry(key).await.map_err(unavailable)?;
+        Ok(entry.and_then(|entry| {
+            if entry.operation != kv::Operation::Put {
+                return None;
+            }
+            let record = serde_json::from_slice(&entry.value).ok()?;
+            Some((record, entry.revision))
+        }))
     }
 
-    async fn write(&self, key: &str, record: Option<&Record>) -> Result<(), ApiError> {
-        let store = Arc::clone(&self.store);
-        let key = key.to_owned();
-        let bytes = record.map(|record| serde_json::to_vec(record).expect("records serialize"));
-        tokio::task::spawn_blocking(move || {
-            let mut batch = store.batch();
-            match bytes {
-                Some(bytes) => batch.put(TABLE, &key, bytes),
-                None => batch.delete(TABLE, &key),
+    /// Stores `record` under bucket key `key` if there is none; `None` when another
+    /// request created it first.
+    pub async fn create(&self, key: &str, record: &Record) -> Result<Option<u64>, ApiError> {
+        match self.bucket.create(key, encode(record)).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    async fn claim(&self, key: &str) -> Result<Claim, ApiError> {
+        // Two rounds: a create that loses to another replica's create reads what it wrote.
+        for _ in 0..2 {
+            match self.read(key).await? {
+                Some((Record::Completed { status, body, .. }, _)) => {
+                    let (status, body) = answer(status, body);
+                    return Ok(Claim::Answered(status, body));
+                }
+                Some((Record::Pending { event_id }, revision)) => {
+                    return Ok(Claim::Run {
+                        event_id,
+                        maybe_published: true,
+                        revision,
+                    });
+                }
+                None => {
+                    let event_id = lifeline_events::new_event_id();
+                    if let Some(revision) = self.create(key, &Record::Pending { event_id }).await? {
+                        return Ok(Claim::Run {
+                            event_id,
+                            maybe_published: false,
+                            revision,
+                        });
+                    }
+                }
             }
-            batch.commit(0)
-        })
-        .await
-        .map_err(|error| ApiError::Internal(error.to_string()))??;
-        Ok(())
+        }
+        Err(ApiError::Unavailable)
     }
 
     /// Runs `command` with the event id to use, once per (caller, key). Without a key every
     /// call runs with a fresh id. The flag tells the command that an earlier attempt with
-    /// this id may have been published already (its acknowledgement was lost): the command
-    /// should then look for it in the stream before validating again.
+    /// this id may have been published already (its acknowledgement was lost, or another
+    /// replica is answering the same key right now): the command should then look for it
+    /// in the stream before validating again.
     pub async fn run<F, Fut>(
         &self,
         caller: &str,
@@ -120,20 +192,15 @@ impl Idempotency {
         let Some(key) = key else {
             return command(lifeline_events::new_event_id(), false).await;
         };
-        let key = format!("{caller}/{key}");
+        let key = bucket_key(caller, &key);
         let _guard = self.locks[stripe(&key)].lock().await;
-        let (event_id, maybe_published) = match self.read(&key).await? {
-            Some(Record::Completed { status, body, .. }) => {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                return Ok((status, body));
-            }
-            Some(Record::Pending { event_id }) => (event_id, true),
-            None => {
-                let event_id = lifeline_events::new_event_id();
-                self.write(&key, Some(&Record::Pending { event_id }))
-                    .await?;
-                (event_id, false)
-            }
+        let (event_id, maybe_published, revision) = match self.claim(&key).await? {
+            Claim::Answered(status, body) => return Ok((status, body)),
+            Claim::Run {
+                event_id,
+                maybe_published,
+                revision,
+            } => (event_id, maybe_published, revision),
         };
         match command(event_id, maybe_published).await {
             Ok((status, body)) => {
@@ -142,16 +209,59 @@ impl Idempotency {
                     status: status.as_u16(),
                     body: body.clone(),
                 };
-                self.write(&key, Some(&record)).await?;
+                match self.bucket.update(&key, encode(&record), revision).await {
+                    Ok(_) => {}
+                    // Another replica stored an answer for this key first: that answer is
+                    // the one every retry gets, so it is this one's too.
+                    Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                        if let Some((Record::Completed { status, body, .. }, _)) =
+                            self.read(&key).await?
+                        {
+                            return Ok(answer(status, body));
+                        }
+                    }
+                    // The event is appended; only the stored answer is missing. The entry
+                    // still says pending, so a retry finds the event in the stream.
+                    Err(error) => tracing::warn!(%error, "idempotency answer not stored"),
+                }
                 Ok((status, body))
             }
             // Maybe published: keep the id so the retry publishes the same one.
             Err(ApiError::Unavailable) => Err(ApiError::Unavailable),
-            // Refused before anything was published: forget the key, a corrected retry may pass.
+            // Refused before anything was published: forget the key, so a corrected retry
+            // may pass (unless another replica has moved the entry on meanwhile).
             Err(error) => {
-                self.write(&key, None).await?;
+                let _ = self
+                    .bucket
+                    .delete_expect_revision(&key, Some(revision))
+                    .await;
                 Err(error)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket_key;
+
+    #[test]
+    fn bucket_keys_are_valid_and_never_shared() {
+        let cases = [
+            ("vol-tianlun-007", "retry-1", "vol-tianlun-007.retry-1"),
+            ("dev-staff", "a.b", "dev-staff.a=2Eb"),
+            ("dev-staff.a", "b", "dev-staff=2Ea.b"),
+            ("x", "=/* >", "x.=3D=2F=2A=20=3E"),
+        ];
+        for (caller, key, expected) in cases {
+            let made = bucket_key(caller, key);
+            assert_eq!(made, expected);
+            assert!(
+                made.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_=.".contains(&b)),
+                "{made}"
+            );
+        }
+        assert_ne!(bucket_key("a.b", "c"), bucket_key("a", "b.c"));
     }
 }

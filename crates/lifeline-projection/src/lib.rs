@@ -51,6 +51,11 @@ pub struct DriverConfig {
     pub max_batch: usize,
     /// Pause before re-opening the stream after NATS trouble.
     pub retry_pause: Duration,
+    /// A batch whose first message was stored longer ago than this has its follow-ups
+    /// looked up before they are published (see
+    /// [`Publisher::publish_follow_ups_looked_up`]): half the streams' 10-minute
+    /// duplicate window, so JetStream's de-duplication covers everything younger.
+    pub look_up_follow_ups_after: Duration,
 }
 
 impl Default for DriverConfig {
@@ -58,6 +63,7 @@ impl Default for DriverConfig {
         DriverConfig {
             max_batch: 512,
             retry_pause: Duration::from_millis(250),
+            look_up_follow_ups_after: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -568,7 +574,14 @@ impl Projection {
 
         if mode == Mode::Live {
             if !applied.emitted.is_empty() {
-                self.publisher.publish_follow_ups(&applied.emitted).await?;
+                let age = time::OffsetDateTime::now_utc() - messages[0].published;
+                if age > self.config.look_up_follow_ups_after {
+                    self.publisher
+                        .publish_follow_ups_looked_up(&applied.emitted)
+                        .await?;
+                } else {
+                    self.publisher.publish_follow_ups(&applied.emitted).await?;
+                }
                 metrics::EMITTED
                     .with_label_values(&[name])
                     .inc_by(applied.emitted.len() as u64);

@@ -123,7 +123,35 @@ impl utoipa::Modify for BearerAuth {
                         add(status, response);
                     }
                 }
-                if in_query {
+                if !command {
+                    // Any read may ask to reflect a write made through another replica.
+                    let hint = utoipa::openapi::path::ParameterBuilder::new()
+                        .name("Lifeline-Min-Sequence")
+                        .parameter_in(utoipa::openapi::path::ParameterIn::Header)
+                        .required(utoipa::openapi::Required::False)
+                        .description(Some(
+                            "Answer only once this replica has applied this stream sequence \
+                             (a command's `stream_sequence`, through any replica): waits up to \
+                             5 s, then 503",
+                        ))
+                        .schema(Some(
+                            utoipa::openapi::ObjectBuilder::new()
+                                .schema_type(utoipa::openapi::schema::Type::Integer)
+                                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                                    utoipa::openapi::KnownFormat::Int64,
+                                )))
+                                .minimum(Some(0)),
+                        ))
+                        .build();
+                    operation.parameters.get_or_insert_with(Vec::new).push(hint);
+                    add(
+                        "400",
+                        &error(
+                            "`bad_request`: a query parameter does not parse, or \
+                             Lifeline-Min-Sequence is not a sequence of this stream",
+                        ),
+                    );
+                } else if in_query {
                     add(
                         "400",
                         &error("`bad_request`: a query parameter does not parse"),

@@ -23,8 +23,9 @@ mod sheets;
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, Query, Request};
+use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use lifeline_bus::Publisher;
@@ -222,7 +223,54 @@ pub fn router(api: Arc<Api>) -> Router {
             "/v1/communities/{community}/vehicles/{vehicle}",
             put(registry::put_vehicle),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&api),
+            not_older_than,
+        ))
         .with_state(api)
+}
+
+/// The request header asking that a read reflect at least stream sequence N (the
+/// `stream_sequence` a command answered, through any replica).
+pub const MIN_SEQUENCE_HEADER: &str = "lifeline-min-sequence";
+
+/// How long a request with [`MIN_SEQUENCE_HEADER`] waits for this replica to catch up.
+const MIN_SEQUENCE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Honours [`MIN_SEQUENCE_HEADER`]: the request runs once this replica's projections have
+/// applied that sequence; 503 with `Retry-After` when they do not within 5 s (a replica
+/// far behind; another may answer). 400 for a value that is not a sequence number, or
+/// one beyond the stream's head (no command was ever answered with it).
+async fn not_older_than(
+    State(api): State<Arc<Api>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(value) = request.headers().get(MIN_SEQUENCE_HEADER) {
+        let Some(sequence) = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        else {
+            return ApiError::BadRequest(format!(
+                "{MIN_SEQUENCE_HEADER} must be a stream sequence number"
+            ))
+            .into_response();
+        };
+        let Ok(head) = api.head.head().await else {
+            return ApiError::Unavailable.into_response();
+        };
+        if sequence > head {
+            return ApiError::BadRequest(format!(
+                "{MIN_SEQUENCE_HEADER} {sequence} is beyond the stream's head ({head})"
+            ))
+            .into_response();
+        }
+        if !api.applied(sequence, MIN_SEQUENCE_WAIT).await {
+            return ApiError::Unavailable.into_response();
+        }
+    }
+    next.run(request).await
 }
 
 // ---- extraction ---------------------------------------------------------------------------
@@ -454,6 +502,23 @@ impl Api {
             return Err(caller.forbidden(what));
         }
         Ok(household)
+    }
+
+    /// Whether the projections the API reads (registry, delivery, inventory) have all
+    /// applied stream sequence `sequence`, waiting up to `limit` (without polling).
+    pub(crate) async fn applied(&self, sequence: u64, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        for status in [
+            &self.registry_status,
+            &self.delivery_status,
+            &self.inventory_status,
+        ] {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if !status.reached(sequence, left).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// Waits (3 s at most) until the registry, delivery and inventory projections have
