@@ -93,6 +93,42 @@ async fn a_retried_order_is_placed_once() {
     assert!(!log.contains(RESIDENT), "no token in the log");
 }
 
+/// A read may ask to reflect a write at least as new as a sequence (a command answered
+/// through another replica): a sequence this replica has applied answers at once; one
+/// beyond the stream's head, or one that is not a number, is 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_not_older_than_a_sequence() {
+    let world = World::start().await;
+    let (status, placed) = world.client.post("/v1/orders", RESIDENT, veg_order()).await;
+    assert_eq!(status, 202, "{placed}");
+    let order = placed["order"].as_str().expect("id");
+    let sequence = placed["stream_sequence"].as_u64().expect("stream_sequence");
+    let read = |hint: String| {
+        reqwest::Client::new()
+            .get(format!("{}/v1/orders/{order}", world.up.http))
+            .bearer_auth(RESIDENT)
+            .header("Lifeline-Min-Sequence", hint)
+            .send()
+    };
+    let response = read(sequence.to_string()).await.expect("GET");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["order"], order, "the write is visible: {body}");
+    for (hint, why) in [
+        (
+            (sequence + 1_000_000).to_string(),
+            "beyond the stream's head",
+        ),
+        ("soon".to_owned(), "not a number"),
+        ("-1".to_owned(), "negative"),
+    ] {
+        let response = read(hint.clone()).await.expect("GET");
+        assert_eq!(response.status(), 400, "{why}: {hint}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "bad_request", "{why}: {body}");
+    }
+}
+
 /// Staff order medicine for a neighbour who cannot: urgent, recorded on their behalf.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_order_medicine_for_a_neighbour_urgently_on_their_behalf() {
