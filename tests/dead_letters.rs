@@ -157,3 +157,43 @@ async fn bad_messages_are_parked_with_a_reason_and_the_consumer_carries_on() {
     );
     delivery.stop().await;
 }
+
+/// A consumer that reads the history again after the duplicate window (1 s here) has
+/// passed, as a new replica does, parks no second copy of what it parked the first time:
+/// a rejected message older than `look_up_follow_ups_after` is looked up first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_reading_old_history_parks_nothing_twice() {
+    let harness = Harness::start_with(&lifeline_bus::StreamSettings {
+        duplicate_window: std::time::Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    harness
+        .jetstream
+        .publish("lifeline.orders.tianlun.garbage", "not json".into())
+        .await
+        .expect("send")
+        .await
+        .expect("ack");
+    let parked = || async {
+        read_dead_letters(&harness.jetstream, 100)
+            .await
+            .expect("dead letters")
+            .iter()
+            .filter(|record| record.consumer == DELIVERY)
+            .count()
+    };
+    let config = lifeline_projection::DriverConfig {
+        look_up_follow_ups_after: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    for life in ["first", "a new replica, after the window"] {
+        let directory = harness.store_dir(&format!("delivery-{}", life.len()));
+        let store = open_store(DELIVERY, &directory);
+        let consumer = start_consumer_with(&harness, DELIVERY, store, config.clone());
+        consumer.wait_for(harness.head().await).await;
+        consumer.stop().await;
+        assert_eq!(parked().await, 1, "{life}: the garbage is parked once");
+        tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    }
+}

@@ -3,7 +3,7 @@
 //! killed -9 while both dispatchers are planning runs. Afterwards:
 //! - every command answered 202 is in the stream once;
 //! - every order is in the one stage its accepted commands put it in;
-//! - no order is planned on two runs, and every arrived order is planned or waiting;
+//! - no order is planned on two runs, and every arrived order is planned once;
 //! - every projection of the surviving replica equals a replay;
 //! - a retry through the other replica, with the same `Idempotency-Key`, gets the first
 //!   answer, word for word.
@@ -209,38 +209,56 @@ async fn two_replicas_lose_the_stream_leader_and_one_replica_and_nothing_doubles
     }
     orders.sort_by_key(|(n, _, _)| *n);
 
-    // Every tenth order is cancelled through the other replica; the rest are picked.
-    let picking = futures::stream::iter(orders.iter())
-        .map(|(n, order, _)| {
-            let replicas = Arc::clone(&replicas);
-            async move {
-                let answer = if n % 10 == 9 {
-                    replicas.command(1 - n % 2, &format!("/v1/orders/{order}/cancel"), STAFF, &format!("cancel-{n}"), &json!({"reason": "moved in with family"})).await
-                } else {
-                    let pick = json!({"order": order, "lines": [{"item": "veg-pack", "ordered": 1, "outcome": "picked", "picked": 1}]});
-                    replicas.command(n % 2, "/v1/partners/yonghui/picks", PARTNER, &format!("pick-{n}"), &pick).await
-                };
-                (*n, answer)
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await;
-    for (n, (status, body, _)) in &picking {
-        assert_eq!(*status, 202, "order {n}: {body}");
-    }
+    // Every tenth order is cancelled through the other replica; the rest are picked: the
+    // first hundred now, the others (16 at a time) while the vehicles arrive below.
+    let settle = |replicas: Arc<Replicas>, batch: Vec<(usize, String)>| async move {
+        let answers = futures::stream::iter(batch)
+            .map(|(n, order)| {
+                let replicas = Arc::clone(&replicas);
+                async move {
+                    if n % 10 == 9 {
+                        let cancel = json!({"reason": "moved in with family"});
+                        let path = format!("/v1/orders/{order}/cancel");
+                        (n, replicas.command(1 - n % 2, &path, STAFF, &format!("cancel-{n}"), &cancel).await)
+                    } else {
+                        let pick = json!({"order": order, "lines": [{"item": "veg-pack", "ordered": 1, "outcome": "picked", "picked": 1}]});
+                        (n, replicas.command(n % 2, "/v1/partners/yonghui/picks", PARTNER, &format!("pick-{n}"), &pick).await)
+                    }
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await;
+        for (n, (status, body, _)) in &answers {
+            assert_eq!(*status, 202, "order {n}: {body}");
+        }
+        answers.len()
+    };
+    let batch = |range: std::ops::Range<usize>| -> Vec<(usize, String)> {
+        orders[range]
+            .iter()
+            .map(|(n, order, _)| (*n, order.clone()))
+            .collect()
+    };
+    settle(Arc::clone(&replicas), batch(0..100)).await;
+    let settling = tokio::spawn(settle(Arc::clone(&replicas), batch(100..ORDERS)));
 
-    // Picked orders reach the checkpoint ten to a vehicle, through both replicas, and both
-    // dispatchers plan runs from them; replica 0 is killed -9 half-way.
-    let picked: Vec<&String> = orders
+    // The first picked orders reach the checkpoint ten to a vehicle, through both
+    // replicas, and both dispatchers plan runs from them. Half-way, replica 0 is killed
+    // -9, with picks in flight through it (their retries go to replica 1, same keys).
+    let arriving: Vec<&String> = orders
         .iter()
         .filter(|(n, _, _)| n % 10 != 9)
         .map(|(_, order, _)| order)
+        .take(ARRIVING)
         .collect();
-    let arriving: Vec<&String> = picked.iter().take(ARRIVING).copied().collect();
     let mut arrivals: Vec<(String, Value)> = Vec::new();
     for (k, chunk) in arriving.chunks(10).enumerate() {
         if k == ARRIVING / 20 {
+            assert!(
+                !settling.is_finished(),
+                "the kill lands while picks are in flight"
+            );
             replicas.alive[0].store(false, Ordering::SeqCst);
             ups[0].take().expect("replica 0").kill();
         }
@@ -258,6 +276,7 @@ async fn two_replicas_lose_the_stream_leader_and_one_replica_and_nothing_doubles
         assert_eq!(status, 202, "{key}: {answer}");
         arrivals.push((key, answer));
     }
+    assert_eq!(settling.await.expect("picks"), ORDERS - 100);
     let survivor = ups[1].as_ref().expect("replica 1");
     survivor.wait_caught_up(&jetstream).await;
 

@@ -2,7 +2,9 @@
 //!
 //! The original payload is kept byte for byte as the message body; who parked it and why
 //! travel in headers. The message id is `<consumer>:<sequence>`, so parking the same
-//! message again after a crash stores it once.
+//! message again after a crash stores it once; a message older than the stream's duplicate
+//! window (a new replica reading the history) is parked only if this consumer has not
+//! parked it before ([`DeadLetter::park_once`]).
 
 use async_nats::HeaderMap;
 use async_nats::jetstream;
@@ -25,6 +27,9 @@ const ORIGINAL_SEQUENCE: &str = "Lifeline-Original-Sequence";
 pub struct DeadLetter {
     jetstream: jetstream::Context,
     consumer: String,
+    /// The original sequences this consumer has parked, read once from the dead-letter
+    /// stream the first time an old message is rejected.
+    parked: std::sync::Arc<tokio::sync::OnceCell<std::collections::HashSet<u64>>>,
 }
 
 impl std::fmt::Debug for DeadLetter {
@@ -55,7 +60,32 @@ impl DeadLetter {
         DeadLetter {
             jetstream,
             consumer: consumer.into(),
+            parked: Default::default(),
         }
+    }
+
+    /// [`DeadLetter::park`] for a message older than JetStream's duplicate window, which no
+    /// longer drops a second copy: parked only if this consumer has not parked it before.
+    /// The first call reads the dead-letter stream once (the sequences this consumer
+    /// parked); a copy parked meanwhile by another replica is inside the window.
+    pub async fn park_once(
+        &self,
+        message: &StreamMessage,
+        reason: &'static str,
+        detail: &str,
+    ) -> Result<(), PublishError> {
+        let parked = self
+            .parked
+            .get_or_try_init(|| parked_sequences(&self.jetstream, &self.consumer))
+            .await
+            .map_err(|error| PublishError::Unavailable {
+                attempts: 1,
+                message: error.to_string(),
+            })?;
+        if parked.contains(&message.sequence) {
+            return Ok(());
+        }
+        self.park(message, reason, detail).await
     }
 
     pub async fn park(
@@ -114,6 +144,40 @@ impl DeadLetter {
             }),
         }
     }
+}
+
+/// The original sequences `consumer` has parked (re-drive markers left out).
+async fn parked_sequences(
+    jetstream: &jetstream::Context,
+    consumer: &str,
+) -> Result<std::collections::HashSet<u64>, ReadError> {
+    let mut parked = std::collections::HashSet::new();
+    let head = stream_head(jetstream, DEAD_LETTER_STREAM).await?;
+    if head == 0 {
+        return Ok(parked);
+    }
+    let mut reader = crate::EventReader::open(jetstream, DEAD_LETTER_STREAM, 0, 256).await?;
+    'read: while let Some(batch) = reader.next_batch().await {
+        for message in batch? {
+            let header = |name: &str| {
+                message
+                    .headers
+                    .as_ref()
+                    .and_then(|headers| headers.get(name))
+                    .map(|value| value.as_str().to_owned())
+            };
+            if header(REDRIVE_OF).is_none()
+                && header(CONSUMER).as_deref() == Some(consumer)
+                && let Some(sequence) = header(ORIGINAL_SEQUENCE).and_then(|s| s.parse().ok())
+            {
+                parked.insert(sequence);
+            }
+            if message.sequence >= head {
+                break 'read;
+            }
+        }
+    }
+    Ok(parked)
 }
 
 /// Every dead letter currently in the stream, oldest first (at most `limit`), each with its

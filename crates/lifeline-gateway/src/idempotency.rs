@@ -144,9 +144,20 @@ impl Idempotency {
         }
     }
 
+    /// Creates the entry first (one round trip for a new key, the common case); only a
+    /// key that exists is read.
     async fn claim(&self, key: &str) -> Result<Claim, ApiError> {
-        // Two rounds: a create that loses to another replica's create reads what it wrote.
+        // Two rounds: an entry that vanished between the create and the read (expired,
+        // or deleted by a refusal on another replica) is created again.
         for _ in 0..2 {
+            let event_id = lifeline_events::new_event_id();
+            if let Some(revision) = self.create(key, &Record::Pending { event_id }).await? {
+                return Ok(Claim::Run {
+                    event_id,
+                    maybe_published: false,
+                    revision,
+                });
+            }
             match self.read(key).await? {
                 Some((Record::Completed { status, body, .. }, _)) => {
                     let (status, body) = answer(status, body);
@@ -159,16 +170,7 @@ impl Idempotency {
                         revision,
                     });
                 }
-                None => {
-                    let event_id = lifeline_events::new_event_id();
-                    if let Some(revision) = self.create(key, &Record::Pending { event_id }).await? {
-                        return Ok(Claim::Run {
-                            event_id,
-                            maybe_published: false,
-                            revision,
-                        });
-                    }
-                }
+                None => {}
             }
         }
         Err(ApiError::Unavailable)

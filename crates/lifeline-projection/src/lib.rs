@@ -52,9 +52,10 @@ pub struct DriverConfig {
     /// Pause before re-opening the stream after NATS trouble.
     pub retry_pause: Duration,
     /// A batch whose first message was stored longer ago than this has its follow-ups
-    /// looked up before they are published (see
-    /// [`Publisher::publish_follow_ups_looked_up`]): half the streams' 10-minute
-    /// duplicate window, so JetStream's de-duplication covers everything younger.
+    /// and dead letters looked up before they are published (see
+    /// [`Publisher::publish_follow_ups_looked_up`] and `DeadLetter::park_once`): half the
+    /// streams' 10-minute duplicate window, so JetStream's de-duplication covers
+    /// everything younger.
     pub look_up_follow_ups_after: Duration,
 }
 
@@ -573,9 +574,12 @@ impl Projection {
         let new_position = last.sequence;
 
         if mode == Mode::Live {
+            // Older than half the duplicate window: JetStream may no longer drop a second
+            // copy of what this batch publishes, so each is looked for first.
+            let age = time::OffsetDateTime::now_utc() - messages[0].published;
+            let old = age > self.config.look_up_follow_ups_after;
             if !applied.emitted.is_empty() {
-                let age = time::OffsetDateTime::now_utc() - messages[0].published;
-                if age > self.config.look_up_follow_ups_after {
+                if old {
                     self.publisher
                         .publish_follow_ups_looked_up(&applied.emitted)
                         .await?;
@@ -587,9 +591,12 @@ impl Projection {
                     .inc_by(applied.emitted.len() as u64);
             }
             for (index, reason, detail) in &applied.rejected {
-                self.dead_letter
-                    .park(&messages[*index], reason, detail)
-                    .await?;
+                let message = &messages[*index];
+                if old {
+                    self.dead_letter.park_once(message, reason, detail).await?;
+                } else {
+                    self.dead_letter.park(message, reason, detail).await?;
+                }
             }
         }
 
