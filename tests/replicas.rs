@@ -209,6 +209,22 @@ async fn two_replicas_lose_the_stream_leader_and_one_replica_and_nothing_doubles
     }
     orders.sort_by_key(|(n, _, _)| *n);
 
+    // Read-your-writes across replicas: an order placed through one replica, read through
+    // the other with the answer's stream sequence as Lifeline-Min-Sequence, is there.
+    for (n, order, first) in orders.iter().rev().take(20) {
+        let through = 1 - n % 2;
+        let sequence = first["stream_sequence"].as_u64().expect("stream_sequence");
+        let response = replicas
+            .http
+            .get(format!("{}/v1/orders/{order}", replicas.bases[through]))
+            .bearer_auth("dev-operator")
+            .header("Lifeline-Min-Sequence", sequence.to_string())
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), 200, "{order} through replica {through}");
+    }
+
     // Every tenth order is cancelled through the other replica; the rest are picked: the
     // first hundred now, the others (16 at a time) while the vehicles arrive below.
     let settle = |replicas: Arc<Replicas>, batch: Vec<(usize, String)>| async move {
