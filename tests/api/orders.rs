@@ -93,12 +93,24 @@ async fn a_retried_order_is_placed_once() {
     assert!(!log.contains(RESIDENT), "no token in the log");
 }
 
-/// A read may ask to reflect a write at least as new as a sequence (a command answered
-/// through another replica): a sequence this replica has applied answers at once; one
-/// beyond the stream's head, or one that is not a number, is 400.
+/// A read after a write through the same replica sees it, at once. A read may also ask to
+/// reflect a write at least as new as a sequence (a command answered through another
+/// replica): a sequence this replica has applied answers at once; one beyond the stream's
+/// head, or one that is not a number, is 400.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_not_older_than_a_sequence() {
     let world = World::start().await;
+    // Read-your-writes on the replica that took the write: read at once, no retry.
+    for _ in 0..20 {
+        let (status, placed) = world.client.post("/v1/orders", RESIDENT, veg_order()).await;
+        assert_eq!(status, 202, "{placed}");
+        let order = placed["order"].as_str().expect("id");
+        let (status, read) = world
+            .client
+            .get(&format!("/v1/orders/{order}"), RESIDENT)
+            .await;
+        assert_eq!((status, &read["order"]), (200, &placed["order"]), "{read}");
+    }
     let (status, placed) = world.client.post("/v1/orders", RESIDENT, veg_order()).await;
     assert_eq!(status, 202, "{placed}");
     let order = placed["order"].as_str().expect("id");

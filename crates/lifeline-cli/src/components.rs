@@ -293,6 +293,7 @@ async fn api_if_served(
             connection.jetstream.clone(),
             lifeline_events::EVENT_STREAM,
         ),
+        last_appended: Default::default(),
     })))
 }
 

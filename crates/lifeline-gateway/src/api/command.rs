@@ -217,11 +217,22 @@ impl Api {
                     duplicate = published.duplicate,
                     "command appended"
                 );
-                // Read-your-writes: the answer leaves once this replica's projections
-                // have applied the event (bounded), so a read after it sees the write; the
-                // next command on the aggregate (still held here) decides on it too.
-                self.applied(published.sequence, std::time::Duration::from_secs(3))
-                    .await;
+                // Read-your-writes: every read this replica starts from now on waits
+                // until its projections have applied this event (see `not_older_than`).
+                self.last_appended
+                    .fetch_max(published.sequence, std::sync::atomic::Ordering::Relaxed);
+                if _serial.is_some() {
+                    // The next command on this aggregate decides on this one: hold the
+                    // aggregate until the projections have applied it (bounded; a slow
+                    // projection only delays the next command's own catch-up wait).
+                    let applied = std::time::Duration::from_secs(3);
+                    self.delivery_status
+                        .reached(published.sequence, applied)
+                        .await;
+                    self.inventory_status
+                        .reached(published.sequence, applied)
+                        .await;
+                }
                 let appended = Appended {
                     event_id,
                     stream_sequence: published.sequence,

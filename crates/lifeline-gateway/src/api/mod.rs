@@ -71,6 +71,10 @@ pub struct Api {
     pub aggregates: AggregateLocks,
     /// The event stream's head, one request at a time for every command waiting on it.
     pub head: lifeline_bus::HeadWatch,
+    /// The highest stream sequence a command through this replica appended: a read waits
+    /// until the projections have applied it (read-your-writes, without making every
+    /// command's answer wait for them).
+    pub last_appended: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Api {
@@ -237,15 +241,21 @@ pub const MIN_SEQUENCE_HEADER: &str = "lifeline-min-sequence";
 /// How long a request with [`MIN_SEQUENCE_HEADER`] waits for this replica to catch up.
 const MIN_SEQUENCE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Honours [`MIN_SEQUENCE_HEADER`]: the request runs once this replica's projections have
-/// applied that sequence; 503 with `Retry-After` when they do not within 5 s (a replica
-/// far behind; another may answer). 400 for a value that is not a sequence number, or
-/// one beyond the stream's head (no command was ever answered with it).
+/// Read-your-writes for every read (GET): it runs once this replica's projections have
+/// applied every command this replica appended before the read arrived, and, with
+/// [`MIN_SEQUENCE_HEADER`], that sequence too (a write made through another replica).
+/// 503 with `Retry-After` when they do not within 5 s (a replica far behind; another may
+/// answer). 400 for a hint that is not a sequence number, or one beyond the stream's head
+/// (no command was ever answered with it).
 async fn not_older_than(
     State(api): State<Arc<Api>>,
     request: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    if request.method() != axum::http::Method::GET {
+        return next.run(request).await;
+    }
+    let mut target = api.last_appended.load(std::sync::atomic::Ordering::Relaxed);
     if let Some(value) = request.headers().get(MIN_SEQUENCE_HEADER) {
         let Some(sequence) = value
             .to_str()
@@ -266,9 +276,10 @@ async fn not_older_than(
             ))
             .into_response();
         }
-        if !api.applied(sequence, MIN_SEQUENCE_WAIT).await {
-            return ApiError::Unavailable.into_response();
-        }
+        target = target.max(sequence);
+    }
+    if target > 0 && !api.applied(target, MIN_SEQUENCE_WAIT).await {
+        return ApiError::Unavailable.into_response();
     }
     next.run(request).await
 }
