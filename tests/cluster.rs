@@ -14,34 +14,17 @@ use common::*;
 use lifeline_bus::async_nats::jetstream;
 use lifeline_testkit::{NatsCluster, eventually};
 
-/// The server name of the event stream's leader.
-async fn stream_leader(urls: &str) -> Option<String> {
-    let client = lifeline_bus::connect(urls, "test", &Default::default())
-        .await
-        .ok()?;
-    let jetstream = jetstream::new(client);
-    let mut stream = jetstream
-        .get_stream(lifeline_events::EVENT_STREAM)
-        .await
-        .ok()?;
-    stream.info().await.ok()?.cluster.as_ref()?.leader.clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_the_stream_leader_costs_seconds_and_no_order() {
     let mut cluster = NatsCluster::start();
     let urls = cluster.urls();
-    // The cluster elects its JetStream meta leader a few seconds after start: seed until
-    // provisioning (R3) and the seed data go through.
-    let seeded = eventually(Duration::from_secs(60), || async {
-        Command::new(LIFELINE)
-            .args(["seed", "--nats-url", &urls, "--replicas", "3"])
-            .output()
-            .is_ok_and(|output| output.status.success())
-    })
-    .await;
-    assert!(seeded, "lifeline seed on the cluster");
-    let leader = stream_leader(&urls).await.expect("the stream has a leader");
+    seed_cluster(&urls).await;
+    let client = lifeline_bus::connect(&urls, "test", &Default::default())
+        .await
+        .expect("connect");
+    let leader = stream_leader(&jetstream::new(client))
+        .await
+        .expect("the stream has a leader");
 
     let data = tempfile::tempdir().expect("tempdir");
     let access = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo"))
@@ -137,7 +120,10 @@ async fn losing_the_stream_leader_costs_seconds_and_no_order() {
         resumed < Duration::from_secs(15),
         "commands and consumers resumed within seconds of losing the leader: {resumed:?}"
     );
-    let new_leader = stream_leader(&urls).await;
+    let client = lifeline_bus::connect(&urls, "test", &Default::default())
+        .await
+        .expect("connect");
+    let new_leader = stream_leader(&jetstream::new(client)).await;
     assert!(
         new_leader.is_some() && new_leader.as_deref() != Some(leader.as_str()),
         "a new leader: {new_leader:?}"

@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -19,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures::StreamExt;
 use lifeline_bus::async_nats::jetstream;
-use lifeline_testkit::{NatsCluster, eventually};
+use lifeline_testkit::NatsCluster;
 use serde_json::{Value, json};
 
 const ORDERS: usize = 2000;
@@ -102,27 +101,11 @@ fn tianlun_households() -> Vec<String> {
         .collect()
 }
 
-/// The event stream's leader.
-async fn stream_leader(jetstream: &jetstream::Context) -> Option<String> {
-    let mut stream = jetstream
-        .get_stream(lifeline_events::EVENT_STREAM)
-        .await
-        .ok()?;
-    stream.info().await.ok()?.cluster.as_ref()?.leader.clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_lose_the_stream_leader_and_one_replica_and_nothing_doubles() {
     let mut cluster = NatsCluster::start();
     let urls = cluster.urls();
-    let seeded = eventually(Duration::from_secs(60), || async {
-        Command::new(LIFELINE)
-            .args(["seed", "--nats-url", &urls, "--replicas", "3"])
-            .output()
-            .is_ok_and(|output| output.status.success())
-    })
-    .await;
-    assert!(seeded, "lifeline seed on the cluster");
+    seed_cluster(&urls).await;
     let client = lifeline_bus::connect(&urls, "test", &Default::default())
         .await
         .expect("connect");

@@ -629,3 +629,22 @@ pub async fn assert_placed_once(jetstream: &jetstream::Context, accepted: &[Stri
         );
     }
 }
+
+/// Seeds a freshly started cluster at R3. The cluster elects its JetStream meta leader a
+/// few seconds after start: seed until provisioning and the seed data go through.
+pub async fn seed_cluster(urls: &str) {
+    let seeded = lifeline_testkit::eventually(Duration::from_secs(60), || async {
+        Command::new(LIFELINE)
+            .args(["seed", "--nats-url", urls, "--replicas", "3"])
+            .output()
+            .is_ok_and(|output| output.status.success())
+    })
+    .await;
+    assert!(seeded, "lifeline seed on the cluster");
+}
+
+/// The server name of the event stream's leader.
+pub async fn stream_leader(jetstream: &jetstream::Context) -> Option<String> {
+    let mut stream = jetstream.get_stream(EVENT_STREAM).await.ok()?;
+    stream.info().await.ok()?.cluster.as_ref()?.leader.clone()
+}
