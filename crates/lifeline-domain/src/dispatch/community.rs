@@ -1,12 +1,12 @@
-//! One community's checkpoint while dispatch applies an event: its row (fleet, queue
-//! heads, seals, the checkpoint's place), the queue rows it reads and writes, and the heads
-//! it writes back.
+//! One community's checkpoint while dispatch applies an event: its row (queue heads, seals,
+//! the checkpoint's place), the queue rows it reads and writes, and the heads it writes
+//! back. The fleet has rows of its own ([`super::fleet`]).
 
 use std::collections::BTreeMap;
 
 use super::{
     COMMUNITIES, Checkpoint, CommunityDispatch, DispatchOrder, ORDERS, QUEUES, QueuedOrder, Rank,
-    Start, plan, queue_key, read_queue, route,
+    Start, fleet, plan, queue_key, read_queue, route,
 };
 use crate::{Rejection, StateTx, StateTxExt};
 
@@ -24,16 +24,18 @@ pub(super) struct Community {
 }
 
 impl Community {
-    pub(super) fn load(state: &dyn StateTx, id: &str) -> Result<Self, Rejection> {
-        let row = state
+    pub(super) fn load(state: &mut dyn StateTx, id: &str) -> Result<Self, Rejection> {
+        let mut row = state
             .get_json::<CommunityDispatch>(COMMUNITIES, id)?
             .unwrap_or_default();
+        // A row written before the fleet had rows of its own: moved now, and the row
+        // saved at the end of this event no longer carries it.
+        fleet::adopt(state, id, std::mem::take(&mut row.tricycles));
         Ok(Community {
             id: id.to_owned(),
             next_seq: row.next_seq,
             gate: row.gate,
             checkpoint: Checkpoint {
-                tricycles: row.tricycles,
                 waiting: row.waiting,
                 seals: row.seals,
                 ..Default::default()
@@ -108,14 +110,9 @@ impl Community {
                 None => self.checkpoint.waiting.remove(&building),
             };
         }
-        let Checkpoint {
-            tricycles,
-            waiting,
-            seals,
-            ..
-        } = self.checkpoint;
+        let Checkpoint { waiting, seals, .. } = self.checkpoint;
         let row = CommunityDispatch {
-            tricycles,
+            tricycles: BTreeMap::new(),
             waiting,
             next_seq: self.next_seq,
             seals,

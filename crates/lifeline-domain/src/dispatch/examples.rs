@@ -168,15 +168,55 @@ fn a_replay_takes_runs_from_the_facts_not_from_the_planner() {
     let o1 = order(&state, "o1");
     assert_eq!(o1.status.stage, Stage::AtCheckpoint);
     assert!(o1.queued.is_some(), "o1 still waits at the checkpoint");
+    let tri: Tricycle = state
+        .get_json(FLEET, "tianlun/tri-01")
+        .expect("decodes")
+        .expect("tricycle");
+    assert_eq!(tri.run.as_deref(), Some("run-old"));
     let community: CommunityDispatch = state
         .get_json(COMMUNITIES, "tianlun")
         .expect("decodes")
         .expect("community");
-    assert_eq!(
-        community.tricycles["tri-01"].run.as_deref(),
-        Some("run-old")
-    );
     assert_eq!(community.waiting.keys().collect::<Vec<_>>(), ["b1"]);
+}
+
+#[test]
+fn a_fleet_kept_in_the_community_row_by_an_earlier_release_is_moved_to_rows_and_rides() {
+    // An earlier release kept the fleet in the community's row: one tricycle out on a
+    // run, one free.
+    let mut state = MemoryState::default();
+    live_on(&mut state, &[placed("o1", "b1"), picked("o1")]);
+    let mut old = CommunityDispatch::default();
+    for (id, run) in [("tri-01", Some("run-out")), ("tri-02", None)] {
+        old.tricycles.insert(
+            id.to_owned(),
+            Tricycle {
+                capacity_g: 20_000,
+                run: run.map(str::to_owned),
+            },
+        );
+    }
+    state.put_json(COMMUNITIES, "tianlun", &old);
+
+    let runs = live_on(&mut state, &[arrived(&["o1"])]);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].tricycle, "tri-02", "the free one rides");
+    let row: CommunityDispatch = state
+        .get_json(COMMUNITIES, "tianlun")
+        .expect("decodes")
+        .expect("community");
+    assert!(
+        row.tricycles.is_empty(),
+        "the row no longer carries the fleet"
+    );
+    for (id, run) in [("tri-01", "run-out"), ("tri-02", runs[0].run.as_str())] {
+        let tri: Tricycle = state
+            .get_json(FLEET, &format!("tianlun/{id}"))
+            .expect("decodes")
+            .expect("tricycle");
+        assert_eq!(tri.run.as_deref(), Some(run));
+    }
+    assert_eq!(state.scan_prefix(FREE_TRICYCLES, "tianlun/"), Vec::new());
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Community, PLACES, PlannedLoad, route, stops_for};
+use super::{Community, PLACES, PlannedLoad, fleet, route, stops_for};
 use crate::{Rejection, StateTx, StateTxExt};
 
 pub(super) fn place_key(community: &str, building: &str) -> String {
@@ -14,11 +14,10 @@ pub(super) fn place_key(community: &str, building: &str) -> String {
 /// Reads where the waiting buildings are, when a free tricycle may take them and the
 /// community's map is known (a few rows: one per building with an order waiting).
 pub(super) fn load_places(state: &dyn StateTx, community: &mut Community) -> Result<(), Rejection> {
-    let checkpoint = &mut community.checkpoint;
-    let free = checkpoint.tricycles.values().any(|t| t.run.is_none());
-    if community.gate.is_none() || !free {
+    if community.gate.is_none() || !fleet::any_free(state, &community.id) {
         return Ok(());
     }
+    let checkpoint = &mut community.checkpoint;
     for building in checkpoint.waiting.keys() {
         if let Some(place) = state.get_json(PLACES, &place_key(&community.id, building))? {
             checkpoint.places.insert(building.clone(), place);

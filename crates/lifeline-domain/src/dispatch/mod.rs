@@ -19,10 +19,11 @@
 //! rewrites history.
 //!
 //! State is kept in rows that stay small as the day grows: one row per order, per run, per
-//! building queue, and one per community with its fleet and the head of each building's
-//! queue.
+//! queued order, per tricycle (and one per free tricycle, in the order the planner takes
+//! them), and one per community with the head of each building's queue and its seals.
 
 mod community;
+mod fleet;
 mod intake;
 mod map;
 mod plan;
@@ -42,8 +43,8 @@ use crate::{Applied, Handler, Reason, Rejection, StateTx, StateTxExt};
 use community::Community;
 
 pub use plan::{
-    Checkpoint, LOOK_PAST, LoadQueue, PlannedLoad, QueuedOrder, Rank, Seals, Start, Tricycle,
-    WINDOW, Window, plan_loads, stops_for,
+    Checkpoint, LOOK_PAST, LoadQueue, NextFree, PlannedLoad, QueuedOrder, Rank, Seals, Start,
+    Tricycle, WINDOW, Window, free_in, plan_loads, stops_for,
 };
 
 pub const NAME: &str = "dispatch";
@@ -52,6 +53,10 @@ pub const COMMUNITIES: &str = "communities";
 /// One row per order waiting at a checkpoint, keyed `community/building/` and its rank, so
 /// a building's rows read in queue order.
 pub const QUEUES: &str = "queues";
+/// `community/tricycle`: each tricycle's capacity and the run it is on.
+pub const FLEET: &str = "fleet";
+/// `community/<capacity inverted>/tricycle`, one row per free tricycle, largest first.
+pub const FREE_TRICYCLES: &str = "free_tricycles";
 pub const RUNS: &str = "runs";
 /// Where each building is on its community's grid (`community/building`), for routes.
 pub const PLACES: &str = "places";
@@ -83,10 +88,13 @@ pub struct DispatchOrder {
     pub errand: bool,
 }
 
-/// A community's fleet and the head of each building's queue; the queues themselves are
-/// rows of their own.
+/// The head of each building's queue and the seals of a community; the queues and the
+/// fleet are rows of their own ([`QUEUES`], [`FLEET`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommunityDispatch {
+    /// The fleet, only in rows written before it had rows of its own: moved to [`FLEET`]
+    /// the first time such a row is loaded, and never written here again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tricycles: BTreeMap<String, Tricycle>,
     pub waiting: BTreeMap<String, Rank>,
     pub next_seq: u64,
@@ -212,7 +220,7 @@ fn record_run(
     orders: Vec<String>,
     source: Source,
 ) -> Result<(), Rejection> {
-    let Some(busy) = community.checkpoint.tricycles.get_mut(tricycle) else {
+    let Some(before) = fleet::load(state, &community.id, tricycle)? else {
         return Err(Rejection::new(
             Reason::ImpossibleTransition,
             format!(
@@ -221,13 +229,17 @@ fn record_run(
             ),
         ));
     };
-    if source == Source::Fact && busy.run.is_some() {
+    if source == Source::Fact && before.run.is_some() {
         return Err(Rejection::new(
             Reason::ImpossibleTransition,
             format!("run {run} planned on tricycle {tricycle}, which is out on another run"),
         ));
     }
-    busy.run = Some(run.to_owned());
+    let busy = Tricycle {
+        capacity_g: before.capacity_g,
+        run: Some(run.to_owned()),
+    };
+    fleet::save(state, &community.id, tricycle, Some(&before), &busy);
     for order_id in &orders {
         let mut order = load_order(state, order_id)?;
         let Some(rank) = order.queued.take() else {
@@ -276,7 +288,9 @@ fn plan_and_emit(
         let mut load = |building: &str, start: Start| -> Result<plan::Window, Rejection> {
             read_queue(state, &id, building, start, plan::WINDOW)
         };
-        plan_loads(&mut community.checkpoint, &mut load)?
+        let mut free = fleet::FreeCursor::new(&id);
+        let mut next_free = || free.next(state);
+        plan_loads(&mut community.checkpoint, &mut load, &mut next_free)?
     };
     for (index, load) in loads.iter().enumerate() {
         let id = deterministic_event_id(
@@ -322,16 +336,19 @@ impl Dispatch {
     ) -> Result<Applied, Rejection> {
         match &envelope.event {
             Event::TricycleRegistered(registered) => {
-                let mut community = Community::load(state, &registered.community)?;
-                community
-                    .checkpoint
-                    .tricycles
-                    .entry(registered.tricycle.clone())
-                    .or_insert(Tricycle {
-                        capacity_g: registered.capacity_g,
-                        run: None,
-                    })
-                    .capacity_g = registered.capacity_g;
+                let community = Community::load(state, &registered.community)?;
+                let before = fleet::load(state, &registered.community, &registered.tricycle)?;
+                let now = Tricycle {
+                    capacity_g: registered.capacity_g,
+                    run: before.as_ref().and_then(|before| before.run.clone()),
+                };
+                fleet::save(
+                    state,
+                    &registered.community,
+                    &registered.tricycle,
+                    before.as_ref(),
+                    &now,
+                );
                 plan_and_emit(state, envelope, community, emit, self.routes)?;
                 Ok(Applied::Changed)
             }
@@ -489,10 +506,14 @@ impl Dispatch {
                 state.put_json(RUNS, &returned.run, &run);
                 let mut community = Community::load(state, &run.community)?;
                 // The tricycle that took this run, whatever the event says.
-                for tricycle in community.checkpoint.tricycles.values_mut() {
-                    if tricycle.run.as_deref() == Some(returned.run.as_str()) {
-                        tricycle.run = None;
-                    }
+                if let Some(before) = fleet::load(state, &run.community, &run.tricycle)?
+                    && before.run.as_deref() == Some(returned.run.as_str())
+                {
+                    let free = Tricycle {
+                        capacity_g: before.capacity_g,
+                        run: None,
+                    };
+                    fleet::save(state, &run.community, &run.tricycle, Some(&before), &free);
                 }
                 for order_id in &run.orders {
                     let mut order = load_order(state, order_id)?;
@@ -556,7 +577,16 @@ impl Handler for Dispatch {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &[ORDERS, COMMUNITIES, QUEUES, RUNS, PLACES, HOUSEHOLD_ORDERS]
+        &[
+            ORDERS,
+            COMMUNITIES,
+            QUEUES,
+            RUNS,
+            PLACES,
+            HOUSEHOLD_ORDERS,
+            FLEET,
+            FREE_TRICYCLES,
+        ]
     }
 
     fn apply(

@@ -1,10 +1,11 @@
 //! The planner: which waiting orders ride which free tricycle. Pure and deterministic: the
 //! same checkpoint always gives the same loads.
 //!
-//! It sees a community's checkpoint the way the store keeps it: the fleet, one queue per
-//! building (loaded only when the planner reaches that building), and the rank of each
-//! building's most urgent waiting order. The cost of a plan grows with the orders it loads
-//! and the buildings it visits, not with everything waiting at the checkpoint.
+//! It sees a community's checkpoint the way the store keeps it: the free tricycles, read
+//! one at a time as the planner needs them, one queue per building (loaded only when the
+//! planner reaches that building), and the rank of each building's most urgent waiting
+//! order. The cost of a plan grows with the orders it loads, the tricycles it fills and
+//! the buildings it visits, not with everything waiting at the checkpoint or the fleet.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -86,13 +87,31 @@ pub enum Start {
 /// Reads a window of a building's queue.
 pub type LoadQueue<'a> = dyn FnMut(&str, Start) -> Result<Window, Rejection> + 'a;
 
+/// The community's next free tricycle and its capacity: the largest first (ties by id),
+/// each once per plan, `None` when no other is free.
+pub type NextFree<'a> = dyn FnMut() -> Result<Option<(String, u32)>, Rejection> + 'a;
+
+/// The free tricycles of `fleet`, one at a time, in the order [`NextFree`] promises
+/// (callers with the fleet in memory: tests and examples).
+pub fn free_in(
+    fleet: &BTreeMap<String, Tricycle>,
+) -> impl FnMut() -> Result<Option<(String, u32)>, Rejection> + use<> {
+    let mut free: Vec<(String, u32)> = fleet
+        .iter()
+        .filter(|(_, tricycle)| tricycle.run.is_none())
+        .map(|(id, tricycle)| (id.clone(), tricycle.capacity_g))
+        .collect();
+    // Popped from the back: smallest capacity first, ties by id descending.
+    free.sort_by(|(id_a, a), (id_b, b)| a.cmp(b).then(id_b.cmp(id_a)));
+    move || Ok(free.pop())
+}
+
 /// A community's checkpoint as the planner sees it. `queues` holds what was read so far of
 /// each building's queue (sorted by rank; `partial` names the buildings with more behind
 /// what was read, and the last rank read); `waiting` names every building with a waiting
 /// order and the rank of its first one, read or not.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Checkpoint {
-    pub tricycles: BTreeMap<String, Tricycle>,
     pub waiting: BTreeMap<String, Rank>,
     pub queues: BTreeMap<String, Vec<QueuedOrder>>,
     pub partial: BTreeMap<String, Rank>,
@@ -132,11 +151,8 @@ pub struct PlannedLoad {
 
 impl Checkpoint {
     /// A checkpoint with every queue in memory (tests, and callers that have them all).
-    pub fn with_queue(tricycles: BTreeMap<String, Tricycle>, orders: Vec<QueuedOrder>) -> Self {
-        let mut checkpoint = Checkpoint {
-            tricycles,
-            ..Default::default()
-        };
+    pub fn with_queue(orders: Vec<QueuedOrder>) -> Self {
+        let mut checkpoint = Checkpoint::default();
         for order in orders {
             checkpoint.enqueue(order);
         }
@@ -253,19 +269,14 @@ impl Checkpoint {
 pub fn plan_loads(
     checkpoint: &mut Checkpoint,
     load: &mut LoadQueue<'_>,
+    next_free: &mut NextFree<'_>,
 ) -> Result<Vec<PlannedLoad>, Rejection> {
     let mut loads = Vec::new();
     loop {
         if checkpoint.waiting.is_empty() {
             return Ok(loads);
         }
-        let Some((tricycle, capacity_g)) = checkpoint
-            .tricycles
-            .iter()
-            .filter(|(_, tricycle)| tricycle.run.is_none())
-            .max_by(|(id_a, a), (id_b, b)| a.capacity_g.cmp(&b.capacity_g).then(id_b.cmp(id_a)))
-            .map(|(id, tricycle)| (id.clone(), tricycle.capacity_g))
-        else {
+        let Some((tricycle, capacity_g)) = next_free()? else {
             return Ok(loads);
         };
         let mut buildings: Vec<(Rank, String)> = checkpoint
@@ -315,10 +326,7 @@ pub fn plan_loads(
             // Every building's first orders were looked past (seals): nothing to ride.
             return Ok(loads);
         }
-        // Marked busy for the rest of this plan; the caller records the run id.
-        if let Some(chosen) = checkpoint.tricycles.get_mut(&tricycle) {
-            chosen.run = Some(String::new());
-        }
+        // `next_free` never offers it again in this plan; the caller records the run.
         loads.push(PlannedLoad {
             tricycle,
             orders,

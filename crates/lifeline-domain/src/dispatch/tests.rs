@@ -20,10 +20,12 @@ fn queued(order: usize, building: usize, priority: Priority, weight_g: u32) -> Q
 }
 
 /// Plans with every queue already in memory.
-fn plan(checkpoint: &mut Checkpoint) -> Vec<PlannedLoad> {
-    plan_loads(checkpoint, &mut |building, _| {
-        panic!("queue of {building} not loaded")
-    })
+fn plan(checkpoint: &mut Checkpoint, fleet: &BTreeMap<String, Tricycle>) -> Vec<PlannedLoad> {
+    plan_loads(
+        checkpoint,
+        &mut |building, _| panic!("queue of {building} not loaded"),
+        &mut free_in(fleet),
+    )
     .expect("plans")
 }
 
@@ -45,16 +47,13 @@ fn fleet(capacities: &[u32]) -> BTreeMap<String, Tricycle> {
 
 #[test]
 fn priority_orders_go_first_and_buildings_stay_together() {
-    let mut dispatch = Checkpoint::with_queue(
-        fleet(&[10_000]),
-        vec![
-            queued(0, 1, Priority::Routine, 4_000),
-            queued(1, 2, Priority::Routine, 4_000),
-            queued(2, 2, Priority::Urgent, 4_000),
-            queued(3, 1, Priority::Routine, 4_000),
-        ],
-    );
-    let loads = plan(&mut dispatch);
+    let mut dispatch = Checkpoint::with_queue(vec![
+        queued(0, 1, Priority::Routine, 4_000),
+        queued(1, 2, Priority::Routine, 4_000),
+        queued(2, 2, Priority::Urgent, 4_000),
+        queued(3, 1, Priority::Routine, 4_000),
+    ]);
+    let loads = plan(&mut dispatch, &fleet(&[10_000]));
     assert_eq!(loads.len(), 1);
     let orders: Vec<&str> = loads[0].orders.iter().map(|o| o.order.as_str()).collect();
     assert_eq!(
@@ -73,14 +72,11 @@ fn priority_orders_go_first_and_buildings_stay_together() {
 
 #[test]
 fn oversize_order_rides_alone() {
-    let mut dispatch = Checkpoint::with_queue(
-        fleet(&[1_000]),
-        vec![
-            queued(0, 1, Priority::Routine, 5_000),
-            queued(1, 1, Priority::Routine, 10),
-        ],
-    );
-    let loads = plan(&mut dispatch);
+    let mut dispatch = Checkpoint::with_queue(vec![
+        queued(0, 1, Priority::Routine, 5_000),
+        queued(1, 1, Priority::Routine, 10),
+    ]);
+    let loads = plan(&mut dispatch, &fleet(&[1_000]));
     assert_eq!(loads.len(), 1);
     assert_eq!(loads[0].orders.len(), 1);
 }
@@ -112,18 +108,19 @@ fn planning_conserves_orders_and_respects_capacity_holds(
             queued(i, *building, priority, *weight)
         })
         .collect();
-    let mut dispatch = Checkpoint::with_queue(fleet(&capacities), queue.clone());
+    let fleet = fleet(&capacities);
+    let mut dispatch = Checkpoint::with_queue(queue.clone());
     // Sealed buildings: a run goes wholly behind seals or nowhere behind one.
     dispatch.seals.buildings = sealed
         .iter()
         .map(|b| queued(0, *b, Priority::Routine, 0).building)
         .collect();
-    let loads = plan(&mut dispatch);
+    let loads = plan(&mut dispatch, &fleet);
     let mut seen = BTreeSet::new();
     let mut tricycles = BTreeSet::new();
     for load in &loads {
         prop_assert!(tricycles.insert(load.tricycle.clone()));
-        let capacity = dispatch.tricycles[&load.tricycle].capacity_g;
+        let capacity = fleet[&load.tricycle].capacity_g;
         prop_assert!(load.load_g <= capacity || load.orders.len() == 1);
         prop_assert_eq!(
             load.load_g,
@@ -147,6 +144,15 @@ fn planning_conserves_orders_and_respects_capacity_holds(
         prop_assert!(seen.insert(order.order.clone()));
     }
     prop_assert_eq!(seen.len(), queue.len());
+    // The largest free tricycle rides first (ties: the smallest id).
+    let mut by_size: Vec<(&String, u32)> = fleet
+        .iter()
+        .map(|(id, tricycle)| (id, tricycle.capacity_g))
+        .collect();
+    by_size.sort_by(|(id_a, a), (id_b, b)| b.cmp(a).then(id_a.cmp(id_b)));
+    for (load, (id, _)) in loads.iter().zip(&by_size) {
+        prop_assert_eq!(&load.tricycle, *id);
+    }
     if dispatch.waiting_orders().next().is_some() {
         prop_assert_eq!(
             loads.len(),
