@@ -93,6 +93,10 @@ pub fn bucket_key(caller: &str, key: &str) -> String {
     out
 }
 
+/// How long an answer whose event is appended waits for its idempotency entry to take it
+/// (a JetStream cluster elects a new leader within a few seconds).
+const STORE_ANSWER_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn stripe(key: &str) -> usize {
     key.bytes().fold(0usize, |hash, byte| {
         hash.wrapping_mul(31).wrapping_add(usize::from(byte))
@@ -176,6 +180,47 @@ impl Idempotency {
         Err(ApiError::Unavailable)
     }
 
+    /// Stores the answer in the entry claimed at `revision`; the answer stored first when
+    /// another replica stored one before (every retry gets that one, so this caller gets it
+    /// too). The event is appended already, so the answer is worth waiting for: a failed
+    /// write (the bucket's leader lost, the cluster electing another) is tried again for up
+    /// to [`STORE_ANSWER_FOR`]. Without a stored answer a retry would find the event in
+    /// the stream and answer again, with what the projections say then (a reservation the
+    /// first answer did not yet have), not word for word the first answer.
+    async fn store_answer(
+        &self,
+        key: &str,
+        record: &Record,
+        revision: u64,
+    ) -> Option<(StatusCode, serde_json::Value)> {
+        let deadline = tokio::time::Instant::now() + STORE_ANSWER_FOR;
+        let mut pause = std::time::Duration::from_millis(50);
+        loop {
+            let error = match self.bucket.update(key, encode(record), revision).await {
+                Ok(_) => return None,
+                // Stored by another replica, or by this one when the acknowledgement of an
+                // earlier try was lost: what the entry holds is the answer.
+                Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    match self.read(key).await {
+                        Ok(Some((Record::Completed { status, body, .. }, _))) => {
+                            return Some(answer(status, body));
+                        }
+                        Ok(_) => return None,
+                        Err(error) => error.to_string(),
+                    }
+                }
+                Err(error) => error.to_string(),
+            };
+            if tokio::time::Instant::now() + pause > deadline {
+                // The entry still says pending, so a retry finds the event in the stream.
+                tracing::warn!(%error, key, "idempotency answer not stored");
+                return None;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(1));
+        }
+    }
+
     /// Runs `command` with the event id to use, once per (caller, key). Without a key every
     /// call runs with a fresh id. The flag tells the command that an earlier attempt with
     /// this id may have been published already (its acknowledgement was lost, or another
@@ -211,22 +256,10 @@ impl Idempotency {
                     status: status.as_u16(),
                     body: body.clone(),
                 };
-                match self.bucket.update(&key, encode(&record), revision).await {
-                    Ok(_) => {}
-                    // Another replica stored an answer for this key first: that answer is
-                    // the one every retry gets, so it is this one's too.
-                    Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                        if let Some((Record::Completed { status, body, .. }, _)) =
-                            self.read(&key).await?
-                        {
-                            return Ok(answer(status, body));
-                        }
-                    }
-                    // The event is appended; only the stored answer is missing. The entry
-                    // still says pending, so a retry finds the event in the stream.
-                    Err(error) => tracing::warn!(%error, "idempotency answer not stored"),
+                match self.store_answer(&key, &record, revision).await {
+                    Some(first) => Ok(first),
+                    None => Ok((status, body)),
                 }
-                Ok((status, body))
             }
             // Maybe published: keep the id so the retry publishes the same one.
             Err(ApiError::Unavailable) => Err(ApiError::Unavailable),
