@@ -146,37 +146,51 @@ impl DeadLetter {
     }
 }
 
+/// A header of a dead letter, when it has it.
+fn header(message: &StreamMessage, name: &str) -> Option<String> {
+    message
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get(name))
+        .map(|value| value.as_str().to_owned())
+}
+
+/// Every message of the dead-letter stream up to its head when called, oldest first.
+async fn each_dead_letter(
+    jetstream: &jetstream::Context,
+    mut visit: impl FnMut(&StreamMessage),
+) -> Result<(), ReadError> {
+    let head = stream_head(jetstream, DEAD_LETTER_STREAM).await?;
+    if head == 0 {
+        return Ok(());
+    }
+    let mut reader = crate::EventReader::open(jetstream, DEAD_LETTER_STREAM, 0, 256).await?;
+    while let Some(batch) = reader.next_batch().await {
+        for message in batch? {
+            visit(&message);
+            if message.sequence >= head {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The original sequences `consumer` has parked (re-drive markers left out).
 async fn parked_sequences(
     jetstream: &jetstream::Context,
     consumer: &str,
 ) -> Result<std::collections::HashSet<u64>, ReadError> {
     let mut parked = std::collections::HashSet::new();
-    let head = stream_head(jetstream, DEAD_LETTER_STREAM).await?;
-    if head == 0 {
-        return Ok(parked);
-    }
-    let mut reader = crate::EventReader::open(jetstream, DEAD_LETTER_STREAM, 0, 256).await?;
-    'read: while let Some(batch) = reader.next_batch().await {
-        for message in batch? {
-            let header = |name: &str| {
-                message
-                    .headers
-                    .as_ref()
-                    .and_then(|headers| headers.get(name))
-                    .map(|value| value.as_str().to_owned())
-            };
-            if header(REDRIVE_OF).is_none()
-                && header(CONSUMER).as_deref() == Some(consumer)
-                && let Some(sequence) = header(ORIGINAL_SEQUENCE).and_then(|s| s.parse().ok())
-            {
-                parked.insert(sequence);
-            }
-            if message.sequence >= head {
-                break 'read;
-            }
+    each_dead_letter(jetstream, |message| {
+        if header(message, REDRIVE_OF).is_none()
+            && header(message, CONSUMER).as_deref() == Some(consumer)
+            && let Some(sequence) = header(message, ORIGINAL_SEQUENCE).and_then(|s| s.parse().ok())
+        {
+            parked.insert(sequence);
         }
-    }
+    })
+    .await?;
     Ok(parked)
 }
 
@@ -186,52 +200,36 @@ pub async fn read_dead_letters(
     jetstream: &jetstream::Context,
     limit: usize,
 ) -> Result<Vec<DeadLetterRecord>, ReadError> {
-    let head = stream_head(jetstream, DEAD_LETTER_STREAM).await?;
     let mut records: Vec<DeadLetterRecord> = Vec::new();
     let mut redrives = std::collections::HashMap::new();
-    if head == 0 {
-        return Ok(records);
-    }
-    let mut reader = crate::EventReader::open(jetstream, DEAD_LETTER_STREAM, 0, 256).await?;
-    'read: while let Some(batch) = reader.next_batch().await {
-        for message in batch? {
-            let header = |name: &str| {
-                message
-                    .headers
-                    .as_ref()
-                    .and_then(|headers| headers.get(name))
-                    .map(|value| value.as_str().to_owned())
-                    .unwrap_or_default()
-            };
-            if let Ok(of) = header(REDRIVE_OF).parse::<u64>() {
-                // A re-drive marker, not a dead letter.
-                if let Ok(id) = uuid::Uuid::try_parse(&header(REDRIVE_ID)) {
-                    redrives.insert(
-                        of,
-                        Redrive {
-                            id,
-                            stream_sequence: header(REDRIVE_SEQUENCE).parse().unwrap_or(0),
-                            by: header(REDRIVEN_BY),
-                        },
-                    );
-                }
-            } else if records.len() < limit {
-                records.push(DeadLetterRecord {
-                    sequence: message.sequence,
-                    consumer: header(CONSUMER),
-                    reason: header(REASON),
-                    detail: header(DETAIL),
-                    original_subject: header(ORIGINAL_SUBJECT),
-                    original_sequence: header(ORIGINAL_SEQUENCE).parse().unwrap_or(0),
-                    payload: String::from_utf8_lossy(&message.payload).into_owned(),
-                    redriven: None,
-                });
+    each_dead_letter(jetstream, |message| {
+        let header = |name: &str| header(message, name).unwrap_or_default();
+        if let Ok(of) = header(REDRIVE_OF).parse::<u64>() {
+            // A re-drive marker, not a dead letter.
+            if let Ok(id) = uuid::Uuid::try_parse(&header(REDRIVE_ID)) {
+                redrives.insert(
+                    of,
+                    Redrive {
+                        id,
+                        stream_sequence: header(REDRIVE_SEQUENCE).parse().unwrap_or(0),
+                        by: header(REDRIVEN_BY),
+                    },
+                );
             }
-            if message.sequence >= head {
-                break 'read;
-            }
+        } else if records.len() < limit {
+            records.push(DeadLetterRecord {
+                sequence: message.sequence,
+                consumer: header(CONSUMER),
+                reason: header(REASON),
+                detail: header(DETAIL),
+                original_subject: header(ORIGINAL_SUBJECT),
+                original_sequence: header(ORIGINAL_SEQUENCE).parse().unwrap_or(0),
+                payload: String::from_utf8_lossy(&message.payload).into_owned(),
+                redriven: None,
+            });
         }
-    }
+    })
+    .await?;
     for record in &mut records {
         record.redriven = redrives.remove(&record.sequence);
     }
