@@ -23,6 +23,19 @@ pub use redrive::{REDRIVE_FOR, REDRIVE_OF, Redrive, RedriveError, redrive, redri
 
 pub use async_nats;
 
+/// The JetStream context every component publishes and reads through. A publish holds
+/// one of the context's 5,000 in-flight permits until its acknowledgement arrives or, by
+/// async-nats' default, 30 s pass; when a stream leader dies, every publish in flight
+/// loses its acknowledgement, and pipelined windows of follow-ups could hold all 5,000
+/// for those 30 s, stalling every publisher of the process (a consumer stood still past
+/// its catch-up deadline in the cluster test). Here a lost acknowledgement releases its
+/// permit after [`REQUEST_TIMEOUT`] (a healthy one arrives in milliseconds).
+pub fn jetstream_context(client: async_nats::Client) -> async_nats::jetstream::Context {
+    async_nats::jetstream::context::ContextBuilder::new()
+        .ack_timeout(REQUEST_TIMEOUT)
+        .build(client)
+}
+
 /// Connects to NATS (one URL or a comma-separated seed list) with a name that shows in
 /// the server's connection list, authenticating as `options` and the URLs say.
 ///

@@ -13,6 +13,11 @@ const MAX_ATTEMPTS: u32 = 6;
 /// limit of acknowledgements in flight.
 pub const PIPELINE_WINDOW: usize = 1024;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest one publish attempt may take, sending included: the acknowledgement itself is
+/// bounded (5 s), but the send can wait on the client while it reconnects after a node
+/// died, and a consumer once stood there past every deadline. Past this the attempt
+/// counts as failed and is retried like any other.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// What JetStream said about a stored event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +169,7 @@ impl Publisher {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
-            let result = async {
+            let result = tokio::time::timeout(ATTEMPT_TIMEOUT, async {
                 let ack = self
                     .jetstream
                     .publish_with_headers(
@@ -174,11 +179,11 @@ impl Publisher {
                     )
                     .await?;
                 ack.await
-            }
+            })
             .await;
-            match result {
-                Ok(ack) => return Ok(self.record(ack.sequence, ack.duplicate)),
-                Err(error) => {
+            let error = match result {
+                Ok(Ok(ack)) => return Ok(self.record(ack.sequence, ack.duplicate)),
+                Ok(Err(error)) => {
                     let kind = error.kind();
                     if kind == PublishErrorKind::WrongLastSequence {
                         metrics::FAILURES
@@ -192,22 +197,24 @@ impl Publisher {
                             .inc();
                         return Err(PublishError::Rejected(error.to_string()));
                     }
-                    if attempt >= MAX_ATTEMPTS {
-                        metrics::FAILURES
-                            .with_label_values(&[&self.name, "unavailable"])
-                            .inc();
-                        return Err(PublishError::Unavailable {
-                            attempts: attempt,
-                            message: error.to_string(),
-                        });
-                    }
-                    tracing::warn!(event_id = %envelope.id, attempt, %error, "publish failed, retrying");
-                    metrics::RETRIES.with_label_values(&[&self.name]).inc();
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                    attempt += 1;
+                    error.to_string()
                 }
+                Err(_) => format!("no acknowledgement within {ATTEMPT_TIMEOUT:?}"),
+            };
+            if attempt >= MAX_ATTEMPTS {
+                metrics::FAILURES
+                    .with_label_values(&[&self.name, "unavailable"])
+                    .inc();
+                return Err(PublishError::Unavailable {
+                    attempts: attempt,
+                    message: error,
+                });
             }
+            tracing::warn!(event_id = %envelope.id, attempt, %error, "publish failed, retrying");
+            metrics::RETRIES.with_label_values(&[&self.name]).inc();
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+            attempt += 1;
         }
     }
 
@@ -307,14 +314,28 @@ impl Publisher {
         for window in envelopes.chunks(PIPELINE_WINDOW) {
             let mut pending = Vec::with_capacity(window.len());
             for envelope in window {
-                let sent = self
-                    .jetstream
-                    .publish_with_headers(
+                // A send that is not accepted in time (seen after a node died: the send
+                // waited on the client for good) fails the whole call, so the caller
+                // retries the batch from a fresh start instead of waiting on each message
+                // of the window in turn. The ids make the retry safe.
+                let sent = tokio::time::timeout(
+                    ATTEMPT_TIMEOUT,
+                    self.jetstream.publish_with_headers(
                         envelope.subject.clone(),
                         headers(envelope, expected(envelope).as_ref()),
                         bytes::Bytes::from(envelope.encode()),
-                    )
-                    .await;
+                    ),
+                )
+                .await
+                .map_err(|_| {
+                    metrics::FAILURES
+                        .with_label_values(&[&self.name, "unavailable"])
+                        .inc();
+                    PublishError::Unavailable {
+                        attempts: 1,
+                        message: format!("send not accepted within {ATTEMPT_TIMEOUT:?}"),
+                    }
+                })?;
                 pending.push(sent);
             }
             for (envelope, sent) in window.iter().zip(pending) {

@@ -34,7 +34,7 @@ pub async fn connect(common: &Common, client_name: &str) -> anyhow::Result<Conne
     let client = lifeline_bus::connect(&url, client_name, &common.nats_auth.options())
         .await
         .with_context(|| format!("cannot connect to {}", lifeline_bus::redact(&url)))?;
-    let jetstream = jetstream::new(client.clone());
+    let jetstream = lifeline_bus::jetstream_context(client.clone());
     let settings = StreamSettings {
         replicas: common.replicas,
         allow_fewer_replicas: common.allow_fewer_replicas,

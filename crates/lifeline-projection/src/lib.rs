@@ -401,11 +401,15 @@ impl Projection {
         self.status.ready.store(true, Ordering::Relaxed);
         tracing::info!(consumer = name, position, ?mode, "consumer reading");
         // The ordered consumer notices a restarted server only after missed heartbeats
-        // (about 15 s). Watching the connection instead, the reader is re-opened as soon
-        // as the client is connected again, and the consumer counts as not reading while
-        // it is not.
+        // (about 15 s), and after a reconnect to another node it could stay silent for
+        // good. Watching the connection instead, the reader is re-opened as soon as the
+        // client has connected again, and the consumer counts as not reading while it is
+        // not. The client's count of connections tells a reconnect apart even when it
+        // happened while a batch was being applied or published (sampling the state
+        // would miss that, and a consumer once stood still there).
         let client = self.jetstream.client();
-        let mut connected = true;
+        let statistics = client.statistics();
+        let connects_at_open = statistics.connects.load(Ordering::Relaxed);
         let mut watch_connection = tokio::time::interval(Duration::from_millis(200));
         loop {
             if until.is_some_and(|until| position >= until) {
@@ -418,14 +422,13 @@ impl Projection {
                     let now = client.connection_state()
                         == lifeline_bus::async_nats::connection::State::Connected;
                     self.status.ready.store(now, Ordering::Relaxed);
-                    if now && !connected {
+                    if now && statistics.connects.load(Ordering::Relaxed) != connects_at_open {
                         return Err(ReadError::Unavailable {
                             stream: EVENT_STREAM.into(),
                             message: "reconnected to NATS: re-opening the reader".into(),
                         }
                         .into());
                     }
-                    connected = now;
                     continue;
                 }
             };
