@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+mod log;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -527,20 +528,7 @@ impl Drop for Up {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let trouble: Vec<&str> = text
-                .lines()
-                .filter(|line| line.contains(" WARN ") || line.contains(" ERROR "))
-                .collect();
-            eprintln!("--- warnings and errors in lifeline up's log (last 40) ---");
-            for line in &trouble[trouble.len().saturating_sub(40)..] {
-                eprintln!("{line}");
-            }
-            let tail: Vec<&str> = text.lines().rev().take(60).collect();
-            eprintln!("--- last lines of lifeline up's log ---");
-            for line in tail.iter().rev() {
-                eprintln!("{line}");
-            }
+            log::print(&self.log);
         }
     }
 }
