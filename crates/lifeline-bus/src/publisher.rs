@@ -285,7 +285,7 @@ impl Publisher {
                 Some(sequence) => found.push(Some(sequence)),
                 None => {
                     found.push(None);
-                    missing.push(envelope.clone());
+                    missing.push(envelope);
                 }
             }
         }
@@ -299,9 +299,11 @@ impl Publisher {
             .collect())
     }
 
-    async fn publish_pipelined(
+    /// Generic over owned and borrowed envelopes, so a caller publishing some of its
+    /// envelopes passes references instead of copies.
+    async fn publish_pipelined<E: std::borrow::Borrow<Envelope>>(
         &self,
-        envelopes: &[Envelope],
+        envelopes: &[E],
         guard_openings: bool,
     ) -> Result<Vec<Published>, PublishError> {
         let expected = |envelope: &Envelope| {
@@ -314,6 +316,7 @@ impl Publisher {
         for window in envelopes.chunks(PIPELINE_WINDOW) {
             let mut pending = Vec::with_capacity(window.len());
             for envelope in window {
+                let envelope = envelope.borrow();
                 // A send that is not accepted in time (seen after a node died: the send
                 // waited on the client for good) fails the whole call, so the caller
                 // retries the batch from a fresh start instead of waiting on each message
@@ -339,6 +342,7 @@ impl Publisher {
                 pending.push(sent);
             }
             for (envelope, sent) in window.iter().zip(pending) {
+                let envelope = envelope.borrow();
                 let acked = match sent {
                     Ok(future) => future.await,
                     Err(error) => Err(error),

@@ -47,6 +47,21 @@ pub struct CampaignStarted {
     pub signup_until: Option<time::OffsetDateTime>,
 }
 
+/// A large broadcast is placed a slice of households at a time: after each slice the
+/// campaigns process manager publishes this on the campaign's subject, and reading it back
+/// places the next slice. No batch then holds a whole community's orders at once, and a
+/// crash mid-way resumes from the last slice (every id in the chain is deterministic).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignContinued {
+    pub campaign: Id,
+    pub community: Id,
+    /// The last household gone through so far (households are taken in id order); the
+    /// next slice starts after it.
+    pub after: Id,
+    /// Orders placed so far.
+    pub placed: u32,
+}
+
 // ---- escalations ---------------------------------------------------------------------
 
 /// How staff settled an escalated order. A fixed list, so the outcome can be counted.

@@ -82,6 +82,7 @@ pub fn subject_for(event: &Event) -> String {
         // On the order's own subject: it contends with a cancel of the same order.
         Event::EscalationClosed(e) => order_subject(&e.community, &e.order),
         Event::CampaignStarted(e) => campaign_subject(&e.community, &e.campaign),
+        Event::CampaignContinued(e) => campaign_subject(&e.community, &e.campaign),
         // Parcels and errands are orders: every step on the order's own subject, so two
         // volunteers accepting one errand, or a cancel racing a collection, contend.
         Event::ParcelReceived(e) => order_subject(&e.community, &e.order),

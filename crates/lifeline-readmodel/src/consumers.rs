@@ -38,7 +38,7 @@ pub fn consumers() -> Vec<Consumer> {
         Consumer::new(lifeline_domain::delivery::DeliveryStatus)
             .with_metrics(crate::delivery::metrics::collector),
         Consumer::new(lifeline_domain::dispatch::Dispatch::default()),
-        Consumer::new(lifeline_domain::campaign::Campaigns),
+        Consumer::new(lifeline_domain::campaign::Campaigns::default()),
         Consumer::new(lifeline_domain::feed::PartnerFeed),
     ]
 }

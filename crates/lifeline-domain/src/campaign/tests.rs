@@ -90,7 +90,7 @@ fn state_after(events: &[Event]) -> MemoryState {
     let mut state = MemoryState::default();
     for event in events {
         apply_atomically(
-            &Campaigns,
+            &Campaigns::default(),
             &mut state,
             &envelope(event.clone()),
             &mut Vec::new(),
@@ -116,7 +116,7 @@ fn a_broadcast_places_one_order_per_household_the_same_every_time() {
     let started = envelope(Event::CampaignStarted(melon(CampaignScope::default())));
     let mut first = before.clone();
     let mut emitted = Vec::new();
-    apply_atomically(&Campaigns, &mut first, &started, &mut emitted).expect("applies");
+    apply_atomically(&Campaigns::default(), &mut first, &started, &mut emitted).expect("applies");
     let orders = orders_of(&emitted);
     let households: Vec<&str> = orders.iter().map(|o| o.household.as_str()).collect();
     assert_eq!(
@@ -143,13 +143,19 @@ fn a_broadcast_places_one_order_per_household_the_same_every_time() {
     // Re-processed after a crash: the same orders with the same ids.
     let mut again = before.clone();
     let mut emitted_again = Vec::new();
-    apply_atomically(&Campaigns, &mut again, &started, &mut emitted_again).expect("applies");
+    apply_atomically(
+        &Campaigns::default(),
+        &mut again,
+        &started,
+        &mut emitted_again,
+    )
+    .expect("applies");
     assert_eq!(emitted_again, emitted);
     // The same campaign read twice is parked, and places nothing more.
     let mut after = first.clone();
     let mut more = Vec::new();
-    let rejection =
-        apply_atomically(&Campaigns, &mut after, &started, &mut more).expect_err("parked");
+    let rejection = apply_atomically(&Campaigns::default(), &mut after, &started, &mut more)
+        .expect_err("parked");
     assert_eq!(rejection.reason, Reason::DuplicateCampaign);
     assert!(more.is_empty());
 }
@@ -183,7 +189,13 @@ fn a_scope_narrows_by_building_and_by_vulnerability() {
     for (scope, expected) in cases {
         let mut emitted = Vec::new();
         let started = envelope(Event::CampaignStarted(melon(scope.clone())));
-        apply_atomically(&Campaigns, &mut state.clone(), &started, &mut emitted).expect("applies");
+        apply_atomically(
+            &Campaigns::default(),
+            &mut state.clone(),
+            &started,
+            &mut emitted,
+        )
+        .expect("applies");
         let households: Vec<String> = orders_of(&emitted)
             .into_iter()
             .map(|o| o.household)
@@ -199,7 +211,7 @@ fn a_campaign_no_household_can_take_places_nothing() {
     caviar.lines[0].item = "caviar".into();
     let mut emitted = Vec::new();
     let rejection = apply_atomically(
-        &Campaigns,
+        &Campaigns::default(),
         &mut state,
         &envelope(Event::CampaignStarted(caviar)),
         &mut emitted,
@@ -257,4 +269,136 @@ fn starting_a_campaign_checks_its_name_lines_partner_and_scope() {
             .then_refused(code);
         assert!(!refused.to_string().is_empty());
     }
+}
+
+/// Applies `started`, then every `campaign.continued` it leads to in turn (as the consumer
+/// reads them back), and returns every envelope the chain emitted, in order.
+fn chain(handler: &Campaigns, state: &mut MemoryState, started: &Envelope) -> Vec<Envelope> {
+    let mut all = Vec::new();
+    let mut next = Some(started.clone());
+    while let Some(cause) = next.take() {
+        let mut emitted = Vec::new();
+        apply_atomically(handler, state, &cause, &mut emitted).expect("applies");
+        next = emitted
+            .iter()
+            .find(|e| matches!(e.event, Event::CampaignContinued(_)))
+            .cloned();
+        all.extend(emitted);
+    }
+    all
+}
+
+#[test]
+fn a_broadcast_placed_in_slices_places_the_same_orders_as_in_one() {
+    let mut events = registry();
+    for n in 300..307 {
+        events.push(household("tianlun-b03", n, vec![]));
+    }
+    let before = state_after(&events);
+    let started = envelope(Event::CampaignStarted(melon(CampaignScope::default())));
+    let whole = orders_of(&chain(&Campaigns::default(), &mut before.clone(), &started));
+    assert_eq!(whole.len(), 10);
+    for slice in 1..=11 {
+        let mut state = before.clone();
+        let emitted = chain(&Campaigns::with_slice(slice), &mut state, &started);
+        assert_eq!(orders_of(&emitted), whole, "slice {slice}");
+        let continued: Vec<&CampaignContinued> = emitted
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::CampaignContinued(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        // One continuation per full slice: ten households take 10 / slice of them.
+        assert_eq!(continued.len(), 10 / slice, "slice {slice}");
+        assert!(
+            emitted
+                .iter()
+                .all(|e| e.correlation_id == started.correlation_id),
+            "slice {slice}"
+        );
+        let record: CampaignRecord = state
+            .get_json(CAMPAIGNS, "melon")
+            .expect("readable")
+            .expect("recorded");
+        assert_eq!(record.orders, 10, "slice {slice}");
+        assert_eq!(record.fan_out, None, "slice {slice}: finished");
+    }
+}
+
+#[test]
+fn a_slice_re_read_after_a_crash_places_the_same_orders_and_a_stale_one_nothing() {
+    let before = state_after(&registry());
+    let handler = Campaigns::with_slice(1);
+    let started = envelope(Event::CampaignStarted(melon(CampaignScope::default())));
+    let mut state = before.clone();
+    let mut first = Vec::new();
+    apply_atomically(&handler, &mut state, &started, &mut first).expect("applies");
+    let continued = first
+        .iter()
+        .find(|e| matches!(e.event, Event::CampaignContinued(_)))
+        .expect("a continuation")
+        .clone();
+    // The crash: the continuation is read before the slice's writes were committed...
+    let at_slice = state.clone();
+    let mut once = Vec::new();
+    apply_atomically(&handler, &mut state, &continued, &mut once).expect("applies");
+    let mut again = Vec::new();
+    apply_atomically(&handler, &mut at_slice.clone(), &continued, &mut again).expect("applies");
+    assert_eq!(
+        once, again,
+        "the same ids, so JetStream drops the second copy"
+    );
+    assert_eq!(orders_of(&once).len(), 1);
+    // ...and once committed, the same continuation read again is not the next step.
+    let mut stale = Vec::new();
+    let applied = apply_atomically(&handler, &mut state, &continued, &mut stale).expect("applies");
+    assert_eq!(applied, Applied::Ignored);
+    assert!(stale.is_empty());
+}
+
+#[test]
+fn a_household_registered_after_the_start_is_not_in_the_campaign() {
+    let before = state_after(&registry());
+    let handler = Campaigns::with_slice(1);
+    let started = envelope(Event::CampaignStarted(melon(CampaignScope::default())));
+    let mut state = before.clone();
+    let mut emitted = Vec::new();
+    apply_atomically(&handler, &mut state, &started, &mut emitted).expect("applies");
+    // Registered between two slices, and sorting after the cursor.
+    let late = envelope(household("tianlun-b09", 901, vec![]));
+    apply_atomically(&handler, &mut state, &late, &mut Vec::new()).expect("applies");
+    let mut rest = emitted
+        .iter()
+        .find(|e| matches!(e.event, Event::CampaignContinued(_)))
+        .map(|continued| chain(&handler, &mut state, continued))
+        .expect("a continuation");
+    emitted.append(&mut rest);
+    let households: Vec<String> = orders_of(&emitted)
+        .into_iter()
+        .map(|o| o.household)
+        .collect();
+    assert_eq!(
+        households,
+        [
+            "tianlun-b01-u1-0101",
+            "tianlun-b01-u1-0102",
+            "tianlun-b02-u1-0201"
+        ]
+    );
+    // Registered again, a household keeps its place: the next campaign reaches it once.
+    let again = envelope(household(
+        "tianlun-b01",
+        101,
+        vec![Vulnerability::ElderlyAlone],
+    ));
+    apply_atomically(&handler, &mut state, &again, &mut Vec::new()).expect("applies");
+    let mut next = melon(CampaignScope::default());
+    next.campaign = "rice".into();
+    let orders = orders_of(&chain(
+        &handler,
+        &mut state,
+        &envelope(Event::CampaignStarted(next)),
+    ));
+    assert_eq!(orders.len(), 4);
 }
