@@ -95,6 +95,8 @@ async fn demo_plays_a_small_lockdown_day_to_the_end() {
                 .current_dir(&elsewhere)
                 .env_remove("LIFELINE_SEEDS_DIR")
                 .env_remove("NO_COLOR")
+                // Slices of 20 households: the melon is placed in eight.
+                .env("LIFELINE_CAMPAIGN_SLICE", "20")
                 .args([
                     "demo",
                     "--households",
@@ -124,6 +126,20 @@ async fn demo_plays_a_small_lockdown_day_to_the_end() {
     );
     assert!(stdout.contains("delivered"), "{stdout}");
     assert!(stdout.contains("tricycle runs"), "{stdout}");
+    // Every melon is ordered, slice after slice, and none is left on the way.
+    let melons = stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("melon campaign"))
+        .find(|line| line.trim_start().starts_with("total"))
+        .unwrap_or_else(|| panic!("a melon total row:\n{stdout}"));
+    let figures: Vec<u64> = melons
+        .split_whitespace()
+        .skip(1)
+        .map(|n| n.parse().expect("a count"))
+        .collect();
+    assert_eq!(figures.len(), 4, "{melons}");
+    assert_eq!(figures[0], 150, "ordered: {melons}");
+    assert_eq!(figures[3], 0, "on the way at the end of the day: {melons}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         !stdout.contains('\u{1b}'),

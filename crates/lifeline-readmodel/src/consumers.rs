@@ -38,9 +38,31 @@ pub fn consumers() -> Vec<Consumer> {
         Consumer::new(lifeline_domain::delivery::DeliveryStatus)
             .with_metrics(crate::delivery::metrics::collector),
         Consumer::new(lifeline_domain::dispatch::Dispatch::default()),
-        Consumer::new(lifeline_domain::campaign::Campaigns::default()),
+        Consumer::new(lifeline_domain::campaign::Campaigns::with_slice(
+            campaign_slice(),
+        )),
         Consumer::new(lifeline_domain::feed::PartnerFeed),
     ]
+}
+
+/// Households a campaign goes through per event (`LIFELINE_CAMPAIGN_SLICE`, default
+/// 1,000): more means fewer `campaign.continued` events and a larger batch in memory.
+fn campaign_slice() -> usize {
+    let default = lifeline_domain::campaign::DEFAULT_SLICE;
+    match std::env::var("LIFELINE_CAMPAIGN_SLICE") {
+        Err(_) => default,
+        Ok(value) => match value.parse::<usize>() {
+            Ok(slice) if slice > 0 => slice,
+            _ => {
+                tracing::warn!(
+                    value,
+                    default,
+                    "LIFELINE_CAMPAIGN_SLICE is not a positive number; using the default"
+                );
+                default
+            }
+        },
+    }
 }
 
 /// The consumer called `name`, if there is one.

@@ -22,6 +22,7 @@ use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use lifeline_bus::async_nats::jetstream;
 use lifeline_bus::{Publisher, stream_head};
+use lifeline_domain::campaign::CampaignRecord;
 use lifeline_domain::command::{self, CommandError, Views};
 use lifeline_events::{
     Actor, ActorKind, EVENT_STREAM, Envelope, Event, EventMeta, OrderPlaced, new_event_id,
@@ -42,6 +43,7 @@ pub struct Projections {
     inventory: Arc<ProjectionStore>,
     delivery: Arc<ProjectionStore>,
     delivery_status: Arc<ProjectionStatus>,
+    campaigns: Arc<ProjectionStore>,
     statuses: Vec<Arc<ProjectionStatus>>,
     /// Turns true on SIGINT/SIGTERM or when a courier gives up: waits stop at once.
     shutdown: watch::Receiver<bool>,
@@ -56,6 +58,7 @@ impl Projections {
             inventory: Arc::clone(&find(lifeline_domain::inventory::NAME)?.store),
             delivery: Arc::clone(&delivery.store),
             delivery_status: Arc::clone(&delivery.status),
+            campaigns: Arc::clone(&find(lifeline_domain::campaign::NAME)?.store),
             statuses: all.iter().map(|r| Arc::clone(&r.status)).collect(),
             shutdown,
         })
@@ -434,14 +437,20 @@ pub async fn run(
     let finished = loop {
         // The projection's stage counters first (a few rows); each order only once the
         // counters say every order may be final, and then only those still open.
+        // Orders in the projection the demo did not place itself (a campaign's) count too:
+        // the day is over when none is open.
         let store = Arc::clone(&projections.delivery);
-        let maybe_final = tokio::task::spawn_blocking(move || {
+        let (maybe_final, not_final) = tokio::task::spawn_blocking(move || {
             lifeline_readmodel::delivery::stage_counters(&store).map(|counters| {
                 counters
                     .iter()
-                    .filter(|((_, stage), _)| report::may_be_final(stage))
-                    .map(|(_, count)| *count)
-                    .sum::<u64>()
+                    .fold((0u64, 0u64), |(done, open), ((_, stage), count)| {
+                        if report::may_be_final(stage) {
+                            (done + count, open)
+                        } else {
+                            (done, open + count)
+                        }
+                    })
             })
         })
         .await??;
@@ -452,7 +461,7 @@ pub async fn run(
                 tokio::task::spawn_blocking(move || report::still_open(&store, open)).await??;
             open = still;
             delivering.set_message(format!("{by_stage:?}"));
-            if open.is_empty() {
+            if open.is_empty() && not_final == 0 {
                 break true;
             }
         }
@@ -534,12 +543,25 @@ async fn start_melon(
         meta(clock, "lifeline-demo", actor),
     );
     let published = publisher.publish(&envelope, None).await?;
-    // The process manager publishes the orders before it commits the campaign: once it has
-    // committed, they are all in the stream.
+    // The process manager places a slice of households per event and publishes each
+    // slice's orders before it commits: once it has committed the last slice, they are
+    // all in the stream.
     projections.caught_up(published.sequence, deadline).await?;
-    projections
-        .caught_up(head(jetstream).await?, deadline)
-        .await?;
+    loop {
+        projections
+            .caught_up(head(jetstream).await?, deadline)
+            .await?;
+        let store = Arc::clone(&projections.campaigns);
+        let wanted = campaign.clone();
+        let record = tokio::task::spawn_blocking(move || {
+            store.get_json::<CampaignRecord>(lifeline_domain::campaign::CAMPAIGNS, &wanted)
+        })
+        .await??;
+        // No record once caught up: the campaign was parked, and placed nothing.
+        if record.is_none_or(|record| record.fan_out.is_none()) {
+            break;
+        }
+    }
     let store = Arc::clone(&projections.delivery);
     let wanted = campaign.clone();
     let records = tokio::task::spawn_blocking(move || {
