@@ -327,7 +327,7 @@ pub async fn replay(common: Common, consumer: Consumer) -> anyhow::Result<ExitCo
     // it is being replaced. Opening fails while a consumer holds it: replaying under a
     // running consumer would swap its files away.
     let opening = consumer.clone();
-    let (live_guard, store) = {
+    let (live_guard, live_position, store) = {
         let (live, fresh) = (live.clone(), fresh.clone());
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let guard = if live.exists() {
@@ -344,9 +344,28 @@ pub async fn replay(common: Common, consumer: Consumer) -> anyhow::Result<ExitCo
                 std::fs::remove_dir_all(&fresh)
                     .with_context(|| format!("cannot clear {}", fresh.display()))?;
             }
-            Ok((guard, opening.open_store(&fresh)?))
+            let position = guard.as_ref().map(|previous| previous.position());
+            Ok((guard, position, opening.open_store(&fresh)?))
         })
         .await??
+    };
+    // Up to where the store it replaces had got, not past it: what that consumer had not
+    // reached yet it takes live once started again, so a process manager still publishes
+    // the follow-ups of those events (a replay publishes nothing; replaying past them
+    // would record them as done). With no store to replace, up to the stream's head.
+    let until = match live_position {
+        None => None,
+        Some(position) => match position {
+            Ok(position) => Some(position),
+            Err(error) => {
+                tracing::warn!(
+                    consumer = name,
+                    %error,
+                    "the store being replaced has no readable position; replaying to the stream's head"
+                );
+                None
+            }
+        },
     };
     let started = std::time::Instant::now();
     let head = consumer
@@ -355,7 +374,7 @@ pub async fn replay(common: Common, consumer: Consumer) -> anyhow::Result<ExitCo
             connection.jetstream.clone(),
             DriverConfig::default(),
         )
-        .replay()
+        .replay_until(until)
         .await?;
     let digest = {
         let (store, fresh, live) = (store, fresh, live.clone());

@@ -65,6 +65,9 @@ pub struct FanOut {
     pub registered_before: u64,
     /// The last household gone through; the next slice starts after it.
     pub after: Option<String>,
+    /// Households per slice, as configured when the campaign started: a later change of
+    /// the setting does not move a campaign already under way.
+    pub slice: usize,
 }
 
 /// Whether a household is in a campaign's scope.
@@ -111,7 +114,8 @@ impl ReadState for Own<'_> {
     }
 }
 
-/// The campaigns process manager; `slice` households are gone through per event.
+/// The campaigns process manager; `slice` households are gone through per event (for
+/// the campaigns it starts: each records its own).
 #[derive(Debug)]
 pub struct Campaigns {
     slice: usize,
@@ -179,7 +183,9 @@ impl Campaigns {
             started: started.clone(),
             unix_millis: envelope.unix_millis(),
             started_by: envelope.actor.id.clone(),
-            registered_before: registered(state)?,
+            // Every household so far, and every row from before ordinals (0).
+            registered_before: registered(state)? + 1,
+            slice: self.slice,
             after: None,
         });
         self.place_slice(state, envelope, &started.campaign, record, emit)
@@ -226,8 +232,9 @@ impl Campaigns {
             Some(after) => format!("{prefix}{after}\0"),
             None => prefix.clone(),
         };
-        let window = state.scan_prefix_from(BY_COMMUNITY, &prefix, &from, self.slice);
-        let more = window.len() == self.slice;
+        let slice = fan_out.slice.max(1);
+        let window = state.scan_prefix_from(BY_COMMUNITY, &prefix, &from, slice);
+        let more = window.len() == slice;
         let mut placed = Vec::new();
         {
             let own = Own(state);
@@ -300,7 +307,7 @@ impl Campaigns {
     }
 }
 
-/// How many households have registered so far (the next one's ordinal).
+/// How many households have registered since ordinals were kept (the last ordinal given).
 fn registered(state: &dyn StateTx) -> Result<u64, Rejection> {
     match state.get(BY_COMMUNITY, REGISTERED) {
         None => Ok(0),
@@ -312,7 +319,8 @@ fn registered(state: &dyn StateTx) -> Result<u64, Rejection> {
     }
 }
 
-/// A household row's ordinal; a row from before ordinals were kept counts as the first.
+/// A household row's ordinal (from 1); a row from before ordinals were kept is 0, before
+/// any campaign started since.
 fn ordinal_of(value: &[u8]) -> u64 {
     <[u8; 8]>::try_from(value).map_or(0, u64::from_be_bytes)
 }
@@ -343,15 +351,12 @@ impl Handler for Campaigns {
             Event::HouseholdRegistered(household) => {
                 state.put_json(registry::HOUSEHOLDS, &household.household, household);
                 let key = format!("{}/{}", household.community, household.household);
-                // A household registered again keeps its first ordinal.
+                // A household registered again keeps its first ordinal. Ordinals start at
+                // 1: 0 is a row from before ordinals were kept.
                 if state.get(BY_COMMUNITY, &key).is_none() {
-                    let ordinal = registered(state)?;
+                    let ordinal = registered(state)? + 1;
                     state.put(BY_COMMUNITY, &key, ordinal.to_be_bytes().to_vec());
-                    state.put(
-                        BY_COMMUNITY,
-                        REGISTERED,
-                        (ordinal + 1).to_be_bytes().to_vec(),
-                    );
+                    state.put(BY_COMMUNITY, REGISTERED, ordinal.to_be_bytes().to_vec());
                 }
                 Ok(Applied::Changed)
             }

@@ -133,6 +133,15 @@ impl std::fmt::Debug for Projection {
     }
 }
 
+/// What the blocking half of [`Projection::ingest`] did with a batch.
+enum Ingested {
+    /// Everything in it was at or below the stored position: that position stands.
+    NothingNew {
+        position: u64,
+    },
+    Applied(AppliedBatch),
+}
+
 /// The outcome of applying one batch, before anything is published or committed.
 struct AppliedBatch {
     writes: Writes,
@@ -321,7 +330,14 @@ impl Projection {
 
     /// Rebuilds the store from the stream up to its current head, publishing nothing.
     pub async fn replay(self) -> Result<u64, ProjectionError> {
+        self.replay_until(None).await
+    }
+
+    /// Rebuilds the store from the stream up to `until` (at most the current head),
+    /// publishing nothing; returns the sequence it rebuilt to.
+    pub async fn replay_until(self, until: Option<u64>) -> Result<u64, ProjectionError> {
         let head = stream_head(&self.jetstream, EVENT_STREAM).await?;
+        let head = until.map_or(head, |until| until.min(head));
         let (_keep, mut shutdown) = watch::channel(false);
         let store = Arc::clone(&self.store);
         let position = tokio::task::spawn_blocking(move || store.position())
@@ -466,22 +482,22 @@ impl Projection {
         let started = Instant::now();
         let handler = Arc::clone(&self.handler);
         let store = Arc::clone(&self.store);
-        let (messages, skipped, applied) = tokio::task::spawn_blocking(move || {
+        let (messages, skipped, ingested) = tokio::task::spawn_blocking(move || {
             let (position, messages, skipped) = match unapplied(&store, messages) {
                 Ok(unapplied) => unapplied,
                 Err(error) => return (Vec::new(), 0, Err(error)),
             };
             let Some(last) = messages.last().map(|message| message.sequence) else {
-                return (messages, skipped, Ok(Err(position)));
+                return (messages, skipped, Ok(Ingested::NothingNew { position }));
             };
-            let applied =
+            let ingested =
                 apply_batch(handler.as_ref(), &store, mode, &messages).and_then(|mut applied| {
                     if mode == Mode::Replay {
                         store.commit(std::mem::take(&mut applied.writes), last)?;
                     }
-                    Ok(Ok(applied))
+                    Ok(Ingested::Applied(applied))
                 });
-            (messages, skipped, applied)
+            (messages, skipped, ingested)
         })
         .await
         .map_err(|error| ProjectionError::Join(error.to_string()))?;
@@ -490,10 +506,9 @@ impl Projection {
                 .with_label_values(&[name])
                 .inc_by(skipped as u64);
         }
-        // Nothing new in the batch: the stored position stands.
-        let applied = match applied? {
-            Ok(applied) => applied,
-            Err(position) => return Ok(position),
+        let applied = match ingested? {
+            Ingested::Applied(applied) => applied,
+            Ingested::NothingNew { position } => return Ok(position),
         };
         self.finish(mode, started, messages, applied).await
     }

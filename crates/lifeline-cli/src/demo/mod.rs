@@ -561,6 +561,11 @@ async fn start_melon(
         if record.is_none_or(|record| record.fan_out.is_none()) {
             break;
         }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the melon campaign of {community} was not placed before the deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let store = Arc::clone(&projections.delivery);
     let wanted = campaign.clone();

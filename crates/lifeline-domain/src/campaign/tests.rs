@@ -402,3 +402,20 @@ fn a_household_registered_after_the_start_is_not_in_the_campaign() {
     ));
     assert_eq!(orders.len(), 4);
 }
+
+#[test]
+fn households_of_a_store_from_before_ordinals_are_in_a_new_campaign() {
+    let mut state = state_after(&registry());
+    // As an earlier release left it: empty rows, no count.
+    for key in [
+        "tianlun/tianlun-b01-u1-0101",
+        "tianlun/tianlun-b01-u1-0102",
+        "tianlun/tianlun-b02-u1-0201",
+    ] {
+        state.put(BY_COMMUNITY, key, Vec::new());
+    }
+    state.delete(BY_COMMUNITY, "#registered");
+    let started = envelope(Event::CampaignStarted(melon(CampaignScope::default())));
+    let orders = orders_of(&chain(&Campaigns::with_slice(2), &mut state, &started));
+    assert_eq!(orders.len(), 3);
+}
