@@ -62,8 +62,22 @@ pub async fn find_event_in(
     subject: &str,
     event_id: Uuid,
 ) -> Result<Option<(u64, Envelope)>, LookupError> {
+    find_event_in_from(jetstream, stream, subject, event_id, 1).await
+}
+
+/// [`find_event_in`] reading only the messages on `subject` from stream sequence `from`
+/// on: a follow-up is always stored after its cause, so looking for one from its cause's
+/// sequence skips the subject's history before it (a campaign's continuations: each is
+/// found at the first message read, not after all the earlier ones).
+pub async fn find_event_in_from(
+    jetstream: &jetstream::Context,
+    stream: &str,
+    subject: &str,
+    event_id: Uuid,
+    from: u64,
+) -> Result<Option<(u64, Envelope)>, LookupError> {
     let stream = stream_named(jetstream, stream).await?;
-    let mut from = 1;
+    let mut from = from.max(1);
     loop {
         match stream
             .direct_get_next_for_subject(subject, Some(from))

@@ -250,9 +250,15 @@ impl Publisher {
     /// published only if it is not there. Openings keep their empty-subject guard. A copy
     /// stored meanwhile by another replica is still inside the window, so a race between
     /// the look-up and the publish is a duplicate JetStream drops.
+    ///
+    /// `caused_from` is the event stream's sequence of the earliest cause of these
+    /// follow-ups (the first message of the batch): a follow-up in the event stream is
+    /// stored after its cause, so the look-up reads the subject from there on, not its
+    /// whole history.
     pub async fn publish_follow_ups_looked_up(
         &self,
         envelopes: &[Envelope],
+        caused_from: u64,
     ) -> Result<Vec<Published>, PublishError> {
         let mut missing = Vec::with_capacity(envelopes.len());
         let mut found = Vec::with_capacity(envelopes.len());
@@ -260,19 +266,22 @@ impl Publisher {
             let stored = if envelope.event.opens_aggregate() {
                 None
             } else {
-                let stream = if envelope
+                // A feed copy is in a stream of its own, whose sequences are not the
+                // cause's: there the whole subject is read.
+                let (stream, from) = if envelope
                     .subject
                     .starts_with(&format!("{PARTNER_FEED_SUBJECT_PREFIX}."))
                 {
-                    PARTNER_FEED_STREAM
+                    (PARTNER_FEED_STREAM, 1)
                 } else {
-                    EVENT_STREAM
+                    (EVENT_STREAM, caused_from)
                 };
-                crate::lookup::find_event_in(
+                crate::lookup::find_event_in_from(
                     &self.jetstream,
                     stream,
                     &envelope.subject,
                     envelope.id,
+                    from,
                 )
                 .await
                 .map_err(|error| PublishError::Unavailable {

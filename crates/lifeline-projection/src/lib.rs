@@ -534,7 +534,7 @@ impl Projection {
             if !applied.emitted.is_empty() {
                 if old {
                     self.publisher
-                        .publish_follow_ups_looked_up(&applied.emitted)
+                        .publish_follow_ups_looked_up(&applied.emitted, messages[0].sequence)
                         .await?;
                 } else {
                     self.publisher.publish_follow_ups(&applied.emitted).await?;
