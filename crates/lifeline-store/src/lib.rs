@@ -20,10 +20,11 @@ const POSITION_KEY: &[u8] = b"position";
 /// Memtable budget of one store, all its column families together, in MiB, unless
 /// `LIFELINE_STORE_MEMTABLE_MB` says otherwise. RocksDB preallocates each write-ahead log
 /// file at the smaller of this and 1.1 times the largest memtable, so it also bounds the
-/// disk a store claims at its first write: about 20 MiB with the manifest at 16, instead
-/// of the 75 MiB RocksDB's defaults claim. Smaller saves memory and disk and flushes more
-/// often.
-const DEFAULT_MEMTABLE_MB: usize = 16;
+/// disk a store claims at its first write (RocksDB's defaults claim 75 MiB). Smaller saves
+/// memory and disk and flushes more often: at 8 rather than 16, `lifeline up` catching up
+/// a million events peaked at 244 MiB instead of 261-272, about 5% slower
+/// (docs/performance.md).
+const DEFAULT_MEMTABLE_MB: usize = 8;
 
 fn write_buffer_bytes() -> usize {
     std::env::var("LIFELINE_STORE_MEMTABLE_MB")
