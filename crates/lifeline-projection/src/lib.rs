@@ -133,6 +133,9 @@ impl std::fmt::Debug for Projection {
     }
 }
 
+/// How long a reader may stay silent before the driver checks whether events wait for it.
+const SILENT_READER: Duration = Duration::from_secs(10);
+
 /// What the blocking half of [`Projection::ingest`] did with a batch.
 enum Ingested {
     /// Everything in it was at or below the stored position: that position stands.
@@ -427,6 +430,10 @@ impl Projection {
         let statistics = client.statistics();
         let connects_at_open = statistics.connects.load(Ordering::Relaxed);
         let mut watch_connection = tokio::time::interval(Duration::from_millis(200));
+        // A reader silent this long is asked whether events wait beyond its position; if
+        // so it is re-opened (seen once after a stream leader died: one consumer's ordered
+        // reader stood still, connected, with thousands of events waiting).
+        let mut heard_at = tokio::time::Instant::now();
         loop {
             if until.is_some_and(|until| position >= until) {
                 return Ok(());
@@ -445,6 +452,21 @@ impl Projection {
                         }
                         .into());
                     }
+                    if now && heard_at.elapsed() >= SILENT_READER {
+                        heard_at = tokio::time::Instant::now();
+                        if let Ok(head) = stream_head(&self.jetstream, EVENT_STREAM).await
+                            && head > position
+                        {
+                            return Err(ReadError::Unavailable {
+                                stream: EVENT_STREAM.into(),
+                                message: format!(
+                                    "no message for {SILENT_READER:?} with {} waiting: re-opening the reader",
+                                    head - position
+                                ),
+                            }
+                            .into());
+                        }
+                    }
                     continue;
                 }
             };
@@ -460,6 +482,8 @@ impl Projection {
                 messages.retain(|message| message.sequence <= until);
             }
             position = self.ingest(mode, messages).await?;
+            // Silence counts from the end of the batch's work, not from its arrival.
+            heard_at = tokio::time::Instant::now();
         }
     }
 
