@@ -105,6 +105,7 @@ async fn a_melon_for_every_household_exactly_once_through_a_kill_mid_fan_out() {
             scope: CampaignScope::default(),
             priority: None,
             signup_until: None,
+            slice: None,
         }),
         EventMeta {
             time: time::OffsetDateTime::now_utc(),

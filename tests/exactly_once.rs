@@ -368,6 +368,7 @@ async fn process_managers_restarted_past_the_duplicate_window_add_nothing_twice(
             },
             priority: None,
             signup_until: None,
+            slice: None,
         },
     ));
     harness.publish(&[campaign]).await;

@@ -10,8 +10,8 @@
 //! however often it is interrupted. A campaign whose lines break a rule (the rules are the
 //! same for every household: lines, items, partner) parks, with nothing published.
 //!
-//! A campaign is placed a slice of households at a time ([`Campaigns::slice`]): each slice
-//! ends with a `campaign.continued` on the campaign's subject, and reading it back places
+//! A campaign is placed a slice of households at a time (the start's `slice`, set by the
+//! replica that accepted it; else [`Campaigns::with_slice`]'s): each slice ends with a `campaign.continued` on the campaign's subject, and reading it back places
 //! the next. So no batch holds a whole community's orders (132,560 at the 40x bench), the
 //! cost of a slice does not grow with the community, and a crash resumes from the last
 //! slice. The households a campaign reaches are those registered when it started: each
@@ -114,8 +114,8 @@ impl ReadState for Own<'_> {
     }
 }
 
-/// The campaigns process manager; `slice` households are gone through per event (for
-/// the campaigns it starts: each records its own).
+/// The campaigns process manager; `slice` households are gone through per event for a
+/// campaign whose start does not say (each campaign records its own).
 #[derive(Debug)]
 pub struct Campaigns {
     slice: usize,
@@ -133,10 +133,6 @@ impl Campaigns {
         Self {
             slice: slice.max(1),
         }
-    }
-
-    pub fn slice(&self) -> usize {
-        self.slice
     }
 
     fn start(
@@ -185,7 +181,14 @@ impl Campaigns {
             started_by: envelope.actor.id.clone(),
             // Every household so far, and every row from before ordinals (0).
             registered_before: registered(state)? + 1,
-            slice: self.slice,
+            // The start's own, so a replay or another replica configured otherwise
+            // steps through the same households and meets the same continuations.
+            slice: started
+                .slice
+                .map_or(self.slice, |slice| {
+                    usize::try_from(slice).unwrap_or(usize::MAX)
+                })
+                .max(1),
             after: None,
         });
         self.place_slice(state, envelope, &started.campaign, record, emit)

@@ -45,6 +45,12 @@ pub struct CampaignStarted {
         with = "time::serde::rfc3339::option"
     )]
     pub signup_until: Option<time::OffsetDateTime>,
+    /// A broadcast's households per step (see [`CampaignContinued`]), fixed when it starts
+    /// so that every replica and every replay steps through the households alike. The
+    /// replica that accepted the campaign sets it (`LIFELINE_CAMPAIGN_SLICE`); without it
+    /// the campaigns consumer uses its own setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice: Option<u32>,
 }
 
 /// A large broadcast is placed a slice of households at a time: after each slice the

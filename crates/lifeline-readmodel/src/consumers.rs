@@ -46,23 +46,27 @@ pub fn consumers() -> Vec<Consumer> {
 }
 
 /// Households a campaign goes through per event (`LIFELINE_CAMPAIGN_SLICE`, default
-/// 1,000): more means fewer `campaign.continued` events and a larger batch in memory.
-fn campaign_slice() -> usize {
-    let default = lifeline_domain::campaign::DEFAULT_SLICE;
-    match std::env::var("LIFELINE_CAMPAIGN_SLICE") {
-        Err(_) => default,
-        Ok(value) => match value.parse::<usize>() {
-            Ok(slice) if slice > 0 => slice,
-            _ => {
-                tracing::warn!(
-                    value,
-                    default,
-                    "LIFELINE_CAMPAIGN_SLICE is not a positive number; using the default"
-                );
-                default
-            }
-        },
-    }
+/// 1,000): more means fewer `campaign.continued` events and a larger batch in memory. The
+/// consumer's fallback, and what a replica writes into the campaigns it accepts.
+pub fn campaign_slice() -> usize {
+    static SLICE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SLICE.get_or_init(|| {
+        let default = lifeline_domain::campaign::DEFAULT_SLICE;
+        match std::env::var("LIFELINE_CAMPAIGN_SLICE") {
+            Err(_) => default,
+            Ok(value) => match value.parse::<usize>() {
+                Ok(slice) if slice > 0 => slice,
+                _ => {
+                    tracing::warn!(
+                        value,
+                        default,
+                        "LIFELINE_CAMPAIGN_SLICE is not a positive number; using the default"
+                    );
+                    default
+                }
+            },
+        }
+    })
 }
 
 /// The consumer called `name`, if there is one.

@@ -529,6 +529,7 @@ async fn start_melon(
         scope: lifeline_events::CampaignScope::default(),
         priority: None,
         signup_until: None,
+        slice: Some(u32::try_from(lifeline_readmodel::campaign_slice()).unwrap_or(u32::MAX)),
     };
     let decided = projections
         .decide(move |views| command::start_campaign(views, command))

@@ -10,7 +10,7 @@ use lifeline_events::{
 use super::*;
 use crate::command::{CommandError, ErrorCode, StartCampaign, start_campaign};
 use crate::testing::{envelope, given};
-use crate::{MemoryState, apply_atomically};
+use crate::{MemoryState, apply_atomically, replay_atomically};
 
 fn household(building: &str, n: u32, vulnerabilities: Vec<Vulnerability>) -> Event {
     Event::HouseholdRegistered(HouseholdRegistered {
@@ -83,6 +83,7 @@ fn melon(scope: CampaignScope) -> CampaignStarted {
         scope,
         priority: None,
         signup_until: None,
+        slice: None,
     }
 }
 
@@ -236,6 +237,7 @@ fn starting_a_campaign_checks_its_name_lines_partner_and_scope() {
             scope: campaign.scope,
             priority: None,
             signup_until: None,
+            slice: None,
         };
         change(&mut command);
         command
@@ -324,6 +326,63 @@ fn a_broadcast_placed_in_slices_places_the_same_orders_as_in_one() {
         assert_eq!(record.orders, 10, "slice {slice}");
         assert_eq!(record.fan_out, None, "slice {slice}: finished");
     }
+}
+
+#[test]
+fn a_replay_or_a_replica_configured_otherwise_steps_through_a_campaign_as_it_started() {
+    let mut events = registry();
+    for n in 300..307 {
+        events.push(household("tianlun-b03", n, vec![]));
+    }
+    let before = state_after(&events);
+    let mut campaign = melon(CampaignScope::default());
+    campaign.slice = Some(2);
+    let started = envelope(Event::CampaignStarted(campaign));
+    // Live, on a replica whose own setting is the default: slices of two, as started.
+    let mut live = before.clone();
+    let emitted = chain(&Campaigns::default(), &mut live, &started);
+    let continuations: Vec<Envelope> = emitted
+        .iter()
+        .filter(|e| matches!(e.event, Event::CampaignContinued(_)))
+        .cloned()
+        .collect();
+    assert_eq!(continuations.len(), 5, "ten households, two a slice");
+    let finished: CampaignRecord = live
+        .get_json(CAMPAIGNS, "melon")
+        .expect("readable")
+        .expect("recorded");
+    assert_eq!((finished.orders, finished.fan_out.is_none()), (10, true));
+    // A replay set to three a slice reads the same facts and ends where the live run did.
+    let replayer = Campaigns::with_slice(3);
+    let mut replayed = before.clone();
+    for cause in std::iter::once(&started).chain(&continuations) {
+        replay_atomically(&replayer, &mut replayed, cause).expect("replays");
+    }
+    assert_eq!(replayed, live, "the replay's state equals the live run's");
+    // A replay stopped after the second continuation, then a replica set to seven takes
+    // the third live: it is the campaign's next step, and places what the live run did.
+    let mut halfway = before.clone();
+    for cause in std::iter::once(&started).chain(&continuations[..2]) {
+        replay_atomically(&replayer, &mut halfway, cause).expect("replays");
+    }
+    let mut next = Vec::new();
+    let applied = apply_atomically(
+        &Campaigns::with_slice(7),
+        &mut halfway,
+        &continuations[2],
+        &mut next,
+    )
+    .expect("applies");
+    assert_eq!(applied, Applied::Changed);
+    let live_third = emitted
+        .iter()
+        .skip_while(|e| e.id != continuations[2].id)
+        .skip(1)
+        .take_while(|e| matches!(e.event, Event::OrderPlaced(_)))
+        .cloned()
+        .collect::<Vec<_>>();
+    assert_eq!(orders_of(&next), orders_of(&live_third));
+    assert_eq!(orders_of(&next).len(), 2);
 }
 
 #[test]

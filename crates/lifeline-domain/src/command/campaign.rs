@@ -19,6 +19,8 @@ pub struct StartCampaign {
     pub priority: Option<Priority>,
     /// A group buy's sign-up cutoff; `None` for a broadcast.
     pub signup_until: Option<time::OffsetDateTime>,
+    /// Households per step of a broadcast's fan-out (the accepting replica's setting).
+    pub slice: Option<u32>,
 }
 
 /// A campaign's lines obey the order rules (it becomes one order per household), its
@@ -61,6 +63,11 @@ pub fn start_campaign(
         scope: command.scope,
         priority: command.priority,
         signup_until: command.signup_until,
+        // Only a broadcast is placed in slices; a group buy places nothing itself.
+        slice: match command.signup_until {
+            None => command.slice.map(|slice| slice.max(1)),
+            Some(_) => None,
+        },
     })
 }
 

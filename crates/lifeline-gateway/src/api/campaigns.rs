@@ -72,6 +72,7 @@ pub(super) async fn start_campaign(
         return Err(caller.forbidden("start campaigns in this community"));
     }
     let subject_community = community.clone();
+    let campaign_slice = u32::try_from(lifeline_readmodel::campaign_slice()).unwrap_or(u32::MAX);
     api.execute(
         &caller,
         key,
@@ -97,6 +98,7 @@ pub(super) async fn start_campaign(
                     scope: request.scope,
                     priority: request.priority,
                     signup_until: request.signup_until,
+                    slice: Some(campaign_slice),
                 },
             )
             .map(Event::CampaignStarted)

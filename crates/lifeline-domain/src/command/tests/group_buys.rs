@@ -21,6 +21,7 @@ fn group_buy(signup_until: Option<time::OffsetDateTime>) -> Event {
         },
         priority: None,
         signup_until,
+        slice: None,
     })
 }
 
