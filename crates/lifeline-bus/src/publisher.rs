@@ -350,21 +350,29 @@ impl Publisher {
                 })?;
                 pending.push(sent);
             }
+            // Every acknowledgement of the window shares one deadline. async-nats starts an
+            // acknowledgement's timeout only when it is awaited, so awaiting lost ones in
+            // turn cost the whole timeout once per message: a feed consumer whose window
+            // was in flight when a stream leader died stood still for minutes, connected
+            // and silent. Past the deadline each is retried on its own (same id).
+            let deadline = tokio::time::Instant::now() + ATTEMPT_TIMEOUT;
             for (envelope, sent) in window.iter().zip(pending) {
                 let envelope = envelope.borrow();
                 let acked = match sent {
-                    Ok(future) => future.await,
-                    Err(error) => Err(error),
+                    Ok(future) => tokio::time::timeout_at(deadline, future.into_future())
+                        .await
+                        .ok(),
+                    Err(error) => Some(Err(error)),
                 };
                 match acked {
-                    Ok(ack) => results.push(self.record(ack.sequence, ack.duplicate)),
-                    Err(error)
+                    Some(Ok(ack)) => results.push(self.record(ack.sequence, ack.duplicate)),
+                    Some(Err(error))
                         if error.kind() == PublishErrorKind::WrongLastSequence
                             && expected(envelope).is_some() =>
                     {
                         results.push(self.record(0, true));
                     }
-                    Err(_) => {
+                    Some(Err(_)) | None => {
                         metrics::RETRIES.with_label_values(&[&self.name]).inc();
                         let guard = expected(envelope);
                         let opening = guard.is_some();
