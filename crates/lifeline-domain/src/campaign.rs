@@ -11,12 +11,13 @@
 //! same for every household: lines, items, partner) parks, with nothing published.
 //!
 //! A campaign is placed a slice of households at a time (the start's `slice`, set by the
-//! replica that accepted it; else [`Campaigns::with_slice`]'s): each slice ends with a `campaign.continued` on the campaign's subject, and reading it back places
-//! the next. So no batch holds a whole community's orders (132,560 at the 40x bench), the
-//! cost of a slice does not grow with the community, and a crash resumes from the last
-//! slice. The households a campaign reaches are those registered when it started: each
-//! household keeps the ordinal of its first registration, and the campaign records the
-//! count at its start.
+//! replica that accepted it; else [`Campaigns::with_slice`]'s): each slice ends with a
+//! `campaign.continued` on the campaign's subject, and reading it back places the next.
+//! So no batch holds a whole community's orders (132,560 at the 40x bench), the cost of a
+//! slice does not grow with the community, and a crash resumes from the last slice. The
+//! households a campaign reaches are those registered when it started: each household
+//! keeps the ordinal of its first registration, and the campaign records the count at its
+//! start.
 
 use lifeline_events::{
     Actor, CampaignContinued, CampaignScope, CampaignStarted, Envelope, Event, HouseholdRegistered,
