@@ -290,13 +290,18 @@ fn chain(handler: &Campaigns, state: &mut MemoryState, started: &Envelope) -> Ve
     all
 }
 
-#[test]
-fn a_broadcast_placed_in_slices_places_the_same_orders_as_in_one() {
+/// The registry's three Tianlun households and seven more in a third building.
+fn ten_households() -> MemoryState {
     let mut events = registry();
     for n in 300..307 {
         events.push(household("tianlun-b03", n, vec![]));
     }
-    let before = state_after(&events);
+    state_after(&events)
+}
+
+#[test]
+fn a_broadcast_placed_in_slices_places_the_same_orders_as_in_one() {
+    let before = ten_households();
     let started = envelope(Event::CampaignStarted(melon(CampaignScope::default())));
     let whole = orders_of(&chain(&Campaigns::default(), &mut before.clone(), &started));
     assert_eq!(whole.len(), 10);
@@ -330,11 +335,7 @@ fn a_broadcast_placed_in_slices_places_the_same_orders_as_in_one() {
 
 #[test]
 fn a_replay_or_a_replica_configured_otherwise_steps_through_a_campaign_as_it_started() {
-    let mut events = registry();
-    for n in 300..307 {
-        events.push(household("tianlun-b03", n, vec![]));
-    }
-    let before = state_after(&events);
+    let before = ten_households();
     let mut campaign = melon(CampaignScope::default());
     campaign.slice = Some(2);
     let started = envelope(Event::CampaignStarted(campaign));
