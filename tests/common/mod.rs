@@ -575,7 +575,24 @@ impl Drop for Tmpfs {
 /// store in `data_dir` equals a replay of the stream into a scratch directory (one digest
 /// over state and position).
 pub fn assert_projections_equal_replay(urls: &str, data_dir: &std::path::Path) {
+    assert_projections_equal_replay_serving(
+        urls,
+        data_dir,
+        &lifeline_events::Partitioning::whole(),
+        &[],
+    );
+}
+
+/// [`assert_projections_equal_replay`] for a replica serving `partitioning` (started with
+/// `partition_args`, which the replays get too).
+pub fn assert_projections_equal_replay_serving(
+    urls: &str,
+    data_dir: &std::path::Path,
+    partitioning: &lifeline_events::Partitioning,
+    partition_args: &[&str],
+) {
     for consumer in lifeline_readmodel::consumers() {
+        let consumer = consumer.serving(partitioning);
         let kind = consumer.name();
         let live = consumer
             .open_store(&data_dir.join(kind))
@@ -585,6 +602,7 @@ pub fn assert_projections_equal_replay(urls: &str, data_dir: &std::path::Path) {
         let scratch = tempfile::tempdir().expect("tempdir");
         let output = Command::new(LIFELINE)
             .args(["replay", kind, "--nats-url", urls])
+            .args(partition_args)
             .arg("--data-dir")
             .arg(scratch.path())
             .output()

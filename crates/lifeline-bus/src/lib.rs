@@ -15,7 +15,9 @@ mod redrive;
 pub use connect::{ConnectError, NatsOptions, connect_options, redact, server_addrs};
 pub use dead_letter::{DeadLetter, DeadLetterRecord, read_dead_letters};
 pub use head::HeadWatch;
-pub use lookup::{LookupError, find_event_on_subject, last_subject_sequence};
+pub use lookup::{
+    LookupError, find_event_on_subject, last_subject_matching, last_subject_sequence,
+};
 pub use provision::{IDEMPOTENCY_BUCKET, ProvisionError, StreamSettings, provision, replicas_for};
 pub use publisher::{Expected, PublishError, Published, Publisher};
 pub use reader::{EventReader, ReadError, StreamMessage, stream_head};

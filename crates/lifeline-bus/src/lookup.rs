@@ -44,6 +44,25 @@ pub async fn last_subject_sequence(
     }
 }
 
+/// The subject of the last message matching `pattern` (a subject with wildcards, such as
+/// `lifeline.orders.*.<order>`), `None` when no message does: where an aggregate lives
+/// when its id does not say.
+pub async fn last_subject_matching(
+    jetstream: &jetstream::Context,
+    pattern: &str,
+) -> Result<Option<String>, LookupError> {
+    let stream = event_stream(jetstream).await?;
+    match stream.get_last_raw_message_by_subject(pattern).await {
+        Ok(message) => Ok(Some(message.subject.to_string())),
+        Err(error)
+            if error.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(LookupError(Box::new(error))),
+    }
+}
+
 /// The event with id `event_id` on `subject` and its stream sequence, if the stream holds
 /// it (found even after JetStream's duplicate window has passed).
 pub async fn find_event_on_subject(

@@ -157,6 +157,16 @@ pub async fn up(
     let (trigger, shutdown) = watch::channel(false);
     stop_on_signal(trigger.clone());
     let mut tasks = JoinSet::new();
+    let partitioning = consumers
+        .iter()
+        .find(|consumer| consumer.is_partitioned())
+        .map(|consumer| consumer.partitioning().to_string());
+    if let Some(partitioning) = &partitioning {
+        tracing::info!(
+            partitions = %partitioning,
+            "serving some partitions: delivery, dispatch, campaigns and the partner feed apply their communities only"
+        );
+    }
     let running = start_consumers(
         &connection.jetstream,
         &common.data_dir,
@@ -255,6 +265,7 @@ async fn api_if_served(
     ) else {
         return Ok(None);
     };
+    let delivery_partitioning = delivery.consumer.partitioning().clone();
     let (registry_status, delivery_status, inventory_status) = (
         Arc::clone(&registry.status),
         Arc::clone(&delivery.status),
@@ -294,6 +305,7 @@ async fn api_if_served(
             lifeline_events::EVENT_STREAM,
         ),
         last_appended: Default::default(),
+        partitioning: delivery_partitioning,
     })))
 }
 
@@ -331,7 +343,7 @@ pub async fn replay(common: Common, consumer: Consumer) -> anyhow::Result<ExitCo
         let (live, fresh) = (live.clone(), fresh.clone());
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let guard = if live.exists() {
-                Some(opening.open_store(&live).with_context(|| {
+                Some(opening.open_store_as_built(&live).with_context(|| {
                     format!(
                         "cannot open {}; stop the {name} consumer first",
                         live.display()

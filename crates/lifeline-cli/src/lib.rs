@@ -63,6 +63,24 @@ pub struct Common {
     /// `overloaded` with `Retry-After`.
     #[arg(long, env = "LIFELINE_QUEUE_TIMEOUT_MS", default_value_t = 500)]
     pub queue_timeout_ms: u64,
+    /// How many partitions the communities are spread over (a fixed hash of the community
+    /// id). Every replica of a deployment must be given the same count; see
+    /// docs/operations.md ("Partitions").
+    #[arg(long, env = "LIFELINE_PARTITIONS", default_value_t = 1)]
+    pub partitions: u32,
+    /// The partitions this process serves, comma-separated (0 to --partitions - 1; all of
+    /// them by default). Delivery, dispatch, campaigns and the partner feed then apply
+    /// those communities' events only, and the API answers 421 for the others.
+    #[arg(long, env = "LIFELINE_PARTITION", value_delimiter = ',')]
+    pub partition: Option<Vec<u32>>,
+}
+
+impl Common {
+    /// The partitions this process serves, as its flags say.
+    pub fn partitioning(&self) -> anyhow::Result<lifeline_events::Partitioning> {
+        lifeline_events::Partitioning::new(self.partitions, self.partition.as_deref())
+            .map_err(|error| anyhow::anyhow!("--partitions/--partition: {error}"))
+    }
 }
 
 /// How to authenticate to NATS and secure the connection. Secrets come from the
@@ -239,12 +257,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             common,
             http,
             access,
-        } => components::up(common, http, lifeline_readmodel::consumers(), access).await,
+        } => {
+            let partitioning = common.partitioning()?;
+            let consumers = lifeline_readmodel::consumers()
+                .into_iter()
+                .map(|consumer| consumer.serving(&partitioning))
+                .collect();
+            components::up(common, http, consumers, access).await
+        }
         Command::Run {
             component,
             common,
             http,
-        } => components::up(common, http, vec![named(&component)?], None).await,
+        } => {
+            let consumer = named(&component)?.serving(&common.partitioning()?);
+            components::up(common, http, vec![consumer], None).await
+        }
         Command::Demo {
             common,
             community,
@@ -266,7 +294,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             demo::run(common, day, seeds).await
         }
         Command::Replay { projection, common } => {
-            components::replay(common, named(&projection)?).await
+            let consumer = named(&projection)?.serving(&common.partitioning()?);
+            components::replay(common, consumer).await
         }
         Command::Seed { common, seeds } => components::seed(common, seeds).await,
     }

@@ -5,6 +5,7 @@
 mod care;
 mod envelope;
 mod ids;
+mod partition;
 mod payload;
 mod subject;
 mod wire;
@@ -12,6 +13,7 @@ mod wire;
 pub use care::*;
 pub use envelope::{Actor, ActorKind, DecodeError, Envelope, EventMeta};
 pub use ids::{deterministic_event_id, is_token, new_event_id};
+pub use partition::{PartitionError, Partitioning, community_of_subject, partition_of};
 pub use payload::*;
 pub use subject::{
     DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECT_PREFIX, EVENT_STREAM, EVENT_STREAM_SUBJECTS,

@@ -32,6 +32,18 @@ pub enum ApiError {
     /// More requests in flight than the process takes on: retry after `Retry-After`.
     #[error("too many requests in flight, retry in a moment")]
     Overloaded,
+    /// The community is in a partition this replica does not serve: send the request to
+    /// one that does (the `Lifeline-Partition` header names it).
+    #[error(
+        "community {community} is in partition {partition} of {count}; this replica serves \
+         {served}: send it to a replica serving partition {partition}"
+    )]
+    Misdirected {
+        community: String,
+        partition: u32,
+        count: u32,
+        served: String,
+    },
     /// Something broke inside; the detail is in the log only.
     #[error("internal error")]
     Internal(String),
@@ -39,6 +51,9 @@ pub enum ApiError {
     #[error(transparent)]
     Refused(#[from] lifeline_domain::command::CommandError),
 }
+
+/// On a 421: the partition that serves the request's community, for a router.
+pub const PARTITION_HEADER: &str = "lifeline-partition";
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
@@ -66,6 +81,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Misdirected { .. } => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Refused(error) => match error.refusal() {
                 Refusal::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
@@ -90,6 +106,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable => "unavailable",
             ApiError::Overloaded => "overloaded",
+            ApiError::Misdirected { .. } => "misdirected",
             ApiError::Internal(_) => "internal",
             ApiError::Refused(error) if error.refusal() == Refusal::Unreadable => "internal",
             ApiError::Refused(error) => return error.code().to_string(),
@@ -124,7 +141,16 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let status = self.status();
+        let partition = match &self {
+            ApiError::Misdirected { partition, .. } => Some(*partition),
+            _ => None,
+        };
         let mut response = (status, Json(self.body())).into_response();
+        if let Some(partition) = partition {
+            response
+                .headers_mut()
+                .insert(PARTITION_HEADER, axum::http::HeaderValue::from(partition));
+        }
         // Every 503 is "retry in a moment": say when.
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(

@@ -22,7 +22,7 @@ use lifeline_bus::{
     DeadLetter, EventReader, PublishError, Publisher, ReadError, StreamMessage, stream_head,
 };
 use lifeline_domain::{Applied, Handler, Reason, Rejection, apply_atomically, replay_atomically};
-use lifeline_events::{EVENT_STREAM, Envelope, subject_for};
+use lifeline_events::{EVENT_STREAM, Envelope, Partitioning, subject_for};
 use lifeline_store::{ProjectionStore, StoreError, Writes};
 use tokio::sync::watch;
 
@@ -119,6 +119,8 @@ pub struct Projection {
     publisher: Publisher,
     dead_letter: DeadLetter,
     config: DriverConfig,
+    /// The communities whose events this consumer applies; the others' it steps over.
+    partitioning: Arc<Partitioning>,
     status: Arc<ProjectionStatus>,
     /// Series are initialised once per process run, not at every reconnect (a consumer
     /// that keeps failing must not look freshly committed).
@@ -200,6 +202,7 @@ fn unapplied(
 fn apply_batch(
     handler: &dyn Handler,
     store: &ProjectionStore,
+    partitioning: &Partitioning,
     mode: Mode,
     messages: &[StreamMessage],
 ) -> Result<AppliedBatch, StoreError> {
@@ -218,6 +221,12 @@ fn apply_batch(
         // A re-driven dead letter is for the consumer that parked it; the others applied
         // the original already.
         if lifeline_bus::redriven_for_another(message.headers.as_ref(), handler.name()) {
+            outcome.ignored += 1;
+            continue;
+        }
+        // Another partition's community: stepped over before it is decoded (its position
+        // still counts as applied when the batch commits).
+        if !partitioning.serves_subject(&message.subject) {
             outcome.ignored += 1;
             continue;
         }
@@ -285,8 +294,17 @@ impl Projection {
             store,
             jetstream,
             config,
+            partitioning: Arc::new(Partitioning::whole()),
             status: Arc::new(ProjectionStatus::default()),
             metrics_initialised: AtomicBool::new(false),
+        }
+    }
+
+    /// Applies only the events of the communities `partitioning` serves.
+    pub fn with_partitioning(self, partitioning: Partitioning) -> Self {
+        Projection {
+            partitioning: Arc::new(partitioning),
+            ..self
         }
     }
 
@@ -506,6 +524,7 @@ impl Projection {
         let started = Instant::now();
         let handler = Arc::clone(&self.handler);
         let store = Arc::clone(&self.store);
+        let partitioning = Arc::clone(&self.partitioning);
         let (messages, skipped, ingested) = tokio::task::spawn_blocking(move || {
             let (position, messages, skipped) = match unapplied(&store, messages) {
                 Ok(unapplied) => unapplied,
@@ -514,8 +533,8 @@ impl Projection {
             let Some(last) = messages.last().map(|message| message.sequence) else {
                 return (messages, skipped, Ok(Ingested::NothingNew { position }));
             };
-            let ingested =
-                apply_batch(handler.as_ref(), &store, mode, &messages).and_then(|mut applied| {
+            let ingested = apply_batch(handler.as_ref(), &store, &partitioning, mode, &messages)
+                .and_then(|mut applied| {
                     if mode == Mode::Replay {
                         store.commit(std::mem::take(&mut applied.writes), last)?;
                     }

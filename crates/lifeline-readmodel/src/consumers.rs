@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use lifeline_bus::async_nats::jetstream;
 use lifeline_domain::Handler;
+use lifeline_events::Partitioning;
 use lifeline_projection::{DriverConfig, Projection};
 use lifeline_store::{ProjectionStore, StoreError};
 use prometheus::core::Collector;
@@ -18,6 +19,32 @@ pub type CollectorFn = fn(Arc<ProjectionStore>) -> Box<dyn Collector>;
 pub struct Consumer {
     handler: Arc<dyn Handler>,
     collector: Option<CollectorFn>,
+    /// Keeps per-community state only, so it can serve a subset of the communities
+    /// (`lifeline up --partitions`); the others read every community.
+    per_community: bool,
+    /// The communities it applies: every one unless [`Consumer::serving`] says otherwise.
+    partitioning: Partitioning,
+}
+
+/// The `meta` key under which a per-community store records which partitions it holds.
+const PARTITIONS_KEY: &str = "partitions";
+
+/// A store could not be opened for this process.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "the {consumer} store at {path} holds partitions {built}, and this process serves \
+         {wanted}: rebuild it with `lifeline replay {consumer}` under the new setting, or \
+         start with the partitions it holds"
+    )]
+    Partitions {
+        consumer: &'static str,
+        path: String,
+        built: String,
+        wanted: String,
+    },
 }
 
 impl std::fmt::Debug for Consumer {
@@ -29,19 +56,24 @@ impl std::fmt::Debug for Consumer {
 }
 
 /// Every consumer, in start order: the registry first (the API validates against it).
-/// Adding a consumer: write its handler in `lifeline-domain`, add it here.
+/// Adding a consumer: write its handler in `lifeline-domain`, add it here, and say whether
+/// its state is per community (it then may serve a partition: it must never need another
+/// community's events). The registry and inventory read every community: the API checks
+/// every household against the registry, and a partner's stock serves every community.
 pub fn consumers() -> Vec<Consumer> {
     vec![
         Consumer::new(lifeline_domain::registry::Registry),
         Consumer::new(lifeline_domain::inventory::Inventory)
             .with_metrics(crate::inventory::metrics::collector),
         Consumer::new(lifeline_domain::delivery::DeliveryStatus)
-            .with_metrics(crate::delivery::metrics::collector),
-        Consumer::new(lifeline_domain::dispatch::Dispatch::default()),
+            .with_metrics(crate::delivery::metrics::collector)
+            .per_community(),
+        Consumer::new(lifeline_domain::dispatch::Dispatch::default()).per_community(),
         Consumer::new(lifeline_domain::campaign::Campaigns::with_slice(
             campaign_slice(),
-        )),
-        Consumer::new(lifeline_domain::feed::PartnerFeed),
+        ))
+        .per_community(),
+        Consumer::new(lifeline_domain::feed::PartnerFeed).per_community(),
     ]
 }
 
@@ -81,7 +113,38 @@ impl Consumer {
         Consumer {
             handler: Arc::new(handler),
             collector: None,
+            per_community: false,
+            partitioning: Partitioning::whole(),
         }
+    }
+
+    fn per_community(self) -> Self {
+        Consumer {
+            per_community: true,
+            ..self
+        }
+    }
+
+    /// Serves the communities of `partitioning` only, if its state is per community (the
+    /// others keep serving every community).
+    pub fn serving(self, partitioning: &Partitioning) -> Self {
+        if !self.per_community {
+            return self;
+        }
+        Consumer {
+            partitioning: partitioning.clone(),
+            ..self
+        }
+    }
+
+    /// The communities it applies.
+    pub fn partitioning(&self) -> &Partitioning {
+        &self.partitioning
+    }
+
+    /// Whether it serves a subset of the communities.
+    pub fn is_partitioned(&self) -> bool {
+        !self.partitioning.serves_all()
     }
 
     pub fn with_metrics(self, collector: CollectorFn) -> Self {
@@ -101,8 +164,39 @@ impl Consumer {
     }
 
     /// Opens (or creates) its store: one column family per table the handler writes.
-    /// Blocking: call it off the async runtime.
-    pub fn open_store(&self, directory: &Path) -> Result<Arc<ProjectionStore>, StoreError> {
+    /// A per-community store records the partitions it is built with, and is refused to a
+    /// process serving others (it would answer for communities it never saw, or keep
+    /// communities it no longer serves). Blocking: call it off the async runtime.
+    pub fn open_store(&self, directory: &Path) -> Result<Arc<ProjectionStore>, OpenError> {
+        let store = self.open_store_as_built(directory)?;
+        if !self.per_community {
+            return Ok(store);
+        }
+        let wanted = self.partitioning.scope();
+        // A store from before partitions existed holds every community.
+        let built = match store.meta(PARTITIONS_KEY)? {
+            Some(built) => String::from_utf8_lossy(&built).into_owned(),
+            None if store.position()? > 0 => Partitioning::whole().scope(),
+            None => wanted.clone(),
+        };
+        if built != wanted {
+            return Err(OpenError::Partitions {
+                consumer: self.name(),
+                path: directory.display().to_string(),
+                built,
+                wanted,
+            });
+        }
+        store.set_meta(PARTITIONS_KEY, wanted.as_bytes())?;
+        Ok(store)
+    }
+
+    /// Opens its store whatever partitions it holds (a replay reading the position of the
+    /// store it replaces).
+    pub fn open_store_as_built(
+        &self,
+        directory: &Path,
+    ) -> Result<Arc<ProjectionStore>, StoreError> {
         ProjectionStore::open(directory, self.handler.tables()).map(Arc::new)
     }
 
@@ -114,6 +208,7 @@ impl Consumer {
         config: DriverConfig,
     ) -> Projection {
         Projection::new(self.handler(), store, jetstream, config)
+            .with_partitioning(self.partitioning.clone())
     }
 
     /// Exports its operations metrics from this process, if it has any.

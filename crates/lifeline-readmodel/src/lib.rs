@@ -11,4 +11,4 @@ pub mod delivery;
 pub mod inventory;
 pub mod registry;
 
-pub use consumers::{Consumer, campaign_slice, consumer, consumers};
+pub use consumers::{Consumer, OpenError, campaign_slice, consumer, consumers};

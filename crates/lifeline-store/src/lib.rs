@@ -316,6 +316,18 @@ impl ProjectionStore {
         }
     }
 
+    /// A value of the store's own `meta` table (what the store was built for, say).
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let db = self.db()?;
+        Ok(db.get_cf(cf(&db, META)?, key.as_bytes())?)
+    }
+
+    /// Sets a `meta` value (not the position, which only [`Self::commit`] writes).
+    pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let db = self.db()?;
+        Ok(db.put_cf(cf(&db, META)?, key.as_bytes(), value)?)
+    }
+
     /// A JSON row, decoded: `Corrupt` when it does not decode.
     pub fn get_json<T: serde::de::DeserializeOwned>(
         &self,

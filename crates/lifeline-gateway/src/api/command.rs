@@ -165,6 +165,7 @@ impl Api {
             .idempotency
             .run(&caller.0.id, key, |event_id, maybe_published| async move {
                 let subject = subject(event_id);
+                self.serves_subject(&subject)?;
                 if maybe_published
                     && let Some((sequence, stored)) =
                         lifeline_bus::find_event_on_subject(&self.jetstream, &subject, event_id)

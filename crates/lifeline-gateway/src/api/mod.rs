@@ -15,6 +15,7 @@ mod errands;
 mod escalations;
 mod ledgers;
 mod operators;
+mod partitions;
 mod partners;
 mod registry;
 mod residents;
@@ -23,7 +24,7 @@ mod sheets;
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
@@ -75,6 +76,9 @@ pub struct Api {
     /// until the projections have applied it (read-your-writes, without making every
     /// command's answer wait for them).
     pub last_appended: std::sync::atomic::AtomicU64,
+    /// The communities this replica answers for (its per-community projections hold only
+    /// those): a request for another is answered 421 with the partition that serves it.
+    pub partitioning: lifeline_events::Partitioning,
 }
 
 impl std::fmt::Debug for Api {
@@ -227,6 +231,10 @@ pub fn router(api: Arc<Api>) -> Router {
             "/v1/communities/{community}/vehicles/{vehicle}",
             put(registry::put_vehicle),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&api),
+            partitions::served_here,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&api),
             not_older_than,
@@ -326,7 +334,7 @@ where
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
-        Query::<T>::from_request_parts(parts, state)
+        <Query<T> as FromRequestParts<S>>::from_request_parts(parts, state)
             .await
             .map(|Query(value)| Params(value))
             .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
@@ -484,7 +492,12 @@ impl Api {
         // behind) is found, and a projection that cannot catch up says 503, not 404.
         self.caught_up_with_stream().await?;
         let id = order.to_owned();
-        self.decide(move |views| views.order(&id)).await
+        let found = self.decide(move |views| views.order(&id)).await?;
+        if found.is_none() {
+            self.served_by_id(&lifeline_events::order_subject("*", order))
+                .await?;
+        }
+        Ok(found)
     }
 
     /// The household `id`, which the caller must act for (its resident, staff of its
@@ -562,7 +575,12 @@ impl Api {
         }
         self.caught_up_with_stream().await?;
         let id = campaign.to_owned();
-        self.decide(move |views| views.campaign(&id)).await
+        let found = self.decide(move |views| views.campaign(&id)).await?;
+        if found.is_none() && is_token(campaign) {
+            self.served_by_id(&lifeline_events::campaign_subject("*", campaign))
+                .await?;
+        }
+        Ok(found)
     }
 
     async fn run(&self, run: &str) -> Result<RunRecord, ApiError> {
@@ -574,9 +592,14 @@ impl Api {
         // As for orders: a run planned a moment ago is found once delivery catches up.
         self.caught_up_with_stream().await?;
         let id = run.to_owned();
-        self.decide(move |views| views.run(&id))
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no run {run}")))
+        match self.decide(move |views| views.run(&id)).await? {
+            Some(record) => Ok(record),
+            None => {
+                self.served_by_id(&lifeline_events::run_subject("*", run))
+                    .await?;
+                Err(ApiError::NotFound(format!("no run {run}")))
+            }
+        }
     }
 
     fn meta(&self, caller: &Caller, trace: Trace) -> EventMeta {
