@@ -228,28 +228,28 @@ mod tests {
                 count: 2
             })
         );
-        assert!(Partitioning::new(2, None).unwrap().serves_all());
-        assert!(!Partitioning::new(2, Some(&[1])).unwrap().serves_all());
+        assert!(Partitioning::new(2, None).expect("valid").serves_all());
+        assert!(!Partitioning::new(2, Some(&[1])).expect("valid").serves_all());
     }
 
     #[test]
     fn a_store_scope_names_what_it_holds() {
         assert_eq!(Partitioning::whole().scope(), "all");
-        assert_eq!(Partitioning::new(4, None).unwrap().scope(), "all");
+        assert_eq!(Partitioning::new(4, None).expect("valid").scope(), "all");
         assert_eq!(
-            Partitioning::new(4, Some(&[3, 1])).unwrap().scope(),
+            Partitioning::new(4, Some(&[3, 1])).expect("valid").scope(),
             "1,3 of 4"
         );
         assert_ne!(
-            Partitioning::new(4, Some(&[1])).unwrap().scope(),
-            Partitioning::new(2, Some(&[1])).unwrap().scope()
+            Partitioning::new(4, Some(&[1])).expect("valid").scope(),
+            Partitioning::new(2, Some(&[1])).expect("valid").scope()
         );
     }
 
     #[test]
     fn events_without_a_community_go_to_every_partition() {
-        let one = Partitioning::new(2, Some(&[0])).unwrap();
-        let other = Partitioning::new(2, Some(&[1])).unwrap();
+        let one = Partitioning::new(2, Some(&[0])).expect("valid");
+        let other = Partitioning::new(2, Some(&[1])).expect("valid");
         for subject in ["lifeline.catalogue.rice", "lifeline.stock.p-1.rice", "junk"] {
             assert!(one.serves_subject(subject) && other.serves_subject(subject));
         }
@@ -264,7 +264,7 @@ mod tests {
         #[test]
         fn each_community_is_served_exactly_once(community in "[a-z0-9-]{1,24}", count in 1u32..16) {
             let replicas: Vec<Partitioning> =
-                (0..count).map(|p| Partitioning::new(count, Some(&[p])).unwrap()).collect();
+                (0..count).map(|p| Partitioning::new(count, Some(&[p])).expect("valid")).collect();
             let subject = format!("lifeline.orders.{community}.o-1");
             let serving = replicas.iter().filter(|r| r.serves_subject(&subject)).count();
             prop_assert_eq!(serving, 1);
