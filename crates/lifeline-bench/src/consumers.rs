@@ -72,6 +72,16 @@ pub struct CatchUp {
 /// Starts `lifeline up` on a fresh data dir against the stream, times until `/readyz`
 /// says every consumer is at the head, reads the lag gauges, and stops it.
 pub async fn up_catch_up(binary: &Path, nats_url: &str, head: u64) -> anyhow::Result<CatchUp> {
+    up_catch_up_with(binary, nats_url, head, &[]).await
+}
+
+/// [`up_catch_up`] with extra arguments to `lifeline up` (the partitions it serves, say).
+pub async fn up_catch_up_with(
+    binary: &Path,
+    nats_url: &str,
+    head: u64,
+    extra: &[&str],
+) -> anyhow::Result<CatchUp> {
     let data = tempfile::tempdir()?;
     let port = free_port()?;
     let http = format!("127.0.0.1:{port}");
@@ -81,6 +91,7 @@ pub async fn up_catch_up(binary: &Path, nats_url: &str, head: u64) -> anyhow::Re
             .args(["up", "--nats-url", nats_url, "--http", &http, "--data-dir"])
             .arg(data.path())
             .args(["--ready-max-lag", "0"])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -18,6 +18,7 @@
 mod api;
 mod cluster;
 mod consumers;
+mod partitions;
 mod process;
 mod report;
 
@@ -64,6 +65,9 @@ struct Args {
     /// Skip the API load.
     #[arg(long)]
     no_api: bool,
+    /// Scale of the day of both communities the partition rows catch up (0: skip them).
+    #[arg(long, default_value_t = 1)]
+    partition_scale: u32,
     /// Skip the three-node cluster rows.
     #[arg(long)]
     no_cluster: bool,
@@ -428,6 +432,9 @@ async fn main() -> anyhow::Result<()> {
         report.durable_days.push(day);
     }
 
+    if args.partition_scale > 0 {
+        partitions::rows(&binary, args.partition_scale, &mut report).await?;
+    }
     // The same rows on a three-node cluster, streams R3.
     if !args.no_cluster {
         cluster::rows(&binary, &args, &payload, &mut report).await?;
@@ -481,7 +488,7 @@ fn ratios(report: &mut Report) {
         "raw jetstream publish (pipelined, msg ids), default sync",
     );
     let raw_durable = find(figures, "raw jetstream publish, sync_interval: always");
-    let mut ratios = Vec::new();
+    let mut ratios = std::mem::take(&mut report.ratios);
     if let (Some(durable), Some(default)) = (raw_durable, raw_pub) {
         ratios.push(Ratio {
             name: "raw publish: sync_interval always / default".into(),

@@ -108,6 +108,18 @@ pub fn play_day_on(
     households: Option<usize>,
     envs: &[(&str, &str)],
 ) -> anyhow::Result<DayRun> {
+    play_day_with(binary, nats_url, scale, households, &[], envs)
+}
+
+/// [`play_day_on`] with extra arguments to `lifeline demo` (`--community all`, say).
+pub fn play_day_with(
+    binary: &Path,
+    nats_url: &str,
+    scale: u32,
+    households: Option<usize>,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> anyhow::Result<DayRun> {
     let data = tempfile::tempdir()?;
     let log = data.path().join("demo.log");
     let out = std::fs::File::create(&log)?;
@@ -122,6 +134,7 @@ pub fn play_day_on(
                 "7200",
             ])
             .args(households.map(|n| format!("--households={n}")))
+            .args(extra)
             .args(["--nats-url", nats_url, "--data-dir"])
             .arg(data.path().join("data"))
             .env("RUST_LOG", "info,async_nats=warn")

@@ -229,7 +229,11 @@ mod tests {
             })
         );
         assert!(Partitioning::new(2, None).expect("valid").serves_all());
-        assert!(!Partitioning::new(2, Some(&[1])).expect("valid").serves_all());
+        assert!(
+            !Partitioning::new(2, Some(&[1]))
+                .expect("valid")
+                .serves_all()
+        );
     }
 
     #[test]
