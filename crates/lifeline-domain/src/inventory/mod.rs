@@ -14,7 +14,7 @@ use crate::{Applied, Handler, Reason, Rejection, StateTx, StateTxExt};
 
 pub mod shortfall;
 
-pub use shortfall::{SHORTFALL_PLACES, SHORTFALLS, Waiting, line_prefix};
+pub use shortfall::{SHORTFALL_HEADS, SHORTFALL_PLACES, SHORTFALLS, Waiting, line_prefix};
 
 pub const NAME: &str = "inventory";
 pub const STOCK: &str = "stock";
@@ -109,7 +109,14 @@ impl Handler for Inventory {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &[STOCK, RESERVATIONS, SHORTFALLS, SHORTFALL_PLACES, ERRANDS]
+        &[
+            STOCK,
+            RESERVATIONS,
+            SHORTFALLS,
+            SHORTFALL_PLACES,
+            SHORTFALL_HEADS,
+            ERRANDS,
+        ]
     }
 
     fn apply(

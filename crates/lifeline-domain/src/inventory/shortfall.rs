@@ -16,7 +16,11 @@
 //!
 //! Each waiting order has a row of its own, keyed so that an item's rows read in fill
 //! order, and a second row saying where the first is; waiting, leaving and filling read
-//! and write only the rows of the orders they move, however long the line.
+//! and write only the rows of the orders they move, however long the line. A third row
+//! per line says where its first waiting row may be (no live row sorts before it): a fill
+//! reads from there, not from the start of the line, which after a day of picks and fills
+//! is a long run of deleted rows (RocksDB reads through every tombstone until compaction
+//! drops it: a fill's cost grew with how many orders had left the line before).
 
 use lifeline_events::Priority;
 use serde::{Deserialize, Serialize};
@@ -28,6 +32,9 @@ use crate::{Reason, Rejection, StateTx, StateTxExt};
 pub const SHORTFALLS: &str = "shortfalls";
 /// Where each waiting order's row is: `order/item` to its [`SHORTFALLS`] key.
 pub const SHORTFALL_PLACES: &str = "shortfall_places";
+
+/// Per line (`partner/item/`): a key no waiting row of the line sorts before.
+pub const SHORTFALL_HEADS: &str = "shortfall_heads";
 
 /// How many waiting rows a fill reads at a time.
 const WINDOW: usize = 64;
@@ -94,7 +101,27 @@ pub(super) fn wait(
     let key = place_key(partner, item, &waiting);
     state.put(SHORTFALL_PLACES, &place, key.clone().into_bytes());
     state.put_json(SHORTFALLS, &key, &waiting);
+    lower_head(state, &line_prefix(partner, item), &key);
     Ok(())
+}
+
+/// Where a fill of the line `prefix` starts reading: its head, or the line's start.
+fn head(state: &dyn StateTx, prefix: &str) -> String {
+    state
+        .get(SHORTFALL_HEADS, prefix)
+        .map(|head| String::from_utf8_lossy(&head).into_owned())
+        .filter(|head| head.starts_with(prefix))
+        .unwrap_or_else(|| prefix.to_owned())
+}
+
+/// A row now waits at `key`: the head moves back to it if it was past it.
+fn lower_head(state: &mut dyn StateTx, prefix: &str, key: &str) {
+    if state
+        .get(SHORTFALL_HEADS, prefix)
+        .is_none_or(|head| key.as_bytes() < head.as_slice())
+    {
+        state.put(SHORTFALL_HEADS, prefix, key.as_bytes().to_vec());
+    }
 }
 
 /// Takes an order out of every queue it waits in.
@@ -142,6 +169,11 @@ pub(super) fn raise(
         state.delete(SHORTFALLS, &key);
         state.put(SHORTFALL_PLACES, &place, moved.clone().into_bytes());
         state.put_json(SHORTFALLS, &moved, &waiting);
+        lower_head(
+            state,
+            &line_prefix(&reservation.partner, &line.item),
+            &moved,
+        );
     }
     Ok(())
 }
@@ -155,16 +187,21 @@ pub(super) fn fill(state: &mut dyn StateTx, partner: &str, item: &str) -> Result
         return Ok(());
     }
     let prefix = line_prefix(partner, item);
-    let mut from = prefix.clone();
+    let mut from = head(state, &prefix);
+    // The first row still waiting once this fill is done: the line's new head.
+    let mut first_left: Option<String> = None;
+    let mut read_to_end = false;
     'windows: while level.available() > 0 {
         let rows = state.scan_prefix_from(SHORTFALLS, &prefix, &from, WINDOW);
         let Some((last, _)) = rows.last() else {
+            read_to_end = true;
             break;
         };
         from = format!("{last}\0");
         let full = rows.len() == WINDOW;
         for (key, row) in rows {
             if level.available() == 0 {
+                first_left = Some(key);
                 break 'windows;
             }
             let mut first = decode(&key, &row)?;
@@ -203,11 +240,20 @@ pub(super) fn fill(state: &mut dyn StateTx, partner: &str, item: &str) -> Result
                 state.delete(SHORTFALL_PLACES, &place);
             } else {
                 state.put_json(SHORTFALLS, &key, &first);
+                first_left = Some(key);
+                break 'windows;
             }
         }
         if !full {
+            read_to_end = true;
             break;
         }
+    }
+    match first_left {
+        Some(key) => state.put(SHORTFALL_HEADS, &prefix, key.into_bytes()),
+        None if read_to_end => state.delete(SHORTFALL_HEADS, &prefix),
+        // Stopped at a window's end with stock used up: the next window starts at `from`.
+        None => state.put(SHORTFALL_HEADS, &prefix, from.into_bytes()),
     }
     put_stock(state, partner, item, level);
     Ok(())

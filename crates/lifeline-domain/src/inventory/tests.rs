@@ -194,6 +194,23 @@ fn shortfalls_agree(state: &MemoryState) -> Result<(), TestCaseError> {
         lines.values().map(Vec::len).sum::<usize>(),
         "no stray place rows"
     );
+    // No waiting row sorts before its line's head (a fill reads from the head on).
+    for ((table, key), _) in &state.rows {
+        if table != SHORTFALLS {
+            continue;
+        }
+        let (partner, rest) = key.split_once('/').expect("partner/item/place");
+        let (item, _) = rest.split_once('/').expect("item/place");
+        let prefix = format!("{partner}/{item}/");
+        if let Some(head) = state.get(SHORTFALL_HEADS, &prefix) {
+            prop_assert!(
+                head.as_slice() <= key.as_bytes(),
+                "{} waits before its line's head {}",
+                key,
+                String::from_utf8_lossy(&head)
+            );
+        }
+    }
     for (key, queue) in lines {
         let level: StockLevel = state
             .get_json(STOCK, &key)
@@ -440,4 +457,59 @@ fn a_raised_order_moves_ahead_in_the_shortfall_line() {
     });
     apply_atomically(&Inventory, &mut state, &envelope(restock), &mut Vec::new()).expect("applies");
     assert_eq!((reserved_of(&state, 2), reserved_of(&state, 1)), (1, 0));
+}
+
+/// A long line filled a unit at a time, past a window's end, with orders leaving from the
+/// middle: each fill starts at the line's head, a late urgent order still goes first, and
+/// an emptied line keeps no head.
+#[test]
+fn fills_start_at_the_head_and_nothing_waiting_is_passed_over() {
+    let eggs = 1;
+    let mut state = MemoryState::default();
+    let mut apply = |state: &mut MemoryState, event: Event| {
+        apply_atomically(&Inventory, state, &envelope(event), &mut Vec::new()).expect("applies");
+        shortfalls_agree(state).expect("queues agree");
+    };
+    let restock = |quantity| {
+        Event::StockReceived(StockReceived {
+            partner: "p".into(),
+            item: ITEMS[eggs].into(),
+            quantity,
+        })
+    };
+    for order in 1..=200 {
+        apply(&mut state, urgent(order, eggs, 1, Priority::Routine));
+    }
+    for _ in 0..70 {
+        apply(&mut state, restock(1));
+    }
+    for order in (100..200).step_by(3) {
+        apply(
+            &mut state,
+            Event::OrderCancelled(OrderCancelled {
+                order: format!("o{order}"),
+                community: "c".into(),
+                reason: "x".into(),
+            }),
+        );
+    }
+    let waiting = shortfall::waiting(&state, "p", ITEMS[eggs]).expect("reads");
+    apply(&mut state, urgent(201, eggs, 1, Priority::Urgent));
+    apply(&mut state, restock(1));
+    assert_eq!(reserved_of(&state, 201), 1, "the urgent order went first");
+    let first = waiting.first().expect("a line").order.clone();
+    apply(&mut state, restock(1));
+    let first: usize = first.trim_start_matches('o').parse().expect("id");
+    assert_eq!(reserved_of(&state, first), 1, "then the head of the line");
+    apply(&mut state, restock(500));
+    assert!(
+        shortfall::waiting(&state, "p", ITEMS[eggs])
+            .expect("reads")
+            .is_empty()
+    );
+    assert_eq!(
+        state.get(SHORTFALL_HEADS, "p/eggs/"),
+        None,
+        "an empty line has no head"
+    );
 }

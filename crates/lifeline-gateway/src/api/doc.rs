@@ -72,6 +72,12 @@ impl utoipa::Modify for BearerAuth {
                 "403",
                 error("`forbidden`: the token's role or scope may not do this"),
             ),
+            (
+                "421",
+                error(
+                    "`misdirected`: this replica serves some partitions only, and the request's community is in another; the `Lifeline-Partition` header names it (docs/operations.md, Partitions)",
+                ),
+            ),
         ];
         let with_body = [
             (
