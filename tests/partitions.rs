@@ -293,6 +293,13 @@ async fn two_replicas_serve_one_partition_each_and_send_the_rest_on() {
                 "{order} planned once, in its community"
             );
         }
+        // It says which partition it serves, for the PartitionUnserved alert.
+        let (_, metrics) = replica.up.get("/metrics").await.expect("metrics");
+        assert!(
+            metrics.contains(&format!("lifeline_partition_served{{partition=\"{p}\"}} 1")),
+            "partition {p}"
+        );
+        assert!(metrics.lines().any(|line| line == "lifeline_partitions 2"));
         // Its partner feed copied its own community's orders, and only those.
         assert_eq!(
             feed_copies(&replica.up).await,

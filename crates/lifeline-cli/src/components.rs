@@ -118,6 +118,33 @@ pub fn register_build_info() {
     let _ = prometheus::register(Box::new(gauge));
 }
 
+/// `lifeline_partitions` (the count this replica was given) and
+/// `lifeline_partition_served{partition}` (1 for each it serves): with every replica's,
+/// Prometheus sees a partition nobody serves (alert PartitionUnserved).
+pub fn register_partitions(partitioning: &lifeline_events::Partitioning) {
+    let count = prometheus::IntGauge::new(
+        "lifeline_partitions",
+        "Partitions the communities are spread over (--partitions).",
+    )
+    .expect("valid metric");
+    count.set(i64::from(partitioning.count()));
+    let served = prometheus::IntGaugeVec::new(
+        prometheus::Opts::new(
+            "lifeline_partition_served",
+            "1 for each partition this replica serves (--partition).",
+        ),
+        &["partition"],
+    )
+    .expect("valid metric");
+    for partition in partitioning.served() {
+        served
+            .with_label_values(&[partition.to_string().as_str()])
+            .set(1);
+    }
+    let _ = prometheus::register(Box::new(count));
+    let _ = prometheus::register(Box::new(served));
+}
+
 /// Turns the watch to `true` on SIGINT or SIGTERM.
 pub fn stop_on_signal(trigger: watch::Sender<bool>) {
     tokio::spawn(async move {
@@ -157,11 +184,9 @@ pub async fn up(
     let (trigger, shutdown) = watch::channel(false);
     stop_on_signal(trigger.clone());
     let mut tasks = JoinSet::new();
-    let partitioning = consumers
-        .iter()
-        .find(|consumer| consumer.is_partitioned())
-        .map(|consumer| consumer.partitioning().to_string());
-    if let Some(partitioning) = &partitioning {
+    let partitioning = common.partitioning()?;
+    register_partitions(&partitioning);
+    if !partitioning.serves_all() {
         tracing::info!(
             partitions = %partitioning,
             "serving some partitions: delivery, dispatch, campaigns and the partner feed apply their communities only"

@@ -466,7 +466,7 @@ fn a_raised_order_moves_ahead_in_the_shortfall_line() {
 fn fills_start_at_the_head_and_nothing_waiting_is_passed_over() {
     let eggs = 1;
     let mut state = MemoryState::default();
-    let mut apply = |state: &mut MemoryState, event: Event| {
+    let apply = |state: &mut MemoryState, event: Event| {
         apply_atomically(&Inventory, state, &envelope(event), &mut Vec::new()).expect("applies");
         shortfalls_agree(state).expect("queues agree");
     };
