@@ -195,7 +195,7 @@ fn shortfalls_agree(state: &MemoryState) -> Result<(), TestCaseError> {
         "no stray place rows"
     );
     // No waiting row sorts before its line's head (a fill reads from the head on).
-    for ((table, key), _) in &state.rows {
+    for (table, key) in state.rows.keys() {
         if table != SHORTFALLS {
             continue;
         }
