@@ -372,6 +372,10 @@ async fn two_replicas_serve_one_partition_each_and_send_the_rest_on() {
         said.contains("holds partitions 0 of 2") && said.contains("lifeline replay"),
         "{said}"
     );
+    assert!(
+        !said.contains("another process"),
+        "not blamed on a lock: {said}"
+    );
 }
 
 /// Every order planned on a run: its run's community and how many runs it is on.

@@ -77,14 +77,20 @@ pub async fn start_consumers(
     for consumer in consumers {
         let directory = data_dir.join(consumer.name());
         let opening = consumer.clone();
-        let store = tokio::task::spawn_blocking(move || opening.open_store(&directory))
-            .await?
-            .with_context(|| {
-                format!(
-                    "cannot open the {} store (is another process using it?)",
-                    consumer.name()
-                )
-            })?;
+        let store =
+            match tokio::task::spawn_blocking(move || opening.open_store(&directory)).await? {
+                Ok(store) => store,
+                // Says itself what is wrong and what to do.
+                Err(error @ lifeline_readmodel::OpenError::Partitions { .. }) => {
+                    return Err(error.into());
+                }
+                Err(error) => {
+                    return Err(anyhow::Error::new(error).context(format!(
+                        "cannot open the {} store (is another process using it?)",
+                        consumer.name()
+                    )));
+                }
+            };
         consumer.register_metrics(&store);
         let projection = consumer.projection(
             Arc::clone(&store),
