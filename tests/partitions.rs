@@ -199,6 +199,12 @@ async fn two_replicas_serve_one_partition_each_and_send_the_rest_on() {
             "dev-operator",
             None,
         ),
+        (
+            get.clone(),
+            format!("{p0}/v1/partners/yonghui/pick-sheet?community=tianlun"),
+            "dev-partner-yonghui",
+            None,
+        ),
     ];
     for (method, url, token, body) in misdirected {
         let (status, answer, partition) =
@@ -268,6 +274,47 @@ async fn two_replicas_serve_one_partition_each_and_send_the_rest_on() {
         }
     }
 
+    // A quiet partition's clock still moves: a Tianlun order a while later goes by
+    // Huangtugang's replica, whose coverage is then read as of that order's time.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let late = json!({"household": households_of("tianlun")[1], "partner": "yonghui", "lines": [{"item": "veg-pack", "quantity": 1}]});
+    let (status, answer, _) = send(
+        &http,
+        post.clone(),
+        format!("{p1}/v1/orders"),
+        "dev-staff-tianlun",
+        Some(&late),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    let sequence = answer["stream_sequence"].as_u64().expect("sequence");
+    let placed_at = envelopes(&harness)
+        .await
+        .into_iter()
+        .find(|(s, _)| *s == sequence)
+        .expect("in the stream")
+        .1
+        .time;
+    let coverage: Value = http
+        .get(format!("{p0}/v1/communities/huangtugang/coverage"))
+        .bearer_auth("dev-operator")
+        .header("Lifeline-Min-Sequence", sequence.to_string())
+        .send()
+        .await
+        .expect("coverage")
+        .json()
+        .await
+        .expect("json");
+    let as_of = time::OffsetDateTime::parse(
+        coverage["as_of"].as_str().expect("as_of"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("rfc3339");
+    assert!(
+        as_of >= placed_at - Duration::from_millis(1),
+        "huangtugang's clock {as_of} is behind tianlun's order at {placed_at}"
+    );
+
     // Each dispatcher plans its own community's arrived orders.
     let planned_all = lifeline_testkit::eventually(Duration::from_secs(30), || async {
         planned_orders(&harness).await.len() == 2 * ARRIVING
@@ -300,10 +347,11 @@ async fn two_replicas_serve_one_partition_each_and_send_the_rest_on() {
             "partition {p}"
         );
         assert!(metrics.lines().any(|line| line == "lifeline_partitions 2"));
-        // Its partner feed copied its own community's orders, and only those.
+        // Its partner feed copied its own community's orders, and only those (Tianlun's
+        // include the late one).
         assert_eq!(
             feed_copies(&replica.up).await,
-            PER_COMMUNITY as f64,
+            (PER_COMMUNITY + p) as f64,
             "feed copies on partition {p}"
         );
         let (status, record, _) = send(
@@ -328,7 +376,7 @@ async fn two_replicas_serve_one_partition_each_and_send_the_rest_on() {
     let copies = feed.info().await.expect("feed info").state.messages;
     assert_eq!(
         copies,
-        2 * PER_COMMUNITY as u64,
+        2 * PER_COMMUNITY as u64 + 1,
         "every order copied to its partner once"
     );
 
@@ -392,4 +440,53 @@ async fn planned_orders(harness: &Harness) -> HashMap<String, (String, usize)> {
         }
     }
     planned
+}
+
+/// A retry that went astray (to a replica of another partition) while the first attempt
+/// was still in flight leaves the key as it was: the retry at the right replica publishes
+/// the first attempt's event id, so the command cannot happen twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misdirected_retry_keeps_the_first_attempts_key() {
+    use lifeline_gateway::error::ApiError;
+    let harness = Harness::start().await;
+    let bucket = harness
+        .jetstream
+        .get_key_value(lifeline_bus::IDEMPOTENCY_BUCKET)
+        .await
+        .expect("bucket");
+    let keys = lifeline_gateway::idempotency::Idempotency::new(bucket);
+    let key = || Some("place-1".to_owned());
+    // The first attempt, at the right replica: its answer does not come back.
+    let mut first = None;
+    let answer = keys
+        .run("staff", key(), |id, _| {
+            first = Some(id);
+            async { Err::<(reqwest::StatusCode, Value), _>(ApiError::Unavailable) }
+        })
+        .await;
+    assert!(matches!(answer, Err(ApiError::Unavailable)));
+    // The retry lands on a replica of another partition.
+    let answer = keys
+        .run("staff", key(), |id, maybe_published| {
+            assert_eq!((Some(id), maybe_published), (first, true));
+            async {
+                Err::<(reqwest::StatusCode, Value), _>(ApiError::Misdirected {
+                    community: "tianlun".into(),
+                    partition: 1,
+                    count: 2,
+                    served: "0".into(),
+                })
+            }
+        })
+        .await;
+    assert!(matches!(answer, Err(ApiError::Misdirected { .. })));
+    // The retry at the right replica: the first attempt's id, flagged as maybe published.
+    let answer = keys
+        .run("staff", key(), |id, maybe_published| {
+            assert_eq!((Some(id), maybe_published), (first, true));
+            async move { Ok((reqwest::StatusCode::ACCEPTED, json!({"order": id}))) }
+        })
+        .await
+        .expect("answered");
+    assert_eq!(answer.0, reqwest::StatusCode::ACCEPTED);
 }

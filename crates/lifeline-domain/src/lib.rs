@@ -54,4 +54,14 @@ pub trait Handler: Send + Sync + 'static {
     fn replay(&self, state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, Rejection> {
         self.apply(state, envelope, &mut Vec::new())
     }
+
+    /// Whether it keeps a clock of the stream (the latest event's time) that events of
+    /// communities it does not serve must move too ([`Handler::stepped_over`]).
+    fn keeps_clock(&self) -> bool {
+        false
+    }
+
+    /// An event of a community this consumer does not serve (another partition's) went
+    /// by at `time`: only its time is read, and only if [`Handler::keeps_clock`].
+    fn stepped_over(&self, _state: &mut dyn StateTx, _time: time::OffsetDateTime) {}
 }

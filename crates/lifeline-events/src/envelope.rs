@@ -181,6 +181,18 @@ impl Envelope {
         serde_json::to_vec(&wire).expect("envelope serializes to json infallibly")
     }
 
+    /// An encoded envelope's `time` alone, without decoding the rest.
+    pub fn time_of(bytes: &[u8]) -> Option<OffsetDateTime> {
+        #[derive(Deserialize)]
+        struct TimeOnly {
+            #[serde(with = "time::serde::rfc3339")]
+            time: OffsetDateTime,
+        }
+        serde_json::from_slice::<TimeOnly>(bytes)
+            .ok()
+            .map(|t| t.time)
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
         let wire: WireIn = serde_json::from_slice(bytes)
             .map_err(|error| DecodeError::Undecodable(error.to_string()))?;

@@ -263,6 +263,10 @@ impl Idempotency {
             }
             // Maybe published: keep the id so the retry publishes the same one.
             Err(ApiError::Unavailable) => Err(ApiError::Unavailable),
+            // Sent to a replica of another partition: the entry may be another replica's
+            // attempt in flight (a retry that went astray), so it stays as it is, and the
+            // retry at the right replica finds it and publishes the same id.
+            Err(error @ ApiError::Misdirected { .. }) => Err(error),
             // Refused before anything was published: forget the key, so a corrected retry
             // may pass (unless another replica has moved the entry on meanwhile).
             Err(error) => {

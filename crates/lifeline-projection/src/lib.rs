@@ -225,8 +225,13 @@ fn apply_batch(
             continue;
         }
         // Another partition's community: stepped over before it is decoded (its position
-        // still counts as applied when the batch commits).
+        // still counts as applied when the batch commits; a clock reads its time only).
         if !partitioning.serves_subject(&message.subject) {
+            if handler.keeps_clock()
+                && let Some(time) = Envelope::time_of(&message.payload)
+            {
+                handler.stepped_over(&mut tx, time);
+            }
             outcome.ignored += 1;
             continue;
         }

@@ -378,6 +378,17 @@ impl Handler for DeliveryStatus {
         }
         Ok(applied)
     }
+
+    /// Coverage and "unserved today" read the clock: another partition's events move it
+    /// too, so a quiet partition's households still age.
+    fn keeps_clock(&self) -> bool {
+        true
+    }
+
+    fn stepped_over(&self, state: &mut dyn StateTx, time: time::OffsetDateTime) {
+        let text = time.format(&time::format_description::well_known::Rfc3339);
+        state.put_json(STATS, keys::CLOCK, &text.unwrap_or_default());
+    }
 }
 
 fn apply_event(state: &mut dyn StateTx, envelope: &Envelope) -> Result<Applied, Rejection> {

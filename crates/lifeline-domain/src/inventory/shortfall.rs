@@ -114,11 +114,13 @@ fn head(state: &dyn StateTx, prefix: &str) -> String {
         .unwrap_or_else(|| prefix.to_owned())
 }
 
-/// A row now waits at `key`: the head moves back to it if it was past it.
+/// A row now waits at `key`: the head moves back to it if it was past it. A line with no
+/// head is read from its start (a line written by an earlier release has rows and no
+/// head), so it gets none here: only a fill, having read the line, places one.
 fn lower_head(state: &mut dyn StateTx, prefix: &str, key: &str) {
     if state
         .get(SHORTFALL_HEADS, prefix)
-        .is_none_or(|head| key.as_bytes() < head.as_slice())
+        .is_some_and(|head| key.as_bytes() < head.as_slice())
     {
         state.put(SHORTFALL_HEADS, prefix, key.as_bytes().to_vec());
     }
@@ -190,11 +192,9 @@ pub(super) fn fill(state: &mut dyn StateTx, partner: &str, item: &str) -> Result
     let mut from = head(state, &prefix);
     // The first row still waiting once this fill is done: the line's new head.
     let mut first_left: Option<String> = None;
-    let mut read_to_end = false;
     'windows: while level.available() > 0 {
         let rows = state.scan_prefix_from(SHORTFALLS, &prefix, &from, WINDOW);
         let Some((last, _)) = rows.last() else {
-            read_to_end = true;
             break;
         };
         from = format!("{last}\0");
@@ -245,16 +245,14 @@ pub(super) fn fill(state: &mut dyn StateTx, partner: &str, item: &str) -> Result
             }
         }
         if !full {
-            read_to_end = true;
             break;
         }
     }
-    match first_left {
-        Some(key) => state.put(SHORTFALL_HEADS, &prefix, key.into_bytes()),
-        None if read_to_end => state.delete(SHORTFALL_HEADS, &prefix),
-        // Stopped at a window's end with stock used up: the next window starts at `from`.
-        None => state.put(SHORTFALL_HEADS, &prefix, from.into_bytes()),
-    }
+    // The first row left waiting; or, having read to the line's end or stopped at a
+    // window's end with the stock used up, past every row read (a row waiting later
+    // lowers it).
+    let head = first_left.unwrap_or(from);
+    state.put(SHORTFALL_HEADS, &prefix, head.into_bytes());
     put_stock(state, partner, item, level);
     Ok(())
 }

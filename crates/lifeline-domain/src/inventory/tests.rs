@@ -507,9 +507,49 @@ fn fills_start_at_the_head_and_nothing_waiting_is_passed_over() {
             .expect("reads")
             .is_empty()
     );
+    // The emptied line keeps a head past every row it had; an order waiting now sorts
+    // before it, lowers it, and is filled by the next egg.
+    assert!(state.get(SHORTFALL_HEADS, "p/eggs/").is_some());
+    apply(&mut state, urgent(300, eggs, 1000, Priority::Routine));
+    let before = reserved_of(&state, 300);
+    apply(&mut state, restock(1));
     assert_eq!(
-        state.get(SHORTFALL_HEADS, "p/eggs/"),
-        None,
-        "an empty line has no head"
+        reserved_of(&state, 300),
+        before + 1,
+        "a later waiter is filled"
     );
+}
+
+/// A line written before heads existed (rows, no head): an order waiting after the
+/// upgrade does not hide the rows before it.
+#[test]
+fn a_line_without_a_head_is_read_from_its_start() {
+    let eggs = 1;
+    let mut state = MemoryState::default();
+    for event in [
+        urgent(1, eggs, 1, Priority::Urgent),
+        urgent(2, eggs, 1, Priority::Routine),
+    ] {
+        apply_atomically(&Inventory, &mut state, &envelope(event), &mut Vec::new())
+            .expect("applies");
+    }
+    // As an earlier release left it.
+    state.delete(SHORTFALL_HEADS, "p/eggs/");
+    for event in [
+        urgent(3, eggs, 1, Priority::Routine),
+        Event::StockReceived(StockReceived {
+            partner: "p".into(),
+            item: ITEMS[eggs].into(),
+            quantity: 1,
+        }),
+    ] {
+        apply_atomically(&Inventory, &mut state, &envelope(event), &mut Vec::new())
+            .expect("applies");
+    }
+    assert_eq!(
+        reserved_of(&state, 1),
+        1,
+        "the urgent order from before went first"
+    );
+    shortfalls_agree(&state).expect("queues agree");
 }

@@ -73,6 +73,8 @@ pub(super) async fn pick_sheet_of(
         ApiError::BadRequest("the query parameter `community` is required".to_owned())
     })?;
     token_or_404(&community, "community")?;
+    // The community is in the query, where the partition middleware does not look.
+    api.serves(&community)?;
     if let Some(building) = &filter.building {
         token_or_404(building, "building")?;
     }
