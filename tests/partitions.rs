@@ -246,6 +246,21 @@ async fn two_replicas_serve_one_partition_each_and_send_the_rest_on() {
     )
     .await;
     assert_eq!(status, 200);
+    // A list across communities says what it covers.
+    let stuck = http
+        .get(format!("{p1}/v1/stuck"))
+        .bearer_auth("dev-operator")
+        .send()
+        .await
+        .expect("stuck");
+    assert_eq!(stuck.status(), 200);
+    assert_eq!(
+        stuck
+            .headers()
+            .get("lifeline-partitions-served")
+            .and_then(|v| v.to_str().ok()),
+        Some("1 of 2")
+    );
 
     // Every order picked, and the first of each community carried to its checkpoint, ten
     // to a vehicle, through the replica serving it.

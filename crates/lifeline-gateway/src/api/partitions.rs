@@ -44,8 +44,17 @@ pub(super) async fn served_here(
             return error.into_response();
         }
     }
-    next.run(Request::from_parts(parts, body)).await
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    // Every answer says what it covers: a list across communities (stuck orders, a
+    // partner's orders) holds these partitions' only.
+    if let Ok(served) = axum::http::HeaderValue::from_str(&api.partitioning.to_string()) {
+        response.headers_mut().insert(SERVED_HEADER, served);
+    }
+    response
 }
+
+/// On every `/v1` answer of a replica serving some partitions only: which (`1,3 of 4`).
+pub const SERVED_HEADER: &str = "lifeline-partitions-served";
 
 impl Api {
     /// 421 when `community` is in a partition this replica does not serve.
