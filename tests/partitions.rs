@@ -505,3 +505,25 @@ async fn a_misdirected_retry_keeps_the_first_attempts_key() {
         .expect("answered");
     assert_eq!(answer.0, reqwest::StatusCode::ACCEPTED);
 }
+
+/// `lifeline partition` prints the map a router needs, the same the replicas use.
+#[test]
+fn the_partition_command_prints_the_replicas_map() {
+    let communities = ["tianlun", "huangtugang", "some-new-community"];
+    let output = std::process::Command::new(LIFELINE)
+        .args(["partition", "--partitions", "3"])
+        .args(communities)
+        .output()
+        .expect("lifeline partition");
+    assert!(output.status.success(), "{output:?}");
+    let expected: String = communities
+        .iter()
+        .map(|c| format!("{c} {}\n", partition_of(c, 3)))
+        .collect();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), expected);
+    let refused = std::process::Command::new(LIFELINE)
+        .args(["partition", "--partitions", "0", "tianlun"])
+        .output()
+        .expect("lifeline partition");
+    assert!(!refused.status.success());
+}

@@ -207,6 +207,16 @@ pub enum Command {
         #[command(flatten)]
         seeds: SeedSource,
     },
+    /// Print the partition of each community (for a router's map, or to check where a
+    /// community is served). Reads nothing: the map is a fixed hash of the id.
+    Partition {
+        /// Community ids.
+        #[arg(required = true)]
+        communities: Vec<String>,
+        /// The deployment's partition count.
+        #[arg(long, env = "LIFELINE_PARTITIONS", default_value_t = 1)]
+        partitions: u32,
+    },
     /// Rebuild a projection from the stream into a fresh directory and swap it in.
     Replay {
         /// The consumer whose projection to rebuild.
@@ -298,5 +308,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             components::replay(common, consumer).await
         }
         Command::Seed { common, seeds } => components::seed(common, seeds).await,
+        Command::Partition {
+            communities,
+            partitions,
+        } => {
+            anyhow::ensure!(partitions >= 1, "--partitions must be at least 1");
+            for community in communities {
+                let partition = lifeline_events::partition_of(&community, partitions);
+                println!("{community} {partition}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
