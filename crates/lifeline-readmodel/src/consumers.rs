@@ -142,11 +142,6 @@ impl Consumer {
         &self.partitioning
     }
 
-    /// Whether it serves a subset of the communities.
-    pub fn is_partitioned(&self) -> bool {
-        !self.partitioning.serves_all()
-    }
-
     pub fn with_metrics(self, collector: CollectorFn) -> Self {
         Consumer {
             collector: Some(collector),
