@@ -17,6 +17,10 @@ use tokio::task::JoinSet;
 use crate::Common;
 use crate::local_nats::{self, LocalNats};
 
+/// How long a process keeps trying to provision the streams at start (a cluster electing
+/// its JetStream leader answers nothing for a few seconds).
+const PROVISION_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How long requests in flight may take to finish once shutdown begins.
 const HTTP_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -40,9 +44,21 @@ pub async fn connect(common: &Common, client_name: &str) -> anyhow::Result<Conne
         allow_fewer_replicas: common.allow_fewer_replicas,
         ..StreamSettings::default()
     };
-    provision(&jetstream, &settings)
-        .await
-        .map_err(|error| anyhow::anyhow!("cannot provision streams: {error}"))?;
+    // A cluster electing a JetStream leader (a node just lost or restarted) times the
+    // request out for a few seconds: keep asking for a while before giving up.
+    let patience = std::time::Instant::now() + PROVISION_PATIENCE;
+    loop {
+        match provision(&jetstream, &settings).await {
+            Ok(()) => break,
+            Err(error @ lifeline_bus::ProvisionError::Nats(_))
+                if std::time::Instant::now() < patience =>
+            {
+                tracing::warn!(%error, "cannot provision streams yet, retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(error) => anyhow::bail!("cannot provision streams: {error}"),
+        }
+    }
     Ok(Connection {
         client,
         jetstream,
